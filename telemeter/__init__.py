@@ -1,0 +1,8 @@
+"""telemeter: OpenStack Ceilometer-style telemetry agents and storage."""
+
+
+class NotImplementedError(NotImplementedError):  # noqa: A001
+    """Raised by a plugin for an operation its backend does not support.
+
+    It subclasses the builtin so callers may catch either.
+    """

@@ -1,0 +1,75 @@
+"""oslo.messaging plumbing shared by the three daemons.
+
+Transports are cached per URL inside a process so that every listener and
+notifier of a worker shares one connection pool.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import oslo_messaging
+from oslo_config import cfg
+from oslo_messaging.serializer import NoOpSerializer
+
+DEFAULT_URL = '__default__'
+TRANSPORTS: dict[str, oslo_messaging.Transport] = {}
+
+
+
+def setup() -> None:
+    """Make ``telemeter`` the control exchange of every transport."""
+    oslo_messaging.set_transport_defaults('telemeter')
+
+
+def get_transport(conf: cfg.ConfigOpts, url: str | None = None,
+                  optional: bool = False, cache: bool = True
+                  ) -> oslo_messaging.Transport | None:
+    """Return the notification transport for ``url`` (default: main one).
+
+    With ``optional`` a URL that cannot be loaded gives None instead of an
+    exception, which lets the collector run UDP-only.
+    """
+    cache_key = url or DEFAULT_URL
+    transport = TRANSPORTS.get(cache_key)
+    if not transport or not cache:
+        try:
+            transport = oslo_messaging.get_notification_transport(
+                conf, url, allowed_remote_exmods=None)
+        except (oslo_messaging.InvalidTransportURL,
+                oslo_messaging.DriverLoadFailure):
+            if not optional or url:
+                # A URL given explicitly must work.
+                raise
+            return None
+        if cache:
+            TRANSPORTS[cache_key] = transport
+    return transport
+
+
+def cleanup() -> None:
+    """Close every cached transport."""
+    for url, transport in list(TRANSPORTS.items()):
+        transport.cleanup()
+        del TRANSPORTS[url]
+
+
+def get_batch_notification_listener(transport: oslo_messaging.Transport,
+                                    targets: list[oslo_messaging.Target],
+                                    endpoints: list[Any],
+                                    allow_requeue: bool = False,
+                                    batch_size: int = 1,
+                                    batch_timeout: int | None = None
+                                    ) -> Any:
+    """A threading batch listener that hands raw dicts to the endpoints."""
+    return oslo_messaging.get_batch_notification_listener(
+        transport, targets, endpoints, executor='threading',
+        allow_requeue=allow_requeue, batch_size=batch_size,
+        batch_timeout=batch_timeout, serializer=NoOpSerializer())
+
+
+def get_notifier(transport: oslo_messaging.Transport, publisher_id: str,
+                 **kwargs: Any) -> oslo_messaging.Notifier:
+    """A Notifier that sends payloads unmodified."""
+    return oslo_messaging.Notifier(transport, serializer=NoOpSerializer(),
+                                   publisher_id=publisher_id, **kwargs)

@@ -1,0 +1,64 @@
+"""Every option telemeter registers, for oslo-config-generator and start-up.
+
+Each module owns its ``OPTS`` list; this module only gathers them so that
+``prepare_service`` and ``oslo-config-generator`` see the same set.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+from oslo_config import cfg
+
+OptList = list[tuple[str, Iterable[cfg.Opt]]]
+
+
+def list_opts() -> OptList:
+    """Return ``[(group, [opts])]`` with the DEFAULT group first."""
+    # Imported here so that importing this module stays cheap and cannot
+    # form an import cycle with the modules whose options it lists.
+    import telemeter.collector
+    import telemeter.dispatcher
+    import telemeter.notification
+    import telemeter.notification.ipc
+    import telemeter.pipeline
+    import telemeter.polling.manager
+    import telemeter.publisher.messaging
+    import telemeter.publisher.utils
+    import telemeter.sample
+    import telemeter.service
+    import telemeter.storage
+
+    return [
+        ('DEFAULT', itertools.chain(
+            telemeter.service.OPTS,
+            telemeter.sample.OPTS,
+            telemeter.pipeline.OPTS,
+            telemeter.polling.manager.OPTS,
+            telemeter.dispatcher.OPTS,
+            telemeter.notification.ipc.OPTS,
+        )),
+        ('collector', telemeter.collector.OPTS),
+        ('database', telemeter.storage.OPTS),
+        ('notification', telemeter.notification.OPTS),
+        ('polling', telemeter.polling.manager.POLLING_OPTS),
+        ('publisher', telemeter.publisher.utils.OPTS),
+        ('publisher_notifier', telemeter.publisher.messaging.NOTIFIER_OPTS),
+    ]
+
+
+def list_keystoneauth_opts() -> OptList:
+    """The ``[service_credentials]`` options, for the config generator."""
+    from keystoneauth1 import loading as ka_loading
+
+    from telemeter import keystone_client
+
+    options = list(keystone_client.CLI_OPTS)
+    options.extend(ka_loading.get_session_conf_options())
+    options.extend(ka_loading.get_auth_common_conf_options())
+    for plugin in ('password', 'v3password'):
+        for opt in ka_loading.get_auth_plugin_conf_options(plugin):
+            if all(opt.dest != o.dest for o in options):
+                options.append(opt)
+    return [(keystone_client.CFG_GROUP, options)]

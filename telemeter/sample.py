@@ -1,0 +1,153 @@
+"""The Sample: one measurement of one meter for one resource.
+
+Every agent speaks in Samples: pollsters yield them, notification handlers
+build them from notifications, transformers turn them into new ones and
+publishers serialise them (see :mod:`telemeter.publisher.utils`).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import uuid
+from typing import Any
+
+from oslo_config import cfg
+from oslo_utils import timeutils
+
+OPTS = [
+    cfg.StrOpt('sample_source',
+               default='openstack',
+               help='Source for samples emitted on this instance.'),
+    cfg.ListOpt('reserved_metadata_namespace',
+                default=['metering.'],
+                help='List of metadata prefixes reserved for metering use.'),
+    cfg.IntOpt('reserved_metadata_length',
+               default=256,
+               help='Limit on length of reserved metadata values.'),
+    cfg.ListOpt('reserved_metadata_keys',
+                default=[],
+                help='List of metadata keys reserved for metering use. And '
+                     'these keys are additional to the ones included in the '
+                     'namespace.'),
+]
+
+TYPE_GAUGE = 'gauge'
+TYPE_DELTA = 'delta'
+TYPE_CUMULATIVE = 'cumulative'
+TYPES = (TYPE_GAUGE, TYPE_DELTA, TYPE_CUMULATIVE)
+
+
+def setup(conf: cfg.ConfigOpts) -> None:
+    """Make ``[DEFAULT] sample_source`` the default source of new samples."""
+    Sample.SOURCE_DEFAULT = conf.sample_source
+
+
+def add_reserved_user_metadata(conf: cfg.ConfigOpts, src_metadata: dict,
+                               dest_metadata: dict) -> dict:
+    """Copy the operator-reserved keys of ``src_metadata`` into
+    ``dest_metadata['user_metadata']`` and return ``dest_metadata``."""
+    limit = conf.reserved_metadata_length
+    user_metadata: dict[str, Any] = {}
+
+    def _collect(key: str, value: Any) -> None:
+        key = key.replace('.', '_')
+        if key in dest_metadata or key in user_metadata:
+            return
+        if isinstance(value, str):
+            value = value[:limit]
+        user_metadata[key] = value
+
+    for prefix in conf.reserved_metadata_namespace:
+        for key, value in src_metadata.items():
+            if key.startswith(prefix):
+                _collect(key[len(prefix):], value)
+    for key in conf.reserved_metadata_keys:
+        if key in src_metadata:
+            _collect(key, src_metadata[key])
+    if user_metadata:
+        dest_metadata['user_metadata'] = user_metadata
+    return dest_metadata
+
+
+class Sample:
+    """One data point of a meter.
+
+    ``timestamp`` is an ISO 8601 string (or None until the polling agent
+    stamps it); ``id`` becomes the ``message_id`` of the published dict.
+    """
+
+    SOURCE_DEFAULT = 'openstack'
+
+    def __init__(self, name: str, type: str, unit: str | None, volume: Any,
+                 user_id: str | None, project_id: str | None,
+                 resource_id: str, timestamp: str | None = None,
+                 resource_metadata: dict | None = None,
+                 source: str | None = None, id: str | None = None,
+                 monotonic_time: float | None = None) -> None:
+        self.name = name
+        self.type = type
+        self.unit = unit
+        self.volume = volume
+        self.user_id = user_id
+        self.project_id = project_id
+        self.resource_id = resource_id
+        self.timestamp = timestamp
+        self.resource_metadata = resource_metadata or {}
+        self.source = source or self.SOURCE_DEFAULT
+        self.id = id or str(uuid.uuid1())
+        self.monotonic_time = monotonic_time
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            'name': self.name,
+            'type': self.type,
+            'unit': self.unit,
+            'volume': self.volume,
+            'user_id': self.user_id,
+            'project_id': self.project_id,
+            'resource_id': self.resource_id,
+            'timestamp': self.timestamp,
+            'resource_metadata': self.resource_metadata,
+            'source': self.source,
+            'id': self.id,
+            'monotonic_time': self.monotonic_time,
+        }
+
+    def __repr__(self) -> str:
+        return (f'<name: {self.name}, volume: {self.volume}, '
+                f'resource_id: {self.resource_id}, '
+                f'timestamp: {self.timestamp}>')
+
+    def set_timestamp(self, timestamp: str | None) -> None:
+        self.timestamp = timestamp
+
+    def get_iso_timestamp(self) -> datetime.datetime:
+        """The timestamp as an aware datetime (naive strings mean UTC)."""
+        moment = timeutils.parse_isotime(self.timestamp)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return moment
+
+    @classmethod
+    def from_notification(cls, name: str, type: str, volume: Any,
+                          unit: str | None, user_id: str | None,
+                          project_id: str | None, resource_id: str,
+                          message: dict, timestamp: str | None = None,
+                          metadata: dict | None = None,
+                          source: str | None = None) -> Sample:
+        """Build a Sample from an oslo.messaging notification dict."""
+        if not metadata:
+            payload = message.get('payload')
+            metadata = (copy.copy(payload) if isinstance(payload, dict)
+                        else {})
+            metadata['event_type'] = message['event_type']
+            metadata['host'] = message['publisher_id']
+        ts = timestamp or message['metadata']['timestamp']
+        moment = timeutils.parse_isotime(str(ts))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return cls(name=name, type=type, volume=volume, unit=unit,
+                   user_id=user_id, project_id=project_id,
+                   resource_id=resource_id, timestamp=moment.isoformat(),
+                   resource_metadata=metadata, source=source)

@@ -1,0 +1,81 @@
+"""Start-up shared by every telemeter command."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+from oslo_config import cfg
+from oslo_db import options as db_options
+from oslo_log import log
+
+from telemeter import keystone_client, messaging, opts, sample
+
+OPTS = [
+    cfg.HostAddressOpt('host',
+                       default=socket.gethostname(),
+                       sample_default='<your_hostname>',
+                       help='Name of this node, which must be valid in an '
+                            'AMQP key. Can be an opaque identifier. For ZeroMQ '
+                            'only, must be a valid host name, FQDN, or IP '
+                            'address.'),
+    cfg.IntOpt('http_timeout',
+               default=600,
+               help='Timeout seconds for HTTP requests. Set it to None to '
+                    'disable timeout.'),
+    cfg.IntOpt('max_parallel_requests',
+               default=64,
+               min=1,
+               help='Maximum number of parallel requests for services to '
+                    'handle at the same time.'),
+]
+
+_QUIET_LIBRARIES = ['amqp=WARN', 'amqplib=WARN', 'kombu=WARN',
+                    'stevedore=WARN', 'oslo_messaging=INFO',
+                    'oslo.messaging=INFO', 'urllib3=WARN',
+                    'alembic=WARN', 'tooz=INFO']
+
+
+def prepare_service(argv: list[str] | None = None,
+                    config_files: list[str] | None = None,
+                    conf: cfg.ConfigOpts | None = None) -> cfg.ConfigOpts:
+    """Register every option, parse the command line and set up logging.
+
+    Returns the ConfigOpts object every daemon passes around.
+    """
+    if argv is None:
+        argv = sys.argv
+    if conf is None:
+        conf = cfg.ConfigOpts()
+
+    for group, options in opts.list_opts():
+        conf.register_opts(list(options),
+                           group=None if group == 'DEFAULT' else group)
+    keystone_client.register_keystoneauth_opts(conf)
+    log.register_options(conf)
+    log.set_defaults(default_log_levels=(
+        log.get_default_log_levels() + _QUIET_LIBRARIES))
+    db_options.set_defaults(conf)
+    _register_messaging_defaults(conf)
+
+    conf(argv[1:], project='telemeter', validate_default_values=True,
+         default_config_files=config_files)
+    log.setup(conf, 'telemeter')
+    sample.setup(conf)
+    messaging.setup()
+    return conf
+
+
+def _register_messaging_defaults(conf: cfg.ConfigOpts) -> None:
+    """Register oslo.messaging's groups early so defaults can be changed."""
+    from oslo_messaging import opts as om_opts
+
+    for group, options in om_opts.list_opts():
+        group_name = None if group in (None, 'DEFAULT') else group
+        for opt in options:
+            try:
+                conf.register_opt(opt, group=group_name)
+            except cfg.DuplicateOptError:
+                pass
+    conf.set_default('rabbit_qos_prefetch_count', 100,
+                     group='oslo_messaging_rabbit')
