@@ -16,9 +16,9 @@ OPTS = [
                        default=socket.gethostname(),
                        sample_default='<your_hostname>',
                        help='Name of this node, which must be valid in an '
-                            'AMQP key. Can be an opaque identifier. For ZeroMQ '
-                            'only, must be a valid host name, FQDN, or IP '
-                            'address.'),
+                            'AMQP key. Can be an opaque identifier. It '
+                            'appears in publisher ids and resource ids of '
+                            'host samples.'),
     cfg.IntOpt('http_timeout',
                default=600,
                help='Timeout seconds for HTTP requests. Set it to None to '

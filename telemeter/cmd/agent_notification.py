@@ -1,0 +1,18 @@
+"""``telemeter-agent-notification``."""
+
+from __future__ import annotations
+
+import cotyledon
+from cotyledon import oslo_config_glue
+
+from telemeter import service
+from telemeter.notification import service as notification_service
+
+
+def main() -> None:
+    conf = service.prepare_service()
+    manager = cotyledon.ServiceManager()
+    oslo_config_glue.setup(manager, conf)
+    manager.add(notification_service.NotificationService,
+                workers=conf.notification.workers, args=(conf,))
+    manager.run()

@@ -1,0 +1,31 @@
+"""The collector: signed samples and events from the bus and UDP, handed to
+the configured dispatchers."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+OPTS = [
+    cfg.StrOpt('udp_address',
+               default='0.0.0.0',
+               help='Address to which the UDP socket is bound. Set to '
+                    'an empty string to disable.'),
+    cfg.PortOpt('udp_port',
+                default=4952,
+                help='Port to which the UDP socket is bound.'),
+    cfg.IntOpt('batch_size',
+               default=1,
+               help='Number of notification messages to wait before '
+                    'dispatching them.'),
+    cfg.IntOpt('batch_timeout',
+               help='Number of seconds to wait before dispatching samples '
+                    'when batch_size is not reached (None means '
+                    'indefinitely).'),
+    cfg.IntOpt('workers',
+               default=1,
+               min=1,
+               deprecated_group='DEFAULT',
+               deprecated_name='collector_workers',
+               help='Number of workers for collector service. '
+                    'default value is 1.'),
+]

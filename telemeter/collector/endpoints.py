@@ -1,0 +1,62 @@
+"""Bus endpoints of the collector: verify, then dispatch the whole batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import oslo_messaging
+from oslo_log import log
+
+from telemeter.publisher import utils
+
+LOG = log.getLogger(__name__)
+
+
+class CollectorEndpoint:
+    """Verifies every dict of a batch and hands the good ones to the
+    dispatchers; any dispatcher error requeues the whole batch, so nothing
+    is acknowledged before it is stored."""
+
+    method = 'record_metering_data'
+    kind = 'notification'
+
+    def __init__(self, secret: str | None, dispatcher_manager: Any) -> None:
+        self.secret = secret
+        self.dispatcher_manager = dispatcher_manager
+        self.rejected = 0
+
+    def sample(self, messages: list[dict]) -> Any:
+        """Handle a batch of ``sample``-priority notifications."""
+        goods = []
+        for message in messages:
+            payload = message.get('payload')
+            if not isinstance(payload, list):
+                self.rejected += 1
+                LOG.warning('%s payload is not a list, discarding: %s',
+                            self.kind, message)
+                continue
+            for item in payload:
+                if (isinstance(item, dict)
+                        and utils.verify_signature(item, self.secret)):
+                    goods.append(item)
+                else:
+                    self.rejected += 1
+                    LOG.warning('notification signature invalid, '
+                                'discarding: %s', item)
+        try:
+            self.dispatcher_manager.map_method(self.method, goods)
+        except Exception:
+            LOG.error('Dispatcher failed to handle the notification, '
+                      're-queuing it.', exc_info=True)
+            return oslo_messaging.NotificationResult.REQUEUE
+        return None
+
+
+class SampleEndpoint(CollectorEndpoint):
+    """Endpoint of the ``metering`` topic."""
+
+
+class EventEndpoint(CollectorEndpoint):
+    """Endpoint of the ``event`` topic."""
+
+    method = 'record_events'

@@ -1,0 +1,67 @@
+"""The notification agent: notifications in, samples and events out."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+OPTS = [
+    cfg.IntOpt('workers',
+               default=1,
+               min=1,
+               deprecated_group='DEFAULT',
+               deprecated_name='notification_workers',
+               help='Number of workers for notification service, default '
+                    'value is 1.'),
+    cfg.BoolOpt('ack_on_event_error',
+                default=True,
+                deprecated_group='collector',
+                help='Acknowledge message when event persistence fails.'),
+    cfg.BoolOpt('workload_partitioning',
+                default=False,
+                help='Enable workload partitioning, allowing multiple '
+                     'notification agents to be run simultaneously.'),
+    cfg.IntOpt('pipeline_processing_queues',
+               default=10,
+               min=1,
+               help='Number of queues to parallelize workload across. This '
+                    'value should be larger than the number of active '
+                    'notification agents for optimal results. WARNING: '
+                    'Once set, lowering this value may result in lost '
+                    'data.'),
+    cfg.MultiStrOpt('messaging_urls',
+                    default=[],
+                    secret=True,
+                    help='Messaging URLs to listen for notifications. '
+                         'Example: rabbit://user:pass@host1:port1'
+                         '[,user:pass@hostN:portN]/virtual_host '
+                         '(DEFAULT/transport_url is used if empty). This '
+                         'is useful when you have dedicate messaging nodes '
+                         'for each service, for example, all nova '
+                         'notifications go to rabbit-nova:5672, while all '
+                         'cinder notifications go to rabbit-cinder:5672.'),
+    cfg.IntOpt('batch_size',
+               default=100, min=1,
+               help='Number of notification messages to wait before '
+                    'publishing them.'),
+    cfg.IntOpt('batch_timeout',
+               default=5,
+               help='Number of seconds to wait before publishing samples '
+                    'when batch_size is not reached (None means '
+                    'indefinitely).'),
+    cfg.MultiStrOpt('notification_control_exchanges',
+                    default=['nova', 'glance', 'neutron', 'cinder', 'heat',
+                             'keystone', 'sahara', 'trove', 'zaqar', 'swift',
+                             'telemeter', 'magnum', 'dns'],
+                    deprecated_group='DEFAULT',
+                    deprecated_name='http_control_exchanges',
+                    help='Exchanges name to listen for notifications.'),
+]
+
+
+def __getattr__(name: str) -> object:
+    # ``telemeter.notification.NotificationProcessBase`` is the public name
+    # of the handler base class; load it lazily to keep imports acyclic.
+    if name == 'NotificationProcessBase':
+        from telemeter.notification.plugin_base import NotificationBase
+        return NotificationBase
+    raise AttributeError(name)

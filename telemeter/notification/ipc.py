@@ -1,0 +1,48 @@
+"""The ``_sample`` handler: samples the polling agent (and
+``telemeter-send-sample``) already built, carried as notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import oslo_messaging
+from oslo_config import cfg
+
+from telemeter import sample
+from telemeter.notification import plugin_base
+
+OPTS = [
+    cfg.StrOpt('telemeter_control_exchange',
+               default='telemeter',
+               help='Exchange name for telemeter notifications.'),
+]
+
+
+class TelemetryIpc(plugin_base.NotificationBase):
+    """One Sample per metering dict of ``payload['samples']``.
+
+    As in Ceilometer, signatures are not checked here and ``monotonic_time``
+    is not carried over.
+    """
+
+    event_types = ['telemetry.api', 'telemetry.polling']
+
+    def get_targets(self, conf: cfg.ConfigOpts) -> list[oslo_messaging.Target]:
+        return [oslo_messaging.Target(
+            topic=topic, exchange=conf.telemeter_control_exchange)
+            for topic in conf.oslo_messaging_notifications.topics]
+
+    def process_notification(self, message: dict) -> Iterator[sample.Sample]:
+        for data in message['payload']['samples']:
+            yield sample.Sample(
+                name=data['counter_name'],
+                type=data['counter_type'],
+                unit=data['counter_unit'],
+                volume=data['counter_volume'],
+                user_id=data['user_id'],
+                project_id=data['project_id'],
+                resource_id=data['resource_id'],
+                timestamp=data['timestamp'],
+                resource_metadata=data['resource_metadata'],
+                source=data.get('source'),
+                id=data.get('message_id'))

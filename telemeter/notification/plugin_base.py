@@ -1,0 +1,81 @@
+"""Base class of the notification handlers (``telemeter.notification``)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from typing import Any
+
+import oslo_messaging
+from oslo_config import cfg
+from oslo_log import log
+
+LOG = log.getLogger(__name__)
+
+
+class NotificationBase(metaclass=abc.ABCMeta):
+    """Turns notifications into samples and publishes them.
+
+    ``manager`` exposes ``.conf`` and ``.publisher()``. Instances are
+    oslo.messaging batch endpoints: ``info`` and ``sample`` receive lists of
+    notification dicts (``ctxt``, ``publisher_id``, ``event_type``,
+    ``payload``, ``metadata``).
+    """
+
+    #: Regular expressions of the event types this handler accepts; empty
+    #: means every event type.
+    event_types: list[str] = []
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        self.conf = manager.conf
+        if self.event_types:
+            self.filter_rule = oslo_messaging.NotificationFilter(
+                event_type='|'.join(self.event_types))
+
+    def get_targets(self, conf: cfg.ConfigOpts) -> list[oslo_messaging.Target]:
+        """Every notification topic on every configured exchange."""
+        return [oslo_messaging.Target(topic=topic, exchange=exchange)
+                for topic in conf.oslo_messaging_notifications.topics
+                for exchange in
+                conf.notification.notification_control_exchanges]
+
+    @abc.abstractmethod
+    def process_notification(self, message: dict) -> Iterable[Any]:
+        """Return the samples built from one notification dict."""
+
+    def info(self, notifications: list[dict]) -> None:
+        """Handle ``info`` notifications."""
+        self._process(notifications)
+
+    def sample(self, notifications: list[dict]) -> None:
+        """Handle ``sample`` notifications."""
+        self._process(notifications)
+
+    def _process(self, notifications: list[dict]) -> None:
+        for notification in notifications:
+            try:
+                self.to_samples_and_publish(notification)
+            except Exception:
+                LOG.error('Fail to process notification', exc_info=True)
+
+    def to_samples_and_publish(self, notification: dict) -> None:
+        """Publish one notification's samples in their own context."""
+        with self.manager.publisher() as publish:
+            publish(list(self.process_notification(notification)))
+
+    # Other priorities are acknowledged and discarded.
+    def audit(self, notifications: list[dict]) -> None:
+        """Discard ``audit`` notifications."""
+
+    def debug(self, notifications: list[dict]) -> None:
+        """Discard ``debug`` notifications."""
+
+    def warn(self, notifications: list[dict]) -> None:
+        """Discard ``warn`` notifications."""
+
+    def error(self, notifications: list[dict]) -> None:
+        """Discard ``error`` notifications."""
+
+    def critical(self, notifications: list[dict]) -> None:
+        """Discard ``critical`` notifications."""

@@ -1,0 +1,73 @@
+"""Event pipelines: a source's event-type filter coupled to a sink's
+publishers. Event sinks have no transformers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_log import log
+
+from telemeter.pipeline import base
+from telemeter.pipeline.sample import PipelineSource, Sink
+
+LOG = log.getLogger(__name__)
+
+
+class EventSource(PipelineSource):
+    """A ``sources`` entry of event_pipeline.yaml."""
+
+    def __init__(self, cfg: dict) -> None:
+        super().__init__(cfg)
+        self.events = cfg.get('events')
+        self.check_source_filtering(self.events, 'events')
+
+    def support_event(self, event_type: str) -> bool:
+        return base.is_supported(self.events, event_type)
+
+
+class EventSink(Sink):
+    """Sends events to every publisher.
+
+    With a single publisher its error propagates, which is what lets the
+    notification agent requeue on ``ack_on_event_error = False``.
+    """
+
+    def publish_events(self, events: list[Any]) -> None:
+        if not events:
+            return
+        for publisher in self.publishers:
+            try:
+                publisher.publish_events(events)
+            except Exception:
+                if len(self.publishers) == 1:
+                    LOG.error('Pipeline %s: Exit after error from publisher '
+                              '%s', self, publisher, exc_info=True)
+                    raise
+                LOG.error('Pipeline %s: Continue after error from publisher '
+                          '%s', self, publisher, exc_info=True)
+
+    def flush(self) -> None:
+        """Events are never held back, so there is nothing to flush."""
+
+
+class EventPipeline:
+    """One event source coupled with one of its sinks."""
+
+    def __init__(self, source: EventSource, sink: EventSink) -> None:
+        self.source = source
+        self.sink = sink
+        name = (source.name if source.name == sink.name
+                else f'{source.name}:{sink.name}')
+        self.name = 'event:' + name
+
+    def __str__(self) -> str:
+        return self.name
+
+    def publish_data(self, events: Any) -> None:
+        if not isinstance(events, list):
+            events = [events]
+        self.sink.publish_events(
+            [e for e in events if self.source.support_event(e.event_type)])
+
+    def flush(self) -> None:
+        self.sink.flush()
