@@ -1,0 +1,57 @@
+"""telemeter.utils helpers."""
+
+import datetime
+import decimal
+
+from telemeter import utils
+
+
+def test_recursive_keypairs_sorted_and_nested():
+    data = {'b': {'y': 2, 'x': {'z': 1}}, 'a': ['q'], 'c': {}}
+    assert list(utils.recursive_keypairs(data)) == [
+        ('a', [b'q']), ('b:x:z', 1), ('b:y', 2)]
+    assert list(utils.recursive_keypairs({'a': {'b': 1}}, '.')) == [
+        ('a.b', 1)]
+
+
+def test_decode_unicode():
+    assert utils.decode_unicode({'b': 'x', 'a': (b'y', 1)}) == {
+        b'a': ['y', 1], b'b': b'x'}
+    assert list(utils.decode_unicode({'b': 1, 'a': 2})) == [b'a', b'b']
+
+
+def test_restore_nesting_inverts_flattening():
+    flat = dict(utils.recursive_keypairs({'a': {'b': 1, 'c': {'d': 2}}}))
+    assert utils.restore_nesting(flat) == {'a': {'b': 1, 'c': {'d': 2}}}
+    assert utils.restore_nesting({'plain': 1}) == {'plain': 1}
+
+
+def test_dict_to_keyval():
+    assert sorted(utils.dict_to_keyval(
+        {'a': {'b': 1}, 'l': ['x', {'y': 2}]})) == [
+        ('a.b', 1), ('l[0]', 'x'), ('l[1].y', 2)]
+
+
+def test_sanitize_timestamp_normalises_to_naive_utc():
+    expected = datetime.datetime(2031, 1, 1, 10, 0, 0)
+    assert utils.sanitize_timestamp('2031-01-01T12:00:00+02:00') == expected
+    assert utils.sanitize_timestamp('2031-01-01T10:00:00Z') == expected
+    assert utils.sanitize_timestamp(
+        datetime.datetime(2031, 1, 1, 10, tzinfo=datetime.UTC)) == expected
+    assert utils.sanitize_timestamp(None) is None
+
+
+def test_decimal_round_trip_keeps_microseconds():
+    moment = datetime.datetime(2031, 5, 6, 7, 8, 9, 101112)
+    dec = utils.dt_to_decimal(moment)
+    assert dec == decimal.Decimal('1935817689.101112')
+    assert utils.decimal_to_dt(dec) == moment
+    assert utils.dt_to_decimal(None) is None
+    assert utils.decimal_to_dt(None) is None
+
+
+def test_update_nested_deep_merges_without_touching_input():
+    original = {'a': {'b': 1, 'c': 2}, 'd': 3}
+    merged = utils.update_nested(original, {'a': {'c': 4}, 'e': 5})
+    assert merged == {'a': {'b': 1, 'c': 4}, 'd': 3, 'e': 5}
+    assert original == {'a': {'b': 1, 'c': 2}, 'd': 3}
