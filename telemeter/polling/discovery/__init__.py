@@ -1,0 +1,1 @@
+"""Resource discoverers of the polling agent."""

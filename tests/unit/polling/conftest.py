@@ -1,0 +1,48 @@
+"""Fixtures of the polling agent tests."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+
+import oslo_messaging
+import pytest
+from oslo_config import cfg
+
+from telemeter import messaging, service
+
+# prepare_service registers copies of oslo.messaging's options before it
+# sets the 'telemeter' control exchange; a transport created afterwards
+# then fails with DuplicateOptError(control_exchange). Setting the default
+# first (as telemeter-polling's main() does) keeps the copies identical.
+messaging.setup()
+
+
+@pytest.fixture
+def conf() -> Iterator[cfg.ConfigOpts]:
+    conf = service.prepare_service(argv=[], config_files=[],
+                                   conf=cfg.ConfigOpts())
+    conf.set_override('transport_url', 'fake://')
+    yield conf
+    messaging.cleanup()
+
+
+@pytest.fixture
+def polling_file(conf: cfg.ConfigOpts, tmp_path) -> Callable[[str], str]:
+    """Write a polling.yaml and make it ``[polling] cfg_file``."""
+
+    def write(content: str, name: str = 'polling.yaml') -> str:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(content))
+        conf.set_override('cfg_file', str(path), group='polling')
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def fake_transport(conf: cfg.ConfigOpts
+                   ) -> Iterator[oslo_messaging.Transport]:
+    transport = oslo_messaging.get_notification_transport(conf, 'fake://')
+    yield transport
+    transport.cleanup()
