@@ -1,0 +1,181 @@
+"""Metering and event storage: options, filters and driver loading.
+
+Drivers live behind the stevedore namespaces ``telemeter.metering.storage``
+and ``telemeter.event.storage``; the scheme of the connection URL (up to the
+first ``+``) names the driver, which is constructed as ``cls(conf, url)``.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+from urllib import parse as urlparse
+
+from oslo_config import cfg
+from oslo_log import log
+from stevedore import driver
+
+from telemeter import utils
+
+LOG = log.getLogger(__name__)
+
+OPTS = [
+    cfg.IntOpt('metering_time_to_live',
+               default=-1,
+               help='Number of seconds that samples are kept in the '
+                    'database for (<= 0 means forever).',
+               deprecated_opts=[cfg.DeprecatedOpt('time_to_live',
+                                                  'database')]),
+    cfg.IntOpt('event_time_to_live',
+               default=-1,
+               help='Number of seconds that events are kept in the '
+                    'database for (<= 0 means forever).'),
+    cfg.StrOpt('metering_connection',
+               secret=True,
+               help='The connection string used to connect to the metering '
+                    'database (if unset, connection is used).'),
+    cfg.StrOpt('event_connection',
+               secret=True,
+               help='The connection string used to connect to the event '
+                    'database (if unset, connection is used).'),
+    cfg.BoolOpt('sql_expire_samples_only',
+                default=False,
+                help='Indicates if expirer expires only samples. If set '
+                     'true, expired samples will be deleted, but residual '
+                     'resource and meter definition data will remain.'),
+]
+
+METERING_NAMESPACE = 'telemeter.metering.storage'
+EVENT_NAMESPACE = 'telemeter.event.storage'
+
+
+class StorageUnknownWriteError(Exception):
+    """An error occurred while recording data and its cause is unknown."""
+
+
+class StorageBadVersion(Exception):
+    """The database server is too old for the driver."""
+
+
+class StorageBadAggregate(Exception):
+    """The requested statistics aggregate is invalid (HTTP 400)."""
+
+    code = 400
+
+
+Aggregate = collections.namedtuple('Aggregate', ['func', 'param'],
+                                   defaults=[None])
+Aggregate.__doc__ = ('One statistics aggregate: function name and optional '
+                     'parameter (e.g. cardinality/resource_id).')
+
+
+def get_connection(conf: cfg.ConfigOpts, url: str,
+                   namespace: str = METERING_NAMESPACE) -> Any:
+    """Load the driver named by the scheme of ``url`` and connect it.
+
+    ``mysql+pymysql://...`` selects the ``mysql`` driver.
+    """
+    if not url:
+        raise ValueError('No database connection URL configured')
+    engine_name = urlparse.urlparse(url).scheme.split('+')[0]
+    LOG.debug('looking for %(name)r driver in %(namespace)r',
+              {'name': engine_name, 'namespace': namespace})
+    mgr = driver.DriverManager(namespace, engine_name)
+    return mgr.driver(conf, url)
+
+
+def get_connection_from_config(conf: cfg.ConfigOpts,
+                               purpose: str = 'metering') -> Any:
+    """Connect to the ``purpose`` (metering or event) database.
+
+    The URL is ``[database] <purpose>_connection``, else ``[database]
+    connection``. Connecting is retried every ``retry_interval`` seconds, at
+    most ``max_retries`` attempts (``-1`` retries forever); the last error
+    is re-raised.
+    """
+    url = (getattr(conf.database, f'{purpose}_connection')
+           or conf.database.connection)
+    if not url:
+        raise ValueError(f'No database connection URL configured for '
+                         f'{purpose} (set [database] {purpose}_connection '
+                         f'or connection)')
+    namespace = f'telemeter.{purpose}.storage'
+    max_retries = conf.database.max_retries
+    interval = conf.database.retry_interval
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return get_connection(conf, url, namespace)
+        except Exception as err:
+            if 0 <= max_retries <= attempt:
+                raise
+            LOG.error('Unable to connect to the database server: '
+                      '%(err)s. Retrying in %(interval)s seconds '
+                      '(attempt %(attempt)d).',
+                      {'err': err, 'interval': interval,
+                       'attempt': attempt})
+            time.sleep(interval)
+
+
+class SampleFilter:
+    """Holds the properties for building a query from a meter/sample filter.
+
+    Timestamps are normalised to naive UTC datetimes; ``metaquery`` maps
+    ``metadata.<dotted key>`` to the wanted value.
+    """
+
+    def __init__(self, user: str | None = None, project: str | None = None,
+                 start_timestamp: Any = None,
+                 start_timestamp_op: str | None = None,
+                 end_timestamp: Any = None,
+                 end_timestamp_op: str | None = None,
+                 resource: str | None = None, meter: str | None = None,
+                 source: str | None = None, message_id: str | None = None,
+                 metaquery: dict | None = None) -> None:
+        self.user = user
+        self.project = project
+        self.start_timestamp = utils.sanitize_timestamp(start_timestamp)
+        self.start_timestamp_op = start_timestamp_op
+        self.end_timestamp = utils.sanitize_timestamp(end_timestamp)
+        self.end_timestamp_op = end_timestamp_op
+        self.resource = resource
+        self.meter = meter
+        self.source = source
+        self.metaquery = metaquery or {}
+        self.message_id = message_id
+
+    def __repr__(self) -> str:
+        fields = ('user', 'project', 'start_timestamp', 'start_timestamp_op',
+                  'end_timestamp', 'end_timestamp_op', 'resource', 'meter',
+                  'source', 'metaquery', 'message_id')
+        body = ', '.join(f'{name}: {getattr(self, name)}' for name in fields)
+        return f'<SampleFilter({body})>'
+
+
+class EventFilter:
+    """Properties for building an event query.
+
+    ``traits_filter`` is a list of ``{'key': k, '<string|integer|float|
+    datetime>': v, 'op': 'eq|lt|le|gt|ge|ne'}`` dicts; ``admin_proj`` keeps
+    only events without a ``project_id`` trait or with that project.
+    """
+
+    def __init__(self, start_timestamp: Any = None, end_timestamp: Any = None,
+                 event_type: str | None = None,
+                 message_id: str | None = None,
+                 traits_filter: list[dict] | None = None,
+                 admin_proj: str | None = None) -> None:
+        self.start_timestamp = utils.sanitize_timestamp(start_timestamp)
+        self.end_timestamp = utils.sanitize_timestamp(end_timestamp)
+        self.message_id = message_id
+        self.event_type = event_type
+        self.traits_filter = traits_filter or []
+        self.admin_proj = admin_proj
+
+    def __repr__(self) -> str:
+        return (f'<EventFilter(start_timestamp: {self.start_timestamp}, '
+                f'end_timestamp: {self.end_timestamp}, '
+                f'event_type: {self.event_type}, '
+                f'traits: {self.traits_filter})>')

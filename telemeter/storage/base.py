@@ -1,0 +1,231 @@
+"""Base classes of the storage drivers and their models."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from oslo_config import cfg
+
+import telemeter
+
+
+def make_capabilities(supported: bool) -> dict:
+    """The metering capability tree with every leaf set to ``supported``."""
+    query = {'simple': supported, 'metadata': supported}
+    return {
+        'meters': {'query': dict(query)},
+        'resources': {'query': dict(query)},
+        'samples': {'query': dict(query, complex=supported)},
+        'statistics': {
+            'groupby': supported,
+            'query': dict(query),
+            'aggregation': {
+                'standard': supported,
+                'selectable': dict.fromkeys(
+                    ('max', 'min', 'sum', 'avg', 'count', 'stddev',
+                     'cardinality'), supported),
+            },
+        },
+    }
+
+
+def make_event_capabilities(supported: bool) -> dict:
+    """The event capability tree with every leaf set to ``supported``."""
+    return {'events': {'query': {'simple': supported}}}
+
+
+def make_storage_capabilities(production_ready: bool) -> dict:
+    """The ``{'storage': {'production_ready': B}}`` tree."""
+    return {'storage': {'production_ready': production_ready}}
+
+
+class Model:
+    """Base class for storage API models.
+
+    Every keyword argument becomes an attribute; ``as_dict()`` converts
+    nested models (and lists of models) recursively and ``==`` compares
+    those dicts.
+    """
+
+    def __init__(self, **kwds: Any) -> None:
+        self.fields = list(kwds)
+        for key, value in kwds.items():
+            setattr(self, key, value)
+
+    def as_dict(self) -> dict:
+        """Return the fields as a dict, nested models included."""
+        result = {}
+        for name in self.fields:
+            value = getattr(self, name)
+            if isinstance(value, Model):
+                value = value.as_dict()
+            elif (isinstance(value, list) and value
+                  and isinstance(value[0], Model)):
+                value = [item.as_dict() for item in value]
+            result[name] = value
+        return result
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Model):
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def get_field_names(cls) -> set[str]:
+        """The constructor argument names of this model."""
+        params = inspect.signature(cls.__init__).parameters
+        return {name for name, param in params.items()
+                if name != 'self' and param.kind in (
+                    param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)}
+
+
+class Connection:
+    """Base class for metering storage drivers.
+
+    Query methods of a driver that lacks them raise
+    :class:`telemeter.NotImplementedError`.
+    """
+
+    CAPABILITIES = make_capabilities(False)
+    STORAGE_CAPABILITIES = make_storage_capabilities(False)
+
+    def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
+        self.conf = conf
+
+    @staticmethod
+    def upgrade() -> None:
+        """Create or migrate the schema."""
+
+    @staticmethod
+    def clear() -> None:
+        """Remove all stored data."""
+
+    def record_metering_data(self, data: dict) -> None:
+        """Write one metering dict (``timestamp`` a naive UTC datetime)."""
+        raise telemeter.NotImplementedError(
+            'Recording metering data is not implemented')
+
+    def record_metering_data_batch(self, samples: Iterable[dict]) -> None:
+        """Record a list of metering dicts; the default loops."""
+        for sample in samples:
+            self.record_metering_data(sample)
+
+    def clear_expired_metering_data(self, ttl: int) -> None:
+        """Delete samples older than ``ttl`` seconds."""
+        raise telemeter.NotImplementedError(
+            'Clearing samples not implemented')
+
+    def get_resources(self, user: str | None = None,
+                      project: str | None = None,
+                      source: str | None = None,
+                      start_timestamp: Any = None,
+                      start_timestamp_op: str | None = None,
+                      end_timestamp: Any = None,
+                      end_timestamp_op: str | None = None,
+                      metaquery: dict | None = None,
+                      resource: str | None = None,
+                      limit: int | None = None) -> Iterator[Any]:
+        """Return an iterable of Resource models."""
+        raise telemeter.NotImplementedError('Resources not implemented')
+
+    def get_meters(self, user: str | None = None,
+                   project: str | None = None,
+                   resource: str | None = None,
+                   source: str | None = None,
+                   metaquery: dict | None = None,
+                   limit: int | None = None,
+                   unique: bool = False) -> Iterator[Any]:
+        """Return an iterable of Meter models."""
+        raise telemeter.NotImplementedError('Meters not implemented')
+
+    def get_samples(self, sample_filter: Any,
+                    limit: int | None = None) -> Iterator[Any]:
+        """Return an iterable of Sample models, newest first."""
+        raise telemeter.NotImplementedError('Samples not implemented')
+
+    def query_samples(self, filter_expr: dict | None = None,
+                      orderby: list | None = None,
+                      limit: int | None = None) -> Iterator[Any]:
+        """Return Sample models matching a complex filter expression."""
+        raise telemeter.NotImplementedError('Complex query for samples '
+                                            'is not implemented.')
+
+    def get_meter_statistics(self, sample_filter: Any,
+                             period: int | None = None,
+                             groupby: list | None = None,
+                             aggregate: list | None = None
+                             ) -> Iterator[Any]:
+        """Return Statistics models for the samples matching the filter."""
+        raise telemeter.NotImplementedError('Statistics not implemented')
+
+    @classmethod
+    def get_capabilities(cls) -> dict:
+        """The driver's query capabilities."""
+        return cls.CAPABILITIES
+
+    @classmethod
+    def get_storage_capabilities(cls) -> dict:
+        """The driver's storage capabilities."""
+        return cls.STORAGE_CAPABILITIES
+
+
+class EventConnection:
+    """Base class for event storage drivers."""
+
+    CAPABILITIES = make_event_capabilities(False)
+    STORAGE_CAPABILITIES = make_storage_capabilities(False)
+
+    def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
+        self.conf = conf
+
+    @staticmethod
+    def upgrade() -> None:
+        """Create or migrate the schema."""
+
+    @staticmethod
+    def clear() -> None:
+        """Remove all stored events."""
+
+    def record_events(self, events: Iterable[Any]) -> None:
+        """Write a list of Event models."""
+        raise telemeter.NotImplementedError('Events not implemented.')
+
+    def get_events(self, event_filter: Any,
+                   limit: int | None = None) -> Iterator[Any]:
+        """Return Event models matching ``event_filter``."""
+        raise telemeter.NotImplementedError('Events not implemented.')
+
+    def get_event_types(self) -> Iterator[str]:
+        """Return all event types, sorted."""
+        raise telemeter.NotImplementedError('Events not implemented.')
+
+    def get_trait_types(self, event_type: str) -> Iterator[dict]:
+        """Return ``{'name', 'data_type'}`` for every trait of a type."""
+        raise telemeter.NotImplementedError('Events not implemented.')
+
+    def get_traits(self, event_type: str,
+                   trait_type: str | None = None) -> Iterator[Any]:
+        """Return Trait models of all events of ``event_type``."""
+        raise telemeter.NotImplementedError('Events not implemented.')
+
+    def clear_expired_event_data(self, ttl: int) -> None:
+        """Delete events older than ``ttl`` seconds."""
+        raise telemeter.NotImplementedError('Clearing events not implemented')
+
+    @classmethod
+    def get_capabilities(cls) -> dict:
+        """The driver's query capabilities."""
+        return cls.CAPABILITIES
+
+    @classmethod
+    def get_storage_capabilities(cls) -> dict:
+        """The driver's storage capabilities."""
+        return cls.STORAGE_CAPABILITIES

@@ -1,0 +1,1 @@
+"""Alembic script directories of the metering and event schemas."""

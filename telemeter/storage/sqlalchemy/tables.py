@@ -1,0 +1,154 @@
+"""The SQL schema of metering and event storage (storage.md §5).
+
+Metering and event tables live in separate ``MetaData`` objects with their
+own Alembic histories, so the two may share a database or use two.
+
+Additions to the documented schema (all for idempotent, concurrent writes):
+
+* ``sample.message_id`` is unique (``uq_sample_message_id``), so a
+  redelivered sample is never stored twice;
+* ``resource.identity_hash`` (MD5 of resource_id, user_id, project_id,
+  source and metadata_hash, NULL-safe) is unique
+  (``uq_resource_identity_hash``), so concurrent writers cannot create two
+  rows for the same resource state;
+* foreign keys carry explicit names.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import sqlalchemy as sa
+
+from telemeter.storage.sqlalchemy.types import PreciseTimestamp
+
+MYSQL_TABLE_ARGS = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4'}
+
+METERING_VERSION_TABLE = 'alembic_version_metering'
+EVENT_VERSION_TABLE = 'alembic_version_event'
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC now, the default of timestamp columns."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigIntId = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+
+metering_metadata = sa.MetaData()
+event_metadata = sa.MetaData()
+
+meter = sa.Table(
+    'meter', metering_metadata,
+    sa.Column('id', sa.Integer, primary_key=True),
+    sa.Column('name', sa.String(255), nullable=False),
+    sa.Column('type', sa.String(255)),
+    sa.Column('unit', sa.String(255)),
+    sa.UniqueConstraint('name', 'type', 'unit', name='def_unique'),
+    sa.Index('ix_meter_name', 'name'),
+    **MYSQL_TABLE_ARGS,
+)
+
+resource = sa.Table(
+    'resource', metering_metadata,
+    sa.Column('internal_id', sa.Integer, primary_key=True),
+    sa.Column('user_id', sa.String(255)),
+    sa.Column('project_id', sa.String(255)),
+    sa.Column('source_id', sa.String(255)),
+    sa.Column('resource_id', sa.String(255), nullable=False),
+    sa.Column('resource_metadata', sa.Text),
+    sa.Column('metadata_hash', sa.String(32)),
+    sa.Column('identity_hash', sa.String(32), nullable=False),
+    sa.UniqueConstraint('identity_hash', name='uq_resource_identity_hash'),
+    sa.Index('ix_resource_resource_id', 'resource_id'),
+    sa.Index('ix_resource_metadata_hash', 'metadata_hash'),
+    **MYSQL_TABLE_ARGS,
+)
+
+sample = sa.Table(
+    'sample', metering_metadata,
+    sa.Column('id', BigIntId, primary_key=True),
+    sa.Column('meter_id', sa.Integer,
+              sa.ForeignKey('meter.id', name='fk_sample_meter_id')),
+    sa.Column('resource_id', sa.Integer,
+              sa.ForeignKey('resource.internal_id',
+                            name='fk_sample_resource_id')),
+    sa.Column('volume', sa.Float(precision=53)),
+    sa.Column('timestamp', PreciseTimestamp(), default=utcnow),
+    sa.Column('recorded_at', PreciseTimestamp(), default=utcnow),
+    sa.Column('message_signature', sa.String(64)),
+    sa.Column('message_id', sa.String(128)),
+    sa.UniqueConstraint('message_id', name='uq_sample_message_id'),
+    sa.Index('ix_sample_timestamp', 'timestamp'),
+    sa.Index('ix_sample_resource_id', 'resource_id'),
+    sa.Index('ix_sample_meter_id', 'meter_id'),
+    sa.Index('ix_sample_meter_id_resource_id', 'meter_id', 'resource_id'),
+    **MYSQL_TABLE_ARGS,
+)
+
+
+def _metadata_table(name: str, value_type: sa.types.TypeEngine,
+                    index: str) -> sa.Table:
+    return sa.Table(
+        name, metering_metadata,
+        sa.Column('id', sa.Integer,
+                  sa.ForeignKey('resource.internal_id',
+                                name=f'fk_{name}_id'),
+                  primary_key=True, autoincrement=False),
+        sa.Column('meta_key', sa.String(255), primary_key=True),
+        sa.Column('value', value_type),
+        sa.Index(index, 'meta_key'),
+        **MYSQL_TABLE_ARGS,
+    )
+
+
+metadata_text = _metadata_table('metadata_text', sa.Text(),
+                                'ix_meta_text_key')
+metadata_bool = _metadata_table('metadata_bool', sa.Boolean(),
+                                'ix_meta_bool_key')
+metadata_int = _metadata_table('metadata_int', sa.BigInteger(),
+                               'ix_meta_int_key')
+metadata_float = _metadata_table('metadata_float', sa.Float(precision=53),
+                                 'ix_meta_float_key')
+
+event_type = sa.Table(
+    'event_type', event_metadata,
+    sa.Column('id', sa.Integer, primary_key=True),
+    sa.Column('desc', sa.String(255)),
+    sa.UniqueConstraint('desc', name='uq_event_type_desc'),
+    **MYSQL_TABLE_ARGS,
+)
+
+event = sa.Table(
+    'event', event_metadata,
+    sa.Column('id', sa.Integer, primary_key=True),
+    sa.Column('message_id', sa.String(50)),
+    sa.Column('generated', PreciseTimestamp()),
+    sa.Column('raw', sa.Text),
+    sa.Column('event_type_id', sa.Integer,
+              sa.ForeignKey('event_type.id', name='fk_event_type_id')),
+    sa.Index('ix_event_message_id', 'message_id', unique=True),
+    sa.Index('ix_event_type_id', 'event_type_id'),
+    sa.Index('ix_event_generated', 'generated'),
+    **MYSQL_TABLE_ARGS,
+)
+
+
+def _trait_table(name: str, value_type: sa.types.TypeEngine) -> sa.Table:
+    return sa.Table(
+        name, event_metadata,
+        sa.Column('event_id', sa.Integer,
+                  sa.ForeignKey('event.id', name=f'fk_{name}_event_id'),
+                  primary_key=True, autoincrement=False),
+        sa.Column('key', sa.String(255), primary_key=True),
+        sa.Column('value', value_type),
+        sa.Index(f'ix_{name}_event_id_key', 'event_id', 'key'),
+        **MYSQL_TABLE_ARGS,
+    )
+
+
+trait_text = _trait_table('trait_text', sa.String(255))
+trait_int = _trait_table('trait_int', sa.BigInteger())
+trait_float = _trait_table('trait_float', sa.Float(precision=53))
+trait_datetime = _trait_table('trait_datetime', PreciseTimestamp())
