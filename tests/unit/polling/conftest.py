@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import oslo_messaging
 import pytest
 from oslo_config import cfg
+from oslo_messaging._drivers import impl_fake
 
 from telemeter import messaging, service
 
@@ -23,8 +24,12 @@ def conf() -> Iterator[cfg.ConfigOpts]:
     conf = service.prepare_service(argv=[], config_files=[],
                                    conf=cfg.ConfigOpts())
     conf.set_override('transport_url', 'fake://')
+    conf.set_override('heartbeat_timeout_threshold', 0,
+                      group='oslo_messaging_rabbit')
     yield conf
     messaging.cleanup()
+    # The fake driver keeps its exchanges in a class attribute.
+    impl_fake.FakeExchangeManager.cleanup()
 
 
 @pytest.fixture

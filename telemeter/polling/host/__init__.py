@@ -1,0 +1,1 @@
+"""Pollsters of the local node (psutil)."""
