@@ -109,6 +109,13 @@ class HeartBeatService(cotyledon.Service):
             self._threads.append(thread)
             thread.start()
 
+    def reload(self) -> None:
+        """SIGHUP: keep serving (and keep the pollsters' status).
+
+        cotyledon's default would restart the worker; a new
+        ``heartbeat_socket_dir`` needs a restart of the agent anyway.
+        """
+
     def terminate(self) -> None:
         """Stop serving and remove the socket file."""
         self._stop.set()

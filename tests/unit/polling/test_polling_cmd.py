@@ -162,6 +162,10 @@ def test_heartbeat_service(conf, tmp_path):
                 break
             time.sleep(0.05)
         assert sorted(text.split('\n')) == ['cpu t3', 'mem t2']
+        # SIGHUP keeps the service and its status (no self-SIGTERM).
+        service.reload()
+        assert sorted(read_socket(str(path)).split('\n')) == ['cpu t3',
+                                                              'mem t2']
     finally:
         start = time.monotonic()
         service.terminate()
