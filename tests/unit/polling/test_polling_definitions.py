@@ -1,4 +1,4 @@
-"""polling.yaml loading and validation (pipeline.md §1–§4, §6)."""
+"""polling.yaml loading and validation (pipeline.md §1-§4, §6)."""
 
 from __future__ import annotations
 
