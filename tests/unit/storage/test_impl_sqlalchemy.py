@@ -1,0 +1,27 @@
+"""The storage driver suite against SQLite files."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.storage import driver_suite
+
+
+class SQLiteURL:
+    """Each test gets its own SQLite file."""
+
+    @pytest.fixture
+    def db_url(self, tmp_path):
+        return f'sqlite:///{tmp_path / "telemeter.db"}'
+
+
+class TestSQLiteMetering(SQLiteURL, driver_suite.MeteringDriverTests):
+    """Metering semantics on SQLite."""
+
+
+class TestSQLiteEvents(SQLiteURL, driver_suite.EventDriverTests):
+    """Event semantics on SQLite."""
+
+
+class TestSQLiteSQL(SQLiteURL, driver_suite.SQLDriverTests):
+    """Schema, expiry and concurrency on SQLite."""
