@@ -56,26 +56,32 @@ def prepare_service(argv: list[str] | None = None,
     log.set_defaults(default_log_levels=(
         log.get_default_log_levels() + _QUIET_LIBRARIES))
     db_options.set_defaults(conf)
+    messaging.setup()
     _register_messaging_defaults(conf)
 
     conf(argv[1:], project='telemeter', validate_default_values=True,
          default_config_files=config_files)
     log.setup(conf, 'telemeter')
     sample.setup(conf)
-    messaging.setup()
     return conf
 
 
 def _register_messaging_defaults(conf: cfg.ConfigOpts) -> None:
-    """Register oslo.messaging's groups early so defaults can be changed."""
-    from oslo_messaging import opts as om_opts
+    """Register oslo.messaging's options early and raise the RabbitMQ
+    prefetch default to 100, as Ceilometer does.
 
-    for group, options in om_opts.list_opts():
-        group_name = None if group in (None, 'DEFAULT') else group
-        for opt in options:
-            try:
-                conf.register_opt(opt, group=group_name)
-            except cfg.DuplicateOptError:
-                pass
+    The library's own option objects are registered (registering the same
+    object twice is harmless), so transports later find them in place and
+    ``transport_url`` and the notification topics can be read at once.
+    """
+    from oslo_messaging import transport
+    from oslo_messaging._drivers import impl_rabbit
+    from oslo_messaging.notify import notifier
+
+    conf.register_opts(transport._transport_opts)
+    conf.register_opts(notifier._notifier_opts,
+                       group='oslo_messaging_notifications')
+    conf.register_opts(impl_rabbit.rabbit_opts,
+                       group='oslo_messaging_rabbit')
     conf.set_default('rabbit_qos_prefetch_count', 100,
                      group='oslo_messaging_rabbit')

@@ -13,8 +13,9 @@ KEYS = {'name', 'type', 'unit', 'volume', 'user_id', 'project_id',
 
 
 def _sample(**kwargs):
-    args = dict(name='cpu', type=sample.TYPE_CUMULATIVE, unit='ns',
-                volume=1, user_id='u', project_id='p', resource_id='r')
+    args = {'name': 'cpu', 'type': sample.TYPE_CUMULATIVE, 'unit': 'ns',
+            'volume': 1, 'user_id': 'u', 'project_id': 'p',
+            'resource_id': 'r'}
     args.update(kwargs)
     return sample.Sample(**args)
 

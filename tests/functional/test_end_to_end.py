@@ -1,0 +1,258 @@
+"""The three daemons as real processes over a real RabbitMQ into SQLite.
+
+polling -> notifications.sample -> agent-notification -> pipeline ->
+notifier:// -> metering.sample -> collector -> database dispatcher -> SQL.
+"""
+
+from __future__ import annotations
+
+import datetime
+import signal
+import time
+
+import kombu
+import pytest
+
+from telemeter import messaging, sample, storage
+from telemeter.publisher import utils
+from tests.functional import daemons
+
+# name -> (type, unit, volume type) of the host pollster family.
+HOST_METERS = {
+    'host.cpu.time': ('cumulative', 'ns', int),
+    'host.memory.used': ('gauge', 'B', int),
+    'host.memory.total': ('gauge', 'B', int),
+    'host.disk.read.bytes': ('cumulative', 'B', int),
+    'host.disk.write.bytes': ('cumulative', 'B', int),
+    'host.network.incoming.bytes': ('cumulative', 'B', int),
+    'host.network.outgoing.bytes': ('cumulative', 'B', int),
+    'host.load.1min': ('gauge', 'process', float),
+    'host.load.5min': ('gauge', 'process', float),
+    'host.load.15min': ('gauge', 'process', float),
+}
+
+
+@pytest.fixture
+def deployment(tmp_path, rabbit_url):
+    dep = daemons.Deployment(tmp_path / 'deployment', rabbit_url)
+    dep.run('telemeter-dbsync')
+    yield dep
+    dep.cleanup()
+    messaging.cleanup()
+
+
+def _start_agents(dep: daemons.Deployment):
+    collector = dep.start('telemeter-collector')
+    notification = dep.start('telemeter-agent-notification')
+    collector.wait_for_log('Collector listening on topic')
+    notification.wait_for_log('Notification agent listening')
+    return collector, notification
+
+
+def _wait_for_samples(conn, sample_filter, count=1, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    found = []
+    while time.monotonic() < deadline:
+        found = list(conn.get_samples(sample_filter))
+        if len(found) >= count:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f'{len(found)} of {count} samples stored within '
+                         f'{timeout}s for {vars(sample_filter)}')
+
+
+def _wire_dict(stored) -> dict:
+    """The signed metering dict the collector received, rebuilt from the
+    stored row (the notification agent re-signs with monotonic_time None)."""
+    return {
+        'source': stored.source,
+        'counter_name': stored.counter_name,
+        'counter_type': stored.counter_type,
+        'counter_unit': stored.counter_unit,
+        'counter_volume': stored.counter_volume,
+        'user_id': stored.user_id,
+        'project_id': stored.project_id,
+        'resource_id': stored.resource_id,
+        'timestamp': stored.timestamp.isoformat(),
+        'resource_metadata': stored.resource_metadata,
+        'message_id': stored.message_id,
+        'monotonic_time': None,
+        'message_signature': stored.message_signature,
+    }
+
+
+def _notifier(dep: daemons.Deployment, topic: str, publisher_id: str):
+    transport = messaging.get_transport(dep.conf(), dep.transport_url)
+    return messaging.get_notifier(transport, publisher_id,
+                                  driver='messagingv2', topics=[topic])
+
+
+def _signed(name: str, resource: str, secret: str = daemons.SECRET,
+            volume: float = 1.0) -> dict:
+    s = sample.Sample(name, 'gauge', 'thing', volume, 'u', 'p', resource,
+                      timestamp=datetime.datetime.utcnow().isoformat())
+    return utils.meter_message_from_counter(s, secret)
+
+
+def test_send_sample_and_polled_samples_reach_the_database(deployment):
+    dep = deployment
+    _start_agents(dep)
+    dep.start('telemeter-polling', '--polling-namespaces', 'compute')
+    dep.run('telemeter-send-sample', '-n', 'functional.meter',
+            '-y', 'cumulative', '-U', 'widget', '-l', '42',
+            '-r', 'resource-42', '-u', 'user-1', '-p', 'project-1',
+            '-i', '2031-05-06T07:08:09.101112',
+            '-m', "{'colour': 'blue', 'nested': {'size': 3}}")
+    conn = dep.storage()
+
+    [stored] = _wait_for_samples(
+        conn, storage.SampleFilter(meter='functional.meter'))
+    assert (stored.counter_name, stored.counter_type, stored.counter_unit,
+            stored.counter_volume) == ('functional.meter', 'cumulative',
+                                       'widget', 42.0)
+    assert (stored.user_id, stored.project_id, stored.resource_id,
+            stored.source) == ('user-1', 'project-1', 'resource-42',
+                               'openstack')
+    assert stored.timestamp == datetime.datetime(2031, 5, 6, 7, 8, 9,
+                                                 101112)
+    assert stored.resource_metadata == {'colour': 'blue',
+                                        'nested': {'size': 3}}
+    assert len(stored.message_id) == 36
+    assert utils.verify_signature(_wire_dict(stored), daemons.SECRET)
+    assert not utils.verify_signature(_wire_dict(stored), 'other-secret')
+
+    # Two polling cycles (interval 2 s) of every host meter.
+    started = datetime.datetime.utcnow()
+    polled = _wait_for_samples(
+        conn, storage.SampleFilter(resource=dep.host),
+        count=2 * len(HOST_METERS), timeout=90)
+    by_name: dict[str, list] = {}
+    for s in polled:
+        by_name.setdefault(s.counter_name, []).append(s)
+    assert set(by_name) == set(HOST_METERS)
+    for name, (kind, unit, volume_type) in HOST_METERS.items():
+        newest = by_name[name][0]
+        assert (newest.counter_type, newest.counter_unit) == (kind, unit)
+        assert newest.user_id is None and newest.project_id is None
+        assert newest.source == 'openstack'
+        assert isinstance(newest.resource_metadata, dict)
+        assert newest.resource_metadata
+        assert newest.counter_volume >= 0
+        assert float(newest.counter_volume) == volume_type(
+            newest.counter_volume)
+        age = abs((newest.timestamp - started).total_seconds())
+        assert age < 120
+        assert utils.verify_signature(_wire_dict(newest), daemons.SECRET)
+    total = by_name['host.memory.total'][0].counter_volume
+    assert 0 < by_name['host.memory.used'][0].counter_volume <= total
+    cpu = sorted(by_name['host.cpu.time'], key=lambda s: s.timestamp)
+    assert cpu[-1].counter_volume >= cpu[0].counter_volume > 0
+
+
+def test_forged_and_malformed_messages_are_dropped(deployment):
+    dep = deployment
+    collector, notification = _start_agents(dep)
+    polling_notifier = _notifier(dep, dep.notification_topic,
+                                 'telemeter.polling')
+    metering_notifier = _notifier(dep, dep.metering_topic, 'intruder')
+
+    # A forged signature straight onto the collector's topic.
+    metering_notifier.sample({}, 'metering',
+                             [_signed('forged.meter', 'r-forged', 'wrong')])
+    # Payloads of the wrong shape on both agents' queues.
+    metering_notifier.sample({}, 'metering', 'not a list')
+    metering_notifier.sample({}, 'metering', [['nested'], 42, None])
+    polling_notifier.sample({}, 'telemetry.polling', {'samples': 'x'})
+    polling_notifier.sample({}, 'telemetry.polling', None)
+    polling_notifier.sample({}, 'telemetry.polling',
+                            {'samples': [{'counter_name': 'no-type'}]})
+    # Bodies that are not even JSON, published with plain AMQP.
+    with kombu.Connection(dep.transport_url.replace('rabbit://', 'amqp://')
+                          ) as conn:
+        producer = conn.Producer()
+        for topic in (dep.metering_topic, dep.notification_topic):
+            producer.publish(b'\x00\xffnot json{', exchange='telemeter',
+                             routing_key=f'{topic}.sample',
+                             content_type='application/octet-stream')
+
+    collector.wait_for_log('notification signature invalid, discarding')
+    notification.wait_for_log('Fail to process notification', count=3)
+
+    # Both daemons survived and still do their work.
+    polling_notifier.sample({}, 'telemetry.polling', {'samples': [
+        _signed('after.garbage', 'r-ok')]})
+    conn = dep.storage()
+    [stored] = _wait_for_samples(
+        conn, storage.SampleFilter(meter='after.garbage'))
+    assert stored.resource_id == 'r-ok'
+    assert list(conn.get_samples(
+        storage.SampleFilter(meter='forged.meter'))) == []
+    assert collector.alive() and notification.alive()
+
+
+def test_collector_killed_mid_stream_loses_and_duplicates_nothing(
+        deployment):
+    dep = deployment
+    total = 600
+    notifier = _notifier(dep, dep.metering_topic, 'load')
+    sent_ids = set()
+    for i in range(total):
+        message = _signed('inflight.meter', f'r-{i % 7}', volume=i)
+        sent_ids.add(message['message_id'])
+        notifier.sample({}, 'metering', [message])
+
+    conn = dep.storage()
+    only = storage.SampleFilter(meter='inflight.meter')
+    collector = dep.start('telemeter-collector')
+    _wait_for_samples(conn, only, count=50, timeout=60)
+    collector.kill()  # SIGKILL: no chance to finish or acknowledge
+    stored_at_kill = len(list(conn.get_samples(only)))
+    assert stored_at_kill < total, 'kill came too late to test anything'
+
+    dep.start('telemeter-collector')
+    stored = _wait_for_samples(conn, only, count=total, timeout=120)
+    time.sleep(2)  # anything redelivered twice would show up now
+    stored = list(conn.get_samples(only))
+    assert len(stored) == total
+    assert {s.message_id for s in stored} == sent_ids
+
+
+@pytest.mark.parametrize('name, args, ready', [
+    ('telemeter-collector', (), 'Collector listening on topic'),
+    ('telemeter-agent-notification', (), 'Notification agent listening'),
+    ('telemeter-polling', ('--polling-namespaces', 'compute'),
+     'Polling pollster host.'),
+])
+def test_sigterm_exits_cleanly_within_graceful_timeout(deployment, name,
+                                                       args, ready):
+    daemon = deployment.start(name, *args)
+    daemon.wait_for_log(ready)
+    code, seconds = daemon.stop(signal.SIGTERM)
+    assert code == 0, daemon.log()[-3000:]
+    assert seconds < 15  # graceful_shutdown_timeout of the deployment
+    assert 'Traceback' not in daemon.log()
+
+
+def test_sighup_reloads_pipeline_and_keeps_it_on_a_bad_file(deployment):
+    dep = deployment
+    _, notification = _start_agents(dep)
+    publish = _notifier(dep, dep.notification_topic, 'telemeter.polling')
+    conn = dep.storage()
+
+    dep.pipeline_path.write_text('sources: [this is: not valid')
+    notification.signal(signal.SIGHUP)
+    notification.wait_for_log('Keeping the running pipelines')
+    publish.sample({}, 'telemetry.polling',
+                   {'samples': [_signed('before.reload', 'r')]})
+    _wait_for_samples(conn, storage.SampleFilter(meter='before.reload'))
+
+    dep.pipeline_path.write_text(daemons.DEFAULT_PIPELINE.replace(
+        '["*"]', '["kept.*"]'))
+    notification.signal(signal.SIGHUP)
+    notification.wait_for_log('Pipelines reloaded from')
+    publish.sample({}, 'telemetry.polling', {'samples': [
+        _signed('dropped.meter', 'r'), _signed('kept.meter', 'r')]})
+    _wait_for_samples(conn, storage.SampleFilter(meter='kept.meter'))
+    assert list(conn.get_samples(
+        storage.SampleFilter(meter='dropped.meter'))) == []
+    assert notification.alive()

@@ -1,0 +1,67 @@
+"""Start-up and option registration (config.md)."""
+
+import oslo_messaging
+import pytest
+from oslo_config import cfg
+
+from telemeter import opts, sample, service
+
+
+def test_config_file_values_are_read(tmp_path):
+    path = tmp_path / 'telemeter.conf'
+    path.write_text('[DEFAULT]\nsample_source = region-9\nhost = node-7\n'
+                    '[collector]\nudp_port = 5000\n'
+                    '[publisher]\ntelemetry_secret = s3cret\n')
+    try:
+        conf = service.prepare_service(argv=['x'],
+                                       config_files=[str(path)],
+                                       conf=cfg.ConfigOpts())
+        assert conf.host == 'node-7'
+        assert conf.collector.udp_port == 5000
+        assert conf.publisher.telemetry_secret == 's3cret'
+        assert sample.Sample.SOURCE_DEFAULT == 'region-9'
+    finally:
+        sample.Sample.SOURCE_DEFAULT = 'openstack'
+
+
+def test_defaults(conf):
+    assert conf.pipeline_cfg_file == 'pipeline.yaml'
+    assert conf.meter_dispatchers == ['database']
+    assert conf.event_dispatchers == ['database']
+    assert conf.collector.udp_address == '0.0.0.0'
+    assert conf.collector.batch_timeout is None
+    assert conf.publisher_notifier.metering_topic == 'metering'
+    assert conf.publisher.telemetry_secret == ('change this for valid '
+                                               'signing')
+    assert conf.oslo_messaging_rabbit.rabbit_qos_prefetch_count == 100
+    assert conf.notification.notification_control_exchanges[-3:] == [
+        'telemeter', 'magnum', 'dns']
+
+
+def test_control_exchange_is_telemeter(conf):
+    transport = oslo_messaging.get_notification_transport(conf, 'fake://')
+    try:
+        assert transport.conf.control_exchange == 'telemeter'
+    finally:
+        transport.cleanup()
+
+
+def test_invalid_config_value_is_rejected(tmp_path):
+    path = tmp_path / 'telemeter.conf'
+    path.write_text('[collector]\nworkers = 0\n')
+    conf = service.prepare_service(argv=['x'], config_files=[str(path)],
+                                   conf=cfg.ConfigOpts())
+    with pytest.raises(cfg.ConfigFileValueError, match='workers'):
+        _ = conf.collector.workers
+
+
+def test_list_opts_default_first_and_no_duplicates():
+    listed = opts.list_opts()
+    assert listed[0][0] == 'DEFAULT'
+    for group, options in listed:
+        names = [o.dest for o in options]
+        assert len(names) == len(set(names)), group
+    keystone = opts.list_keystoneauth_opts()
+    assert keystone[0][0] == 'service_credentials'
+    assert {'auth_type', 'region_name', 'interface'} <= {
+        o.dest for o in keystone[0][1]}
