@@ -10,7 +10,7 @@ from cotyledon import oslo_config_glue
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import messaging, service
+from telemeter import service
 from telemeter.pipeline import polling as polling_pipeline
 from telemeter.polling import heartbeat, manager
 
@@ -79,10 +79,6 @@ CLI_OPTS = [
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the polling agent under cotyledon."""
-    # The control exchange default must be set before prepare_service
-    # registers copies of oslo.messaging's options, or the transport's own
-    # registration of them conflicts (DuplicateOptError: control_exchange).
-    messaging.setup()
     conf = cfg.ConfigOpts()
     conf.register_cli_opts(CLI_OPTS)
     service.prepare_service(argv=argv, conf=conf)

@@ -12,12 +12,6 @@ from oslo_messaging._drivers import impl_fake
 
 from telemeter import messaging, service
 
-# prepare_service registers copies of oslo.messaging's options before it
-# sets the 'telemeter' control exchange; a transport created afterwards
-# then fails with DuplicateOptError(control_exchange). Setting the default
-# first (as telemeter-polling's main() does) keeps the copies identical.
-messaging.setup()
-
 
 @pytest.fixture
 def conf() -> Iterator[cfg.ConfigOpts]:
