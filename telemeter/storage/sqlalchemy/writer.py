@@ -64,8 +64,12 @@ def identity_hash(resource_id: str, user_id: str | None,
                   project_id: str | None, source: str | None,
                   meta_hash: str) -> str:
     """The unique key of a resource row (NULL-safe, unlike a SQL tuple)."""
-    return _md5(_dumps([resource_id, user_id, project_id, source,
-                        meta_hash]))
+    return _md5(repr((resource_id, user_id, project_id, source,
+                      meta_hash)))
+
+
+def _metadata_text(metadata: Any) -> str | None:
+    return None if metadata is None else _dumps(metadata)
 
 
 def metadata_table_for(value: Any) -> sa.Table | None:
@@ -114,13 +118,12 @@ def prepare(data: dict, recorded_at: datetime.datetime) -> PreparedSample:
     """Normalise one metering dict for writing."""
     metadata = data.get('resource_metadata')
     meta_hash = metadata_hash(metadata)
+    # resource_metadata (the JSON text) is only computed for new rows.
     resource = {
         'resource_id': data['resource_id'],
         'user_id': data.get('user_id'),
         'project_id': data.get('project_id'),
         'source_id': data.get('source'),
-        'resource_metadata': (None if metadata is None
-                              else _dumps(metadata)),
         'metadata_hash': meta_hash,
     }
     identity = identity_hash(resource['resource_id'], resource['user_id'],
@@ -144,6 +147,39 @@ def prepare(data: dict, recorded_at: datetime.datetime) -> PreparedSample:
     return PreparedSample(meter, identity, resource, metadata, sample)
 
 
+_SAMPLE_COLUMNS = ('meter_id', 'resource_id', 'volume', 'timestamp',
+                   'recorded_at', 'message_signature', 'message_id')
+_LOAD_TABLE = 'telemeter_sample_load'
+_QUOTED = ', '.join(f'"{name}"' for name in _SAMPLE_COLUMNS)
+_CREATE_LOAD_TABLE = (
+    f'CREATE TEMPORARY TABLE IF NOT EXISTS {_LOAD_TABLE} ('
+    'ord integer, meter_id integer, resource_id integer, '
+    'volume double precision, "timestamp" timestamp, '
+    'recorded_at timestamp, message_signature varchar(64), '
+    'message_id varchar(128)) ON COMMIT DELETE ROWS')
+_COPY_LOAD_TABLE = f'COPY {_LOAD_TABLE} (ord, {_QUOTED}) FROM STDIN'
+_INSERT_FROM_LOAD_TABLE = (
+    f'INSERT INTO sample ({_QUOTED}) SELECT {_QUOTED} '  # noqa: S608
+    f'FROM {_LOAD_TABLE} '
+    'ORDER BY ord ON CONFLICT DO NOTHING')
+
+
+def _copy_samples(conn: Connection, rows: list[dict]) -> None:
+    """PostgreSQL (psycopg 3): COPY the batch into a session temporary
+    table, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+
+    About twice as fast as an executemany of single-row inserts; the
+    batch order is kept so sample ids grow in batch order.
+    """
+    conn.exec_driver_sql(_CREATE_LOAD_TABLE)
+    with conn.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(_COPY_LOAD_TABLE) as copy:
+            for index, row in enumerate(rows):
+                copy.write_row((index, *(row[name]
+                                         for name in _SAMPLE_COLUMNS)))
+    conn.exec_driver_sql(_INSERT_FROM_LOAD_TABLE)
+
+
 def _chunks(items: list, size: int = _LOOKUP_CHUNK) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -165,6 +201,8 @@ class SampleWriter:
         self.retry_interval = retry_interval
         self._insert_sample = db_engine.insert_ignore(tables.sample,
                                                       self._dialect)
+        self._use_copy = (self._dialect == 'postgresql'
+                          and engine.dialect.driver == 'psycopg')
         self._insert_meter = db_engine.insert_ignore(tables.meter,
                                                      self._dialect)
         self._insert_resource = db_engine.insert_ignore(tables.resource,
@@ -231,7 +269,10 @@ class SampleWriter:
             rows = [dict(p.sample, meter_id=meters[p.meter],
                          resource_id=resources[p.identity])
                     for p in prepared]
-            conn.execute(self._insert_sample, rows)
+            if self._use_copy:
+                _copy_samples(conn, rows)
+            else:
+                conn.execute(self._insert_sample, rows)
         return meters
 
     def _resolve_meters(self, conn: Connection,
@@ -278,8 +319,11 @@ class SampleWriter:
         missing = sorted(by_identity.keys() - found.keys())
         if not missing:
             return found
-        conn.execute(self._insert_resource,
-                     [by_identity[identity].resource for identity in missing])
+        conn.execute(self._insert_resource, [
+            dict(by_identity[identity].resource,
+                 resource_metadata=_metadata_text(
+                     by_identity[identity].metadata))
+            for identity in missing])
         created = self._read_resources(conn, missing)
         lost = set(missing) - created.keys()
         if lost:

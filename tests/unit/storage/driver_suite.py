@@ -379,6 +379,16 @@ class MeteringDriverTests(StorageFixtures):
         [res] = conn.get_resources()
         assert res.metadata == {'v': 'second'}
 
+    def test_get_resources_tie_within_a_batch_uses_batch_order(self, conn):
+        conn.record_metering_data_batch([
+            make_sample(resource_id='r', timestamp=ts(5),
+                        metadata={'v': 'first'}),
+            make_sample(resource_id='r', timestamp=ts(5),
+                        metadata={'v': 'second'}),
+        ])
+        [res] = conn.get_resources()
+        assert res.metadata == {'v': 'second'}
+
     @pytest.mark.parametrize('kwargs, expected', [
         ({'user': 'u1'}, {'r1'}),
         ({'user': 'None'}, {'r3'}),
@@ -754,6 +764,16 @@ class SQLDriverTests(StorageFixtures):
             'r': ('metadata_float', 0.25),
             'on': ('metadata_bool', True),
         }
+
+    def test_generic_insert_path_skips_duplicates(self, conn):
+        # PostgreSQL with psycopg 3 normally loads samples with COPY; the
+        # executemany path serves other drivers.
+        conn._writer._use_copy = False
+        batch = [make_sample(volume=i, timestamp=ts(i)) for i in range(4)]
+        conn.record_metering_data_batch(batch[:3])
+        conn.record_metering_data_batch(batch)
+        samples = conn.get_samples(storage.SampleFilter())
+        assert [s.counter_volume for s in samples] == [3.0, 2.0, 1.0, 0.0]
 
     def test_sample_message_id_is_unique_in_the_schema(self, conn):
         constraints = sa.inspect(conn.engine).get_unique_constraints(
