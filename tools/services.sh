@@ -37,12 +37,16 @@
 # and redis-server: run tools/install.sh.  Works as root (the databases then
 # run as the 'postgres' / 'mysql' users) and as a normal user.
 #
-# Measured on the 2-core Debian 12 dev machine (see the report in git log):
-#   up (fresh):  rabbitmq 5.2-6.0 s, postgresql 0.6-0.7 s, mariadb 0.9-1.1 s,
-#                redis 0.02-0.05 s; all four together 5.5-6.5 s
-#   down:        rabbitmq 2.5-3.2 s, postgresql 0.2 s, mariadb 1.1-2.1 s,
-#                redis 0.1 s
-#   restart rabbitmq (data kept): 8-9 s
+# Measured on the 2-core Debian 12 dev machine, shared with other test runs
+# (load average 1-5), so read these as upper bounds:
+#   up, one at a time:  rabbitmq 7.1-10.3 s (the shared recipe measured
+#     5.2-6.1 s on an idle box and 7.6 s next to ours), postgresql 0.75-1.0 s
+#     (initdb + start), mariadb 0.96-1.08 s (install-db + start), redis
+#     0.12-0.14 s
+#   up, all four at once:  6.8-7.0 s wall (14 s once under heavy load)
+#   down:  rabbitmq 1.2-1.4 s, postgresql 0.09-0.23 s, mariadb 0.12-0.83 s,
+#     redis 0.07-0.20 s; all four 1.6-2.6 s
+#   restart rabbitmq (data kept): 7.5-8.8 s; one rabbitmqctl call ~0.9 s
 set -euo pipefail
 
 # Data directories must be traversable by the postgres/mysql users even if

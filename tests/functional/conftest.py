@@ -32,9 +32,12 @@ def _start(request: pytest.FixtureRequest,
     try:
         svc.setup()
     except services.ServiceError as exc:
-        pytest.fail(svc.failure_message(exc), pytrace=False)
-    request.addfinalizer(svc.teardown)
-    return svc
+        message = svc.failure_message(exc)
+    else:
+        request.addfinalizer(svc.teardown)
+        return svc
+    # Outside the except block, so the report is not a chained traceback.
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope='session')
