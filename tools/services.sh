@@ -233,6 +233,10 @@ rabbitmq_ctl() {
     dir=$(dir_of rabbitmq)
     [ -d "$dir/home" ] || die "no rabbitmq state in $dir: run" \
         "tools/services.sh up rabbitmq first"
+    # A CLI call while the broker is down would start an epmd of its own
+    # (and leave it running): refuse instead.
+    rabbitmq_running || die "rabbitmq on port $(port_of rabbitmq) is not" \
+        "running: tools/services.sh start rabbitmq"
     mapfile -t envarr < <(rabbitmq_env)
     (cd "$dir" && env -i "${envarr[@]}" "$RABBIT_LIBBIN/rabbitmqctl" \
         -n "$(rabbitmq_node)" "$@")
