@@ -230,24 +230,39 @@ class Connection(base.Connection):
         conditions.extend(filters.timestamp_conditions(
             sample.c.timestamp, start_timestamp, start_timestamp_op,
             end_timestamp, end_timestamp_op))
-        partition = res.c.resource_id
+        # First/last timestamps by GROUP BY; the newest sample per
+        # resource_id by a window over narrow rows; the wide resource row
+        # (metadata text) is joined for that winner only. (Aggregate
+        # windows without ORDER BY are very slow on MariaDB.)
+        joined = sample.join(res, res.c.internal_id == sample.c.resource_id)
+        span = (sa.select(res.c.resource_id,
+                          sa.func.min(sample.c.timestamp).label('first'),
+                          sa.func.max(sample.c.timestamp).label('last'))
+                .select_from(joined)
+                .where(*conditions)
+                .group_by(res.c.resource_id)
+                .subquery())
         ranked = (sa.select(
-            res.c.resource_id, res.c.user_id, res.c.project_id,
-            res.c.source_id, res.c.resource_metadata,
-            sa.func.min(sample.c.timestamp).over(
-                partition_by=partition).label('first_timestamp'),
-            sa.func.max(sample.c.timestamp).over(
-                partition_by=partition).label('last_timestamp'),
+            res.c.resource_id,
+            sample.c.resource_id.label('internal_id'),
             sa.func.row_number().over(
-                partition_by=partition,
+                partition_by=res.c.resource_id,
                 order_by=(sample.c.timestamp.desc(), sample.c.id.desc())
             ).label('rank'))
-            .select_from(sample.join(
-                res, res.c.internal_id == sample.c.resource_id))
+            .select_from(joined)
             .where(*conditions)
             .subquery())
-        query = (sa.select(ranked).where(ranked.c.rank == 1)
-                 .order_by(ranked.c.resource_id))
+        query = (sa.select(span.c.resource_id,
+                           span.c.first.label('first_timestamp'),
+                           span.c.last.label('last_timestamp'),
+                           res.c.user_id, res.c.project_id,
+                           res.c.source_id, res.c.resource_metadata)
+                 .select_from(
+                     ranked
+                     .join(span, span.c.resource_id == ranked.c.resource_id)
+                     .join(res, res.c.internal_id == ranked.c.internal_id))
+                 .where(ranked.c.rank == 1)
+                 .order_by(span.c.resource_id))
         if limit:
             query = query.limit(limit)
         return [models.Resource(
