@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from oslo_config import cfg
-from oslo_db import options as db_options
 
 import telemeter
 from telemeter import service, storage
 from telemeter.storage import impl_sqlalchemy, models
 from telemeter.storage.sqlalchemy import migration, tables
+from tests.unit.storage import workers
 
 BASE = datetime.datetime(2024, 5, 1, 12, 0, 0)
 
@@ -645,21 +645,6 @@ def _count(engine: sa.Engine, table: sa.Table) -> int:
             table)).scalar_one()
 
 
-def _concurrent_writer(url: str, batches: list[list[dict]],
-                       start: int) -> None:
-    """Child process body: write every batch, starting at ``start``."""
-    conf = cfg.ConfigOpts()
-    conf.register_opts(storage.OPTS, 'database')
-    db_options.set_defaults(conf)
-    conf([], project='telemeter')
-    impl_sqlalchemy.Connection.WRITE_RETRY_INTERVAL = 0.05
-    connection = storage.get_connection(conf, url)
-    order = batches[start:] + batches[:start]
-    for batch in order:
-        connection.record_metering_data_batch(batch)
-    connection.dispose()
-
-
 def _compare_type(context, inspected_column, metadata_column,
                   inspected_type, metadata_type):
     """Alembic type comparison, except FLOAT(53) reads back as DOUBLE."""
@@ -684,6 +669,24 @@ class SQLDriverTests(StorageFixtures):
         for schema in (migration.METERING, migration.EVENT):
             assert (migration.current_revision(engine, schema)
                     == migration.head_revision(schema))
+
+    def test_concurrent_upgrades_of_a_fresh_database(self, conn,
+                                                     event_conn, db_url):
+        conn.clear()
+        event_conn.clear()
+        context = multiprocessing.get_context('spawn')
+        children = [context.Process(target=workers.upgrade,
+                                    args=(db_url,)) for _ in range(3)]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(120)
+        assert [c.exitcode for c in children] == [0, 0, 0]
+        for schema in (migration.METERING, migration.EVENT):
+            assert (migration.current_revision(conn.engine, schema)
+                    == migration.head_revision(schema))
+        conn.record_metering_data(make_sample())
+        assert len(conn.get_samples(storage.SampleFilter())) == 1
 
     def test_upgrade_keeps_data(self, conn):
         conn.record_metering_data(make_sample())
@@ -893,14 +896,14 @@ class SQLDriverTests(StorageFixtures):
              for i in range(50)]
             for b in range(8)]
         context = multiprocessing.get_context('spawn')
-        workers = [context.Process(target=_concurrent_writer,
+        children = [context.Process(target=workers.write_batches,
                                    args=(db_url, batches, start))
                    for start in (0, 0, 3, 5)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(120)
-        assert [w.exitcode for w in workers] == [0] * len(workers)
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(120)
+        assert [c.exitcode for c in children] == [0] * len(children)
         engine = conn.engine
         assert _count(engine, tables.sample) == 400
         assert _count(engine, tables.meter) == 5
