@@ -20,6 +20,7 @@ def list_opts() -> OptList:
     # form an import cycle with the modules whose options it lists.
     import telemeter.collector
     import telemeter.dispatcher
+    import telemeter.dispatcher.file
     import telemeter.notification
     import telemeter.notification.ipc
     import telemeter.pipeline
@@ -41,6 +42,7 @@ def list_opts() -> OptList:
         )),
         ('collector', telemeter.collector.OPTS),
         ('database', telemeter.storage.OPTS),
+        ('dispatcher_file', telemeter.dispatcher.file.OPTS),
         ('notification', telemeter.notification.OPTS),
         ('polling', telemeter.polling.manager.POLLING_OPTS),
         ('publisher', telemeter.publisher.utils.OPTS),

@@ -29,7 +29,8 @@ OPTS = [
 
 def _load(conf: cfg.ConfigOpts, namespace: str, names: list[str]) -> Any:
     manager = named.NamedExtensionManager(
-        namespace=namespace, names=names, invoke_on_load=True,
+        namespace=namespace, names=names, name_order=True,
+        invoke_on_load=True,
         invoke_args=(conf,), propagate_map_exceptions=True,
         on_load_failure_callback=_raise_load_failure)
     if not list(manager):

@@ -8,6 +8,7 @@ sharing one broker never consume each other's messages.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import signal
@@ -89,7 +90,7 @@ class Daemon:
             f'{timeout}s (alive={self.alive()}); log tail:\n'
             + '\n'.join(self.log().splitlines()[-40:]))
 
-    def signal(self, signum: int) -> None:
+    def send_signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 70.0
@@ -146,8 +147,12 @@ class Deployment:
         self.polling_path = workdir / 'polling.yaml'
         self.polling_path.write_text(polling)
         self.config_path = workdir / 'telemeter.conf'
+        # The file dispatcher runs before the database one and records
+        # every batch exactly as the collector received it.
+        self.received_path = workdir / 'collector-received.log'
         self.write_config(extra_conf)
         self.daemons: list[Daemon] = []
+        self._storage = None
 
     def write_config(self, extra_conf: str = '') -> None:
         self.config_path.write_text(textwrap.dedent(f"""\
@@ -157,6 +162,8 @@ class Deployment:
             debug = true
             graceful_shutdown_timeout = 15
             pipeline_cfg_file = {self.pipeline_path}
+            meter_dispatchers = file
+            meter_dispatchers = database
             event_pipeline_cfg_file = {self.event_pipeline_path}
             [oslo_messaging_notifications]
             topics = {self.notification_topic}
@@ -173,6 +180,8 @@ class Deployment:
             cfg_file = {self.polling_path}
             [collector]
             udp_address =
+            [dispatcher_file]
+            file_path = {self.received_path}
             """) + textwrap.dedent(extra_conf))
 
     def command(self, name: str, *args: str) -> list[str]:
@@ -204,9 +213,26 @@ class Deployment:
             argv=['functional-test'], config_files=[str(self.config_path)],
             conf=cfg.ConfigOpts())
 
+    def received(self) -> dict[str, dict]:
+        """Metering dicts the collector dispatched, by message_id."""
+        if not self.received_path.exists():
+            return {}
+        received = {}
+        for line in self.received_path.read_text().splitlines():
+            for message in ast.literal_eval(line):
+                received[message['message_id']] = message
+        return received
+
     def storage(self):
-        return storage.get_connection(self.conf(), self.database_url)
+        """The deployment's metering storage, opened once and closed by
+        :meth:`cleanup`."""
+        if self._storage is None:
+            self._storage = storage.get_connection(self.conf(),
+                                                   self.database_url)
+        return self._storage
 
     def cleanup(self) -> None:
         for daemon in self.daemons:
             daemon.kill()
+        if self._storage is not None:
+            self._storage.dispose()

@@ -7,6 +7,7 @@ notifier:// -> metering.sample -> collector -> database dispatcher -> SQL.
 from __future__ import annotations
 
 import datetime
+import re
 import signal
 import time
 
@@ -14,6 +15,7 @@ import kombu
 import pytest
 
 from telemeter import messaging, sample, storage
+from telemeter import utils as storage_utils
 from telemeter.publisher import utils
 from tests.functional import daemons
 
@@ -32,9 +34,13 @@ HOST_METERS = {
 }
 
 
-@pytest.fixture
-def deployment(tmp_path, rabbit_url):
-    dep = daemons.Deployment(tmp_path / 'deployment', rabbit_url)
+@pytest.fixture(params=['sqlite'])
+def deployment(request, tmp_path, rabbit_url):
+    database_url = None
+    if request.param == 'postgresql':
+        database_url = request.getfixturevalue('postgresql_function_url')
+    dep = daemons.Deployment(tmp_path / 'deployment', rabbit_url,
+                             database_url=database_url)
     dep.run('telemeter-dbsync')
     yield dep
     dep.cleanup()
@@ -61,24 +67,22 @@ def _wait_for_samples(conn, sample_filter, count=1, timeout=60.0):
                          f'{timeout}s for {vars(sample_filter)}')
 
 
-def _wire_dict(stored) -> dict:
-    """The signed metering dict the collector received, rebuilt from the
-    stored row (the notification agent re-signs with monotonic_time None)."""
-    return {
-        'source': stored.source,
-        'counter_name': stored.counter_name,
-        'counter_type': stored.counter_type,
-        'counter_unit': stored.counter_unit,
-        'counter_volume': stored.counter_volume,
-        'user_id': stored.user_id,
-        'project_id': stored.project_id,
-        'resource_id': stored.resource_id,
-        'timestamp': stored.timestamp.isoformat(),
-        'resource_metadata': stored.resource_metadata,
-        'message_id': stored.message_id,
-        'monotonic_time': None,
-        'message_signature': stored.message_signature,
-    }
+def _assert_signed_as_received(dep, stored) -> None:
+    """The stored row is what the collector received, and what it received
+    carries a valid signature of the deployment's secret."""
+    wire = dep.received()[stored.message_id]
+    assert utils.verify_signature(wire, daemons.SECRET)
+    assert not utils.verify_signature(wire, 'other-secret')
+    assert wire['message_signature'] == stored.message_signature
+    assert (wire['counter_name'], wire['counter_type'], wire['counter_unit'],
+            wire['counter_volume'], wire['user_id'], wire['project_id'],
+            wire['resource_id'], wire['source'],
+            wire['resource_metadata']) == (
+        stored.counter_name, stored.counter_type, stored.counter_unit,
+        stored.counter_volume, stored.user_id, stored.project_id,
+        stored.resource_id, stored.source, stored.resource_metadata)
+    assert storage_utils.sanitize_timestamp(wire['timestamp']) == (
+        stored.timestamp)
 
 
 def _notifier(dep: daemons.Deployment, topic: str, publisher_id: str):
@@ -94,6 +98,8 @@ def _signed(name: str, resource: str, secret: str = daemons.SECRET,
     return utils.meter_message_from_counter(s, secret)
 
 
+@pytest.mark.parametrize('deployment', ['sqlite', 'postgresql'],
+                         indirect=True)
 def test_send_sample_and_polled_samples_reach_the_database(deployment):
     dep = deployment
     _start_agents(dep)
@@ -118,8 +124,7 @@ def test_send_sample_and_polled_samples_reach_the_database(deployment):
     assert stored.resource_metadata == {'colour': 'blue',
                                         'nested': {'size': 3}}
     assert len(stored.message_id) == 36
-    assert utils.verify_signature(_wire_dict(stored), daemons.SECRET)
-    assert not utils.verify_signature(_wire_dict(stored), 'other-secret')
+    _assert_signed_as_received(dep, stored)
 
     # Two polling cycles (interval 2 s) of every host meter.
     started = datetime.datetime.utcnow()
@@ -142,7 +147,7 @@ def test_send_sample_and_polled_samples_reach_the_database(deployment):
             newest.counter_volume)
         age = abs((newest.timestamp - started).total_seconds())
         assert age < 120
-        assert utils.verify_signature(_wire_dict(newest), daemons.SECRET)
+        _assert_signed_as_received(dep, newest)
     total = by_name['host.memory.total'][0].counter_volume
     assert 0 < by_name['host.memory.used'][0].counter_volume <= total
     cpu = sorted(by_name['host.cpu.time'], key=lambda s: s.timestamp)
@@ -190,10 +195,14 @@ def test_forged_and_malformed_messages_are_dropped(deployment):
     assert collector.alive() and notification.alive()
 
 
-def test_collector_killed_mid_stream_loses_and_duplicates_nothing(
-        deployment):
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGKILL])
+def test_collector_stopped_mid_stream_loses_and_duplicates_nothing(
+        deployment, signum):
+    """SIGTERM lets in-flight batches finish; SIGKILL leaves them
+    unacknowledged. Either way the broker redelivers what was not
+    acknowledged and message_id keeps redelivered rows single."""
     dep = deployment
-    total = 600
+    total = 1500
     notifier = _notifier(dep, dep.metering_topic, 'load')
     sent_ids = set()
     for i in range(total):
@@ -205,12 +214,15 @@ def test_collector_killed_mid_stream_loses_and_duplicates_nothing(
     only = storage.SampleFilter(meter='inflight.meter')
     collector = dep.start('telemeter-collector')
     _wait_for_samples(conn, only, count=50, timeout=60)
-    collector.kill()  # SIGKILL: no chance to finish or acknowledge
-    stored_at_kill = len(list(conn.get_samples(only)))
-    assert stored_at_kill < total, 'kill came too late to test anything'
+    if signum == signal.SIGKILL:
+        collector.kill()
+    else:
+        assert collector.stop(signum)[0] == 0
+    stored_at_stop = len(list(conn.get_samples(only)))
+    assert stored_at_stop < total, 'stopped too late to test anything'
 
     dep.start('telemeter-collector')
-    stored = _wait_for_samples(conn, only, count=total, timeout=120)
+    _wait_for_samples(conn, only, count=total, timeout=120)
     time.sleep(2)  # anything redelivered twice would show up now
     stored = list(conn.get_samples(only))
     assert len(stored) == total
@@ -240,16 +252,18 @@ def test_sighup_reloads_pipeline_and_keeps_it_on_a_bad_file(deployment):
     conn = dep.storage()
 
     dep.pipeline_path.write_text('sources: [this is: not valid')
-    notification.signal(signal.SIGHUP)
-    notification.wait_for_log('Keeping the running pipelines')
+    notification.send_signal(signal.SIGHUP)
+    notification.wait_for_log('Keeping the running pipelines: reloading '
+                              + re.escape(str(dep.pipeline_path)))
     publish.sample({}, 'telemetry.polling',
                    {'samples': [_signed('before.reload', 'r')]})
     _wait_for_samples(conn, storage.SampleFilter(meter='before.reload'))
 
     dep.pipeline_path.write_text(daemons.DEFAULT_PIPELINE.replace(
         '["*"]', '["kept.*"]'))
-    notification.signal(signal.SIGHUP)
-    notification.wait_for_log('Pipelines reloaded from')
+    notification.send_signal(signal.SIGHUP)
+    notification.wait_for_log('Pipelines reloaded from '
+                              + re.escape(str(dep.pipeline_path)))
     publish.sample({}, 'telemetry.polling', {'samples': [
         _signed('dropped.meter', 'r'), _signed('kept.meter', 'r')]})
     _wait_for_samples(conn, storage.SampleFilter(meter='kept.meter'))
