@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# tools/run-local.sh - install telemeter and run the whole suite on this
+# machine: a throwaway RabbitMQ on 127.0.0.1, the three daemons, SQLite
+# storage under var/local/, host samples every 10 seconds.
+#
+#   tools/run-local.sh [up]     install (tools/install.sh), start everything,
+#                               wait for the first stored samples, show them
+#   tools/run-local.sh samples [--limit N] [--meter NAME] [--resource ID]
+#                               print the newest stored samples
+#   tools/run-local.sh status   which daemons run; where the logs are
+#   tools/run-local.sh down     stop the daemons and the broker
+#
+# Everything lives in var/local/ (config, logs, telemeter.db); delete that
+# directory after `down` for a clean start.  Environment:
+#   TELEMETER_RABBIT_PORT  broker port (default 5673)
+#   TELEMETER_LOCAL_NO_APT=1  skip apt in tools/install.sh
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+STATE=$REPO/var/local
+VENV=${TELEMETER_VENV:-$REPO/.venv}
+BIN=$VENV/bin
+CONF=$STATE/telemeter.conf
+DAEMONS=(telemeter-collector telemeter-agent-notification telemeter-polling)
+export TELEMETER_SERVICES_DIR=$STATE/services
+export TELEMETER_RABBIT_PORT=${TELEMETER_RABBIT_PORT:-5673}
+
+say() { echo "==> [run-local] $*"; }
+die() { echo "run-local.sh: ERROR: $*" >&2; exit 1; }
+
+write_config() {
+    mkdir -p "$STATE/log"
+    cat > "$STATE/polling.yaml" <<YAML
+# Poll the host pollster family every 10 seconds.
+sources:
+  - name: host
+    interval: 10
+    meters: ["host.*"]
+YAML
+    cat > "$CONF" <<CONFEOF
+# Written by tools/run-local.sh; see etc/telemeter/telemeter.conf.sample
+# for every option.
+[DEFAULT]
+transport_url = rabbit://guest:guest@127.0.0.1:$TELEMETER_RABBIT_PORT/
+log_dir = $STATE/log
+[database]
+connection = sqlite:///$STATE/telemeter.db
+[polling]
+cfg_file = $STATE/polling.yaml
+[collector]
+# UDP is not needed here: samples travel over the broker.
+udp_address =
+[publisher]
+telemetry_secret = $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+CONFEOF
+}
+
+daemon_pid() { cat "$STATE/$1.pid" 2>/dev/null || true; }
+
+daemon_running() {
+    local pid
+    pid=$(daemon_pid "$1")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+start_daemon() {
+    local name=$1; shift
+    if daemon_running "$name"; then
+        say "$name already running (pid $(daemon_pid "$name"))"
+        return
+    fi
+    setsid "$BIN/$name" --config-file "$CONF" "$@" \
+        > "$STATE/log/$name.stdout" 2>&1 < /dev/null &
+    echo $! > "$STATE/$name.pid"
+    say "started $name (pid $!, log $STATE/log/$name.log)"
+}
+
+stop_daemon() {
+    local name=$1 pid
+    pid=$(daemon_pid "$name")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 1 150); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "run-local.sh: $name did not stop in 15 s, killing" >&2
+            kill -KILL -- "-$pid" 2>/dev/null || true
+        fi
+        say "stopped $name"
+    fi
+    rm -f "$STATE/$name.pid"
+}
+
+show_samples() {
+    "$BIN/python" tools/show-samples.py --config-file "$CONF" "$@"
+}
+
+cmd_up() {
+    local apt=()
+    [ "${TELEMETER_LOCAL_NO_APT:-0}" = 1 ] && apt=(--no-apt)
+    say "installing (tools/install.sh ${apt[*]:-})"
+    bash tools/install.sh "${apt[@]}"
+    [ -f "$CONF" ] || write_config
+    say "starting RabbitMQ on 127.0.0.1:$TELEMETER_RABBIT_PORT"
+    bash tools/services.sh start rabbitmq
+    say "creating the database schema (telemeter-dbsync)"
+    "$BIN/telemeter-dbsync" --config-file "$CONF"
+    start_daemon telemeter-collector
+    start_daemon telemeter-agent-notification
+    start_daemon telemeter-polling --polling-namespaces compute
+    say "waiting for the first samples to be stored"
+    for _ in $(seq 1 60); do
+        if show_samples --limit 10 > "$STATE/first-samples.txt" 2>/dev/null
+        then
+            cat "$STATE/first-samples.txt"
+            cat <<TXT
+
+telemeter is running. Host samples arrive every 10 seconds.
+  see them:   tools/run-local.sh samples [--limit N] [--meter host.load.1min]
+  logs:       $STATE/log/
+  stop:       tools/run-local.sh down
+TXT
+            return 0
+        fi
+        sleep 1
+    done
+    die "no sample stored within 60 s; look at the logs in $STATE/log/"
+}
+
+cmd_status() {
+    local name
+    for name in "${DAEMONS[@]}"; do
+        if daemon_running "$name"; then
+            echo "$name: running (pid $(daemon_pid "$name"))"
+        else
+            echo "$name: stopped"
+        fi
+    done
+    bash tools/services.sh status rabbitmq || true
+    echo "logs: $STATE/log/"
+}
+
+cmd_down() {
+    local name
+    for name in "${DAEMONS[@]}"; do
+        stop_daemon "$name"
+    done
+    bash tools/services.sh stop rabbitmq
+}
+
+case "${1:-up}" in
+    up) cmd_up ;;
+    samples) shift; [ -f "$CONF" ] || die "nothing set up: run tools/run-local.sh"
+             show_samples "$@" ;;
+    status) cmd_status ;;
+    down) cmd_down ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *) die "unknown command '$1' (up, samples, status, down)" ;;
+esac
