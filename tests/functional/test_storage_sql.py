@@ -1,37 +1,32 @@
-"""The storage driver suite against a real PostgreSQL server.
+"""The storage driver suite against real PostgreSQL and MariaDB servers.
 
 The backend is only a parameter: the test classes come from
-``tests/unit/storage/driver_suite.py``; this module provides the URL.
+``tests/unit/storage/driver_suite.py``; this module provides the URLs via
+the shared ``postgresql_url`` / ``mysql_url`` fixtures (a fresh empty
+database per module; the suite clears its tables around every test).
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 
 from tests.unit.storage import driver_suite
 
 
-@pytest.fixture
-def postgresql_url():
-    """TEMPORARY stand-in for the shared ``postgresql_url`` fixture.
-
-    Reads ``TELEMETER_TEST_POSTGRESQL_URL`` (an empty throwaway database).
-    Delete this fixture once ``tests/functional/conftest.py`` provides it.
-    """
-    url = os.environ.get('TELEMETER_TEST_POSTGRESQL_URL')
-    if not url:
-        pytest.fail('TELEMETER_TEST_POSTGRESQL_URL is not set')
-    return url
-
-
 class PostgreSQLURL:
-    """Every test uses the PostgreSQL database (the suite clears it)."""
+    """Tests run against the module's PostgreSQL database."""
 
     @pytest.fixture
     def db_url(self, postgresql_url):
         return postgresql_url
+
+
+class MariaDBURL:
+    """Tests run against the module's MariaDB database."""
+
+    @pytest.fixture
+    def db_url(self, mysql_url):
+        return mysql_url
 
 
 class TestPostgreSQLMetering(PostgreSQLURL,
@@ -45,3 +40,15 @@ class TestPostgreSQLEvents(PostgreSQLURL, driver_suite.EventDriverTests):
 
 class TestPostgreSQLSQL(PostgreSQLURL, driver_suite.SQLDriverTests):
     """Schema, expiry and concurrency on PostgreSQL."""
+
+
+class TestMariaDBMetering(MariaDBURL, driver_suite.MeteringDriverTests):
+    """Metering semantics on MariaDB."""
+
+
+class TestMariaDBEvents(MariaDBURL, driver_suite.EventDriverTests):
+    """Event semantics on MariaDB."""
+
+
+class TestMariaDBSQL(MariaDBURL, driver_suite.SQLDriverTests):
+    """Schema, expiry and concurrency on MariaDB."""
