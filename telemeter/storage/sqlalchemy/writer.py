@@ -10,9 +10,12 @@ One batch is one transaction:
    looked up with one query per 500 keys, the missing rows inserted with
    duplicates ignored and read back; typed metadata rows are written for
    those rows only (also duplicate-safe);
-3. all samples are inserted with one executemany; a sample whose
-   ``message_id`` is already stored is skipped, so a redelivered batch
-   never creates duplicates.
+3. all samples are inserted at once - PostgreSQL with psycopg 3: COPY into
+   a session temporary table and one ``INSERT ... SELECT ... ON CONFLICT
+   DO NOTHING``; elsewhere one executemany of ``ON CONFLICT DO NOTHING``
+   (SQLite) or ``ON DUPLICATE KEY UPDATE id = id`` (MySQL) inserts. A
+   sample whose ``message_id`` is already stored is skipped, so a
+   redelivered batch never creates duplicates.
 
 Deadlocks and lock timeouts are retried (up to ``max_attempts``, sleeping
 ``retry_interval`` seconds); a foreign-key failure (a meter or resource row
