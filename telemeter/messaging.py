@@ -68,6 +68,15 @@ def get_batch_notification_listener(transport: oslo_messaging.Transport,
         batch_timeout=batch_timeout, serializer=NoOpSerializer())
 
 
+def stop_listeners(listeners: list[Any]) -> None:
+    """Stop consuming on every listener, then wait for the batches in
+    flight (their messages are acknowledged only once handled)."""
+    for listener in listeners:
+        listener.stop()
+    for listener in listeners:
+        listener.wait()
+
+
 def get_notifier(transport: oslo_messaging.Transport, publisher_id: str,
                  **kwargs: Any) -> oslo_messaging.Notifier:
     """A Notifier that sends payloads unmodified."""

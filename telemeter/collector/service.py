@@ -78,10 +78,7 @@ class CollectorService(cotyledon.Service):
         with self._lock:
             self._stopping = True
             listeners, self.listeners = self.listeners, []
-        for listener in listeners:
-            listener.stop()
-        for listener in listeners:
-            listener.wait()
+        messaging.stop_listeners(listeners)
         if self.udp_receiver is not None:
             self.udp_receiver.stop()
             self.udp_thread.join()

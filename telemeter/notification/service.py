@@ -109,10 +109,7 @@ class NotificationService(cotyledon.Service):
         with self._lock:
             self._stopping = True
             listeners, self.listeners = self.listeners, []
-        for listener in listeners:
-            listener.stop()
-        for listener in listeners:
-            listener.wait()
+        messaging.stop_listeners(listeners)
         messaging.cleanup()
         LOG.info('Notification agent stopped')
 
