@@ -19,6 +19,7 @@ def list_opts() -> OptList:
     # Imported here so that importing this module stays cheap and cannot
     # form an import cycle with the modules whose options it lists.
     import telemeter.collector
+    import telemeter.coordination
     import telemeter.dispatcher
     import telemeter.dispatcher.file
     import telemeter.notification
@@ -41,6 +42,7 @@ def list_opts() -> OptList:
             telemeter.notification.ipc.OPTS,
         )),
         ('collector', telemeter.collector.OPTS),
+        ('coordination', telemeter.coordination.OPTS),
         ('database', telemeter.storage.OPTS),
         ('dispatcher_file', telemeter.dispatcher.file.OPTS),
         ('notification', telemeter.notification.OPTS),

@@ -1,0 +1,129 @@
+"""Group membership through tooz, shared by the agents that partition work.
+
+Several polling agents split resources, and several notification agents split
+IPC queues, by joining a tooz group and asking a consistent hash ring whether
+an object belongs to them. Without ``[coordination] backend_url`` every agent
+owns everything.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import tenacity
+from oslo_config import cfg
+from oslo_log import log
+from tooz import coordination
+
+LOG = log.getLogger(__name__)
+
+OPTS = [
+    cfg.StrOpt('backend_url',
+               help='The backend URL to use for distributed coordination. '
+                    'If left empty, per-deployment central agent and per-host '
+                    'compute agent won\'t do workload partitioning and will '
+                    'only function correctly if a single instance of that '
+                    'service is running.'),
+    cfg.FloatOpt('check_watchers',
+                 default=10.0,
+                 help='Number of seconds between checks to see if group '
+                      'membership has changed.'),
+]
+
+
+class PartitionCoordinator:
+    """One tooz member of this process, and the groups it joined.
+
+    ``start`` connects (and heartbeats); a background thread runs the tooz
+    watchers every ``check_watchers`` seconds so that hash rings follow
+    members joining and leaving.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts,
+                 member_id: bytes | None = None) -> None:
+        self.conf = conf
+        self.member_id = member_id or str(uuid.uuid4()).encode('ascii')
+        self.backend_url = conf.coordination.backend_url
+        self.coordinator: Any = None
+        self.partitioners: dict[bytes, Any] = {}
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.coordinator is not None
+
+    def start(self) -> None:
+        """Connect to the backend; a no-op without ``backend_url``."""
+        if not self.backend_url:
+            return
+        coordinator = coordination.get_coordinator(self.backend_url,
+                                                   self.member_id)
+        coordinator.start(start_heart=True)
+        self.coordinator = coordinator
+        LOG.info('Coordination backend started as member %s',
+                 self.member_id.decode())
+        self._stop.clear()
+        self._watcher = threading.Thread(target=self._watch,
+                                         name='tooz-watchers', daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        """Leave every group and disconnect."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
+            self._watcher = None
+        if self.coordinator is None:
+            return
+        for partitioner in list(self.partitioners.values()):
+            try:
+                self.coordinator.leave_partitioned_group(partitioner)
+            except coordination.ToozError:
+                LOG.warning('Could not leave group %s', partitioner.group_id,
+                            exc_info=True)
+        self.partitioners.clear()
+        try:
+            self.coordinator.stop()
+        except coordination.ToozError:
+            LOG.warning('Error stopping the coordination backend',
+                        exc_info=True)
+        self.coordinator = None
+        LOG.info('Coordination backend stopped')
+
+    @tenacity.retry(
+        retry=tenacity.retry_if_exception_type(coordination.ToozError),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=10),
+        stop=tenacity.stop_after_attempt(10), reraise=True)
+    def join_partitioned_group(self, group_id: str) -> Any:
+        """Join ``group_id`` and return its tooz Partitioner (or None when
+        coordination is off)."""
+        if self.coordinator is None:
+            return None
+        key = group_id.encode('utf-8')
+        if key not in self.partitioners:
+            self.partitioners[key] = (
+                self.coordinator.join_partitioned_group(key))
+            LOG.info('Joined partitioned group %s', group_id)
+        return self.partitioners[key]
+
+    def belongs_to_self(self, group_id: str, obj: Any) -> bool:
+        """Whether ``obj`` is this member's in ``group_id``'s hash ring."""
+        partitioner = self.join_partitioned_group(group_id)
+        return partitioner is None or partitioner.belongs_to_self(obj)
+
+    def run_watchers(self) -> None:
+        """Apply pending join/leave events to the hash rings now."""
+        if self.coordinator is not None:
+            self.coordinator.run_watchers()
+
+    def _watch(self) -> None:
+        interval = self.conf.coordination.check_watchers
+        while not self._stop.wait(interval):
+            try:
+                self.run_watchers()
+            except coordination.ToozError:
+                LOG.warning('Error running the coordination watchers',
+                            exc_info=True)
