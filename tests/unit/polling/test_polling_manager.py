@@ -18,6 +18,7 @@ from telemeter import sample as sample_mod
 from telemeter.pipeline import base
 from telemeter.polling import manager as manager_mod
 from telemeter.polling import plugin_base
+from telemeter.polling import task as task_mod
 from telemeter.publisher import utils as publisher_utils
 
 
@@ -336,7 +337,7 @@ def test_timestamp_taken_once_per_call(build, conf, monkeypatch):
         def isoformat(self):
             return next(stamps)
 
-    monkeypatch.setattr(manager_mod.timeutils, 'utcnow', lambda: FakeNow())
+    monkeypatch.setattr(task_mod.timeutils, 'utcnow', lambda: FakeNow())
     cpu, mem = FakePollster(conf, 'cpu'), FakePollster(conf, 'mem')
     cpu.samples_per_call = mem.samples_per_call = 3
     agent = build("""
