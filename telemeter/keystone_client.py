@@ -126,3 +126,22 @@ class KeystoneClient:
 def get_client(conf: cfg.ConfigOpts) -> KeystoneClient:
     """The client factory used by the polling agent (one per cycle)."""
     return KeystoneClient(conf, get_session(conf))
+
+
+SERVICE_TYPES_OPTS = [
+    cfg.StrOpt('glance', default='image',
+               help='Glance service type.'),
+    cfg.StrOpt('neutron', default='network',
+               help='Neutron service type.'),
+    cfg.StrOpt('neutron_lbaas_version', default='v2', choices=('v1', 'v2'),
+               help='Neutron load balancer version.'),
+    cfg.StrOpt('nova', default='compute',
+               help='Nova service type.'),
+    cfg.StrOpt('radosgw',
+               help='Radosgw service type.'),
+    cfg.StrOpt('swift', default='object-store',
+               help='Swift service type.'),
+    cfg.StrOpt('cinder', default='volumev3',
+               deprecated_name='cinderv2',
+               help='Cinder service type.'),
+]

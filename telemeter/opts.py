@@ -22,9 +22,13 @@ def list_opts() -> OptList:
     import telemeter.coordination
     import telemeter.dispatcher
     import telemeter.dispatcher.file
+    import telemeter.keystone_client
     import telemeter.notification
     import telemeter.notification.ipc
     import telemeter.pipeline
+    import telemeter.polling.discovery.tripleo
+    import telemeter.polling.hardware.pollsters
+    import telemeter.polling.hardware.snmp
     import telemeter.polling.manager
     import telemeter.publisher.messaging
     import telemeter.publisher.utils
@@ -45,10 +49,16 @@ def list_opts() -> OptList:
         ('coordination', telemeter.coordination.OPTS),
         ('database', telemeter.storage.OPTS),
         ('dispatcher_file', telemeter.dispatcher.file.OPTS),
+        ('hardware', itertools.chain(
+            telemeter.polling.discovery.tripleo.OPTS,
+            telemeter.polling.hardware.pollsters.OPTS,
+            telemeter.polling.hardware.snmp.OPTS,
+        )),
         ('notification', telemeter.notification.OPTS),
         ('polling', telemeter.polling.manager.POLLING_OPTS),
         ('publisher', telemeter.publisher.utils.OPTS),
         ('publisher_notifier', telemeter.publisher.messaging.NOTIFIER_OPTS),
+        ('service_types', telemeter.keystone_client.SERVICE_TYPES_OPTS),
     ]
 
 

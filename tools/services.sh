@@ -16,7 +16,8 @@
 #                                           print TELEMETER_TEST_*_URL=...
 #   tools/services.sh rabbitmqctl ARGS...   rabbitmqctl against our broker
 #
-# SERVICE: rabbitmq postgresql mariadb redis (default: all four).
+# SERVICE: rabbitmq postgresql mariadb redis (default: all four), snmpd
+#          (only when named).
 #
 # Every server listens on 127.0.0.1 only, on a non-default port, keeps all
 # its files in ${TELEMETER_SERVICES_DIR:-/tmp/telemeter-services}/<svc>-<port>
@@ -30,6 +31,7 @@
 #   TELEMETER_PG_PORT     55432
 #   TELEMETER_MYSQL_PORT  53306
 #   TELEMETER_REDIS_PORT  56379
+#   TELEMETER_SNMPD_PORT  16161 (UDP; community telemeter-ro, read-only)
 # Other knobs: TELEMETER_SERVICES_TIMEOUT (s, default 90) for start-up,
 #   TELEMETER_PG_BIN (default: newest /usr/lib/postgresql/*/bin).
 #
@@ -120,6 +122,7 @@ port_of() {
         postgresql) p=${TELEMETER_PG_PORT:-55432} ;;
         mariadb) p=${TELEMETER_MYSQL_PORT:-53306} ;;
         redis) p=${TELEMETER_REDIS_PORT:-56379} ;;
+        snmpd) p=${TELEMETER_SNMPD_PORT:-16161} ;;
     esac
     case "$p" in
         ''|*[!0-9]*) die "port for $1 is not a number: '$p'" ;;
@@ -144,6 +147,7 @@ url_of() {
         postgresql) echo "TELEMETER_TEST_POSTGRESQL_URL=postgresql+psycopg://postgres@127.0.0.1:$p/postgres" ;;
         mariadb) echo "TELEMETER_TEST_MYSQL_URL=mysql+pymysql://root@127.0.0.1:$p/test" ;;
         redis) echo "TELEMETER_TEST_REDIS_URL=redis://127.0.0.1:$p" ;;
+        snmpd) echo "TELEMETER_TEST_SNMPD_URL=snmp://$SNMPD_COMMUNITY@127.0.0.1:$p" ;;
     esac
 }
 
@@ -515,6 +519,62 @@ redis_stop() {
 
 redis_log() { tail -n 30 "$(dir_of redis)/redis.log" 2>/dev/null || true; }
 
+# ------------------------------------------------------------------ snmpd
+# net-snmp agent for the SNMP hardware pollsters: UDP on 127.0.0.1 only, a
+# read-only v2c community accepted from loopback only, no AgentX master and
+# no SMUX (-I -smux: SMUX would listen on TCP 0.0.0.0:199 whatever
+# agentAddress says), -C so /etc/snmp/snmpd.conf is never read, and
+# SNMP_PERSISTENT_DIR in the state dir instead of /var/lib/snmp.  Not part
+# of the default set: start it with `tools/services.sh up snmpd`.
+# Query by numeric OID (Debian main has no HOST-RESOURCES/IF-MIB files).
+
+SNMPD_COMMUNITY=telemeter-ro
+
+snmpd_installed() {
+    [ -x /usr/sbin/snmpd ] && command -v snmpget > /dev/null 2>&1 \
+        || { log "snmpd/snmp are not installed: run tools/install.sh" \
+                 "(or apt-get install snmpd snmp)"; return 1; }
+}
+
+snmpd_running() { pid_alive "$(dir_of snmpd)/launcher.pid"; }
+
+snmpd_start() {   # $1 is ignored: the agent keeps no data worth keeping
+    local p dir
+    p=$(port_of snmpd)
+    dir=$(dir_of snmpd)
+    mkdir -p "$dir/persist"
+    cat > "$dir/snmpd.conf" <<EOF
+agentAddress udp:127.0.0.1:$p
+rocommunity $SNMPD_COMMUNITY 127.0.0.1
+sysLocation telemeter functional tests
+sysContact root@localhost
+master no
+includeAllDisks 10%
+dontLogTCPWrappersConnects yes
+EOF
+    (cd "$dir" && SNMP_PERSISTENT_DIR="$dir/persist" MIBS=: exec setsid \
+        /usr/sbin/snmpd -f -C -I -smux -c "$dir/snmpd.conf" \
+        -Lf "$dir/snmpd.log" -p "$dir/snmpd.pid" \
+        > "$dir/stdout.log" 2>&1 < /dev/null) &
+    echo $! > "$dir/launcher.pid"
+}
+
+snmpd_ready() {
+    # sysUpTime.0 answers as soon as the agent serves requests
+    snmpget -v2c -c "$SNMPD_COMMUNITY" -On -t 0.3 -r 0 \
+        "127.0.0.1:$(port_of snmpd)" 1.3.6.1.2.1.1.3.0 > /dev/null 2>&1
+}
+
+snmpd_wait() {
+    wait_until "$(dir_of snmpd)/launcher.pid" snmpd snmpd_ready
+}
+
+snmpd_stop() {
+    stop_pid "$(dir_of snmpd)/launcher.pid" TERM 10
+}
+
+snmpd_log() { tail -n 30 "$(dir_of snmpd)/snmpd.log" "$(dir_of snmpd)/stdout.log" 2>/dev/null || true; }
+
 # ---------------------------------------------------------------- generic
 
 # Start the services in $@ (the first argument is 1 to reuse kept data, 0
@@ -580,6 +640,7 @@ port_var() {
         postgresql) echo PG_PORT ;;
         mariadb) echo MYSQL_PORT ;;
         redis) echo REDIS_PORT ;;
+        snmpd) echo SNMPD_PORT ;;
     esac
 }
 
@@ -663,7 +724,7 @@ main() {
             --keep) ;;   # stop keeps data anyway; accepted for clarity
             --export) export_prefix="export " ;;
             all) services+=("${ALL_SERVICES[@]}") ;;
-            rabbitmq|postgresql|mariadb|redis) services+=("$arg") ;;
+            rabbitmq|postgresql|mariadb|redis|snmpd) services+=("$arg") ;;
             rabbit) services+=(rabbitmq) ;;
             postgres|pg) services+=(postgresql) ;;
             mysql) services+=(mariadb) ;;
