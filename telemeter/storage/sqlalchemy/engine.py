@@ -164,6 +164,25 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+_RESIDUAL_LOCK_ID = 0x7E1E3E7F  # PostgreSQL advisory lock key
+
+
+def residual_data_lock(conn: Connection, exclusive: bool) -> None:
+    """PostgreSQL: take the residual-data advisory lock for the current
+    transaction.
+
+    Sample writers take it shared; the expirer takes it exclusively while it
+    deletes meter and resource rows without samples, so it waits for the
+    writers in flight and sees their samples. A no-op elsewhere (MySQL uses
+    row locks, SQLite serialises writers).
+    """
+    if conn.dialect.name != 'postgresql':
+        return
+    function = ('pg_advisory_xact_lock' if exclusive
+                else 'pg_advisory_xact_lock_shared')
+    conn.exec_driver_sql(f'SELECT {function}({_RESIDUAL_LOCK_ID})')
+
+
 def insert_ignore(table: sa.Table, dialect_name: str) -> Any:
     """An INSERT that silently skips rows violating a unique constraint.
 

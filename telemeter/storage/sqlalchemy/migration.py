@@ -81,33 +81,34 @@ def current_revision(engine: Engine, schema: Schema) -> str | None:
 
 
 def upgrade(engine: Engine, schema: Schema, *,
-            use_migrations: bool = False) -> None:
-    """Create or migrate ``schema`` to the head revision.
+            use_migrations: bool = False, revision: str = 'head') -> None:
+    """Create or migrate ``schema`` to ``revision`` (default: the head).
 
     ``use_migrations`` builds a fresh database by replaying every migration
     instead of creating the tables directly (used by tests to check that
-    both paths give the same schema).
+    both paths give the same schema, and to build an older schema).
     """
     with engine.connect() as conn:
         conn = db_engine.for_writing(conn)
         try:
             with conn.begin():
                 _lock(conn)
-                _upgrade(conn, schema, use_migrations)
+                _upgrade(conn, schema, use_migrations, revision)
         finally:
             _unlock(conn)
 
 
-def _upgrade(conn: Connection, schema: Schema, use_migrations: bool) -> None:
+def _upgrade(conn: Connection, schema: Schema, use_migrations: bool,
+             revision: str = 'head') -> None:
     context = MigrationContext.configure(
         conn, opts={'version_table': schema.version_table})
     config = alembic_config(schema, conn)
     if not context.get_current_heads():
         existing = set(sa.inspect(conn).get_table_names())
         if not existing & set(schema.metadata.tables):
-            if use_migrations:
+            if use_migrations or revision != 'head':
                 LOG.info('Creating %s schema by migration', schema.name)
-                command.upgrade(config, 'head')
+                command.upgrade(config, revision)
             else:
                 LOG.info('Creating %s schema', schema.name)
                 schema.metadata.create_all(conn)
@@ -117,7 +118,13 @@ def _upgrade(conn: Connection, schema: Schema, use_migrations: bool) -> None:
         # then migrate.
         LOG.info('Stamping existing %s schema', schema.name)
         command.stamp(config, _base_revision(config))
-    command.upgrade(config, 'head')
+    current = context.get_current_revision()
+    if current != revision and revision != 'head':
+        LOG.info('Upgrading %s schema to %s', schema.name, revision)
+    elif current != head_revision(schema):
+        LOG.info('Upgrading %s schema from %s to the latest version',
+                 schema.name, current)
+    command.upgrade(config, revision)
 
 
 def _base_revision(config: Config) -> str:

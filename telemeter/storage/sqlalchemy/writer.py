@@ -4,22 +4,35 @@ One batch is one transaction:
 
 1. meter ids come from an in-process cache; unknown (name, type, unit)
    triples are looked up with one query, the still-missing ones inserted
-   (duplicates from concurrent writers ignored) and read back;
+   (duplicates from concurrent writers ignored) and read back; cached ids
+   are re-read under a share lock, so a meter deleted by the expirer is
+   noticed and created again;
 2. resource rows are keyed by ``identity_hash`` (MD5 of resource_id,
    user_id, project_id, source and metadata_hash); the batch's keys are
-   looked up with one query per 500 keys, the missing rows inserted with
-   duplicates ignored and read back; typed metadata rows are written for
-   those rows only (also duplicate-safe);
-3. all samples are inserted at once - PostgreSQL with psycopg 3: COPY into
-   a session temporary table and one ``INSERT ... SELECT ... ON CONFLICT
-   DO NOTHING``; elsewhere one executemany of ``ON CONFLICT DO NOTHING``
+   looked up (under a share lock) with one query per 500 keys, the missing
+   rows inserted with duplicates ignored and read back; typed metadata rows
+   are written for those rows only (also duplicate-safe);
+3. all samples are inserted at once - PostgreSQL with psycopg 3: the
+   batch's message ids already stored are looked up, the others loaded
+   with ``COPY`` straight into ``sample`` (if a concurrent writer stored
+   one of them meanwhile, the unique index rejects the COPY and the batch
+   is redone through a temporary table and ``INSERT ... ON CONFLICT DO
+   NOTHING``); elsewhere one executemany of ``ON CONFLICT DO NOTHING``
    (SQLite) or ``ON DUPLICATE KEY UPDATE id = id`` (MySQL) inserts. A
    sample whose ``message_id`` is already stored is skipped, so a
    redelivered batch never creates duplicates.
 
+Locks replace foreign keys from samples to meters and resources: on
+PostgreSQL each batch holds the shared residual-data advisory lock, which
+the expirer takes exclusively while it deletes meters and resources left
+without samples; on MySQL the writer share-locks the meter and resource
+rows it reads (``LOCK IN SHARE MODE``) and the expirer deletes only rows it
+can lock ``FOR UPDATE SKIP LOCKED``; SQLite writers are serialised. Either
+way a row a writer uses cannot disappear before its samples are committed.
+
 Deadlocks and lock timeouts are retried (up to ``max_attempts``, sleeping
-``retry_interval`` seconds); a foreign-key failure (a meter or resource row
-removed by a concurrent expirer) clears the cache and retries at once.
+``retry_interval`` seconds); an integrity error clears the caches and
+redoes the batch once through the conflict-safe path.
 """
 
 from __future__ import annotations
@@ -108,52 +121,96 @@ def metadata_rows(internal_id: int, metadata: Any
 
 @dataclasses.dataclass
 class PreparedSample:
-    """A metering dict split into its meter, resource and sample parts."""
+    """A metering dict split into its meter, resource and sample parts.
+
+    ``sample`` holds the values of :data:`SAMPLE_COLUMNS` after
+    ``meter_id`` and ``resource_id``.
+    """
 
     meter: MeterKey
     identity: str
     resource: dict
     metadata: Any
-    sample: dict
+    sample: tuple
 
 
-def prepare(data: dict, recorded_at: datetime.datetime) -> PreparedSample:
-    """Normalise one metering dict for writing."""
-    metadata = data.get('resource_metadata')
-    meta_hash = metadata_hash(metadata)
-    # resource_metadata (the JSON text) is only computed for new rows.
-    resource = {
-        'resource_id': data['resource_id'],
-        'user_id': data.get('user_id'),
-        'project_id': data.get('project_id'),
-        'source_id': data.get('source'),
-        'metadata_hash': meta_hash,
-    }
-    identity = identity_hash(resource['resource_id'], resource['user_id'],
-                             resource['project_id'], resource['source_id'],
-                             meta_hash)
-    resource['identity_hash'] = identity
-    timestamp = data.get('timestamp')
+class IdentityCache:
+    """Memo of resource identities: repr of the resource part → hashes.
+
+    Computing ``metadata_hash`` needs a sorted JSON dump and two MD5s per
+    sample; consecutive samples of one resource state share the same
+    ``repr`` (an exact spelling of the values), so the result is reused.
+    Bounded: cleared when it reaches ``size`` entries.
+    """
+
+    def __init__(self, size: int = 20000) -> None:
+        self.size = size
+        self._items: dict[str, tuple[str, str]] = {}
+
+    def get(self, resource_id: str, user_id: str | None,
+            project_id: str | None, source: str | None,
+            metadata: Any) -> tuple[str, str]:
+        """``(metadata_hash, identity_hash)`` of one resource state."""
+        key = repr((resource_id, user_id, project_id, source, metadata))
+        found = self._items.get(key)
+        if found is None:
+            meta_hash = metadata_hash(metadata)
+            found = (meta_hash, identity_hash(resource_id, user_id,
+                                              project_id, source,
+                                              meta_hash))
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[key] = found
+        return found
+
+
+def _naive_utc(timestamp: Any) -> Any:
     if timestamp is not None and (not isinstance(timestamp,
                                                  datetime.datetime)
                                   or timestamp.tzinfo is not None):
-        timestamp = utils.sanitize_timestamp(timestamp)
-    sample = {
-        'volume': data.get('counter_volume'),
-        'timestamp': timestamp or recorded_at,
-        'recorded_at': recorded_at,
-        'message_signature': data.get('message_signature'),
-        'message_id': data.get('message_id'),
+        return utils.sanitize_timestamp(timestamp)
+    return timestamp
+
+
+def prepare(data: dict, recorded_at: datetime.datetime,
+            identities: IdentityCache | None = None) -> PreparedSample:
+    """Normalise one metering dict for writing."""
+    metadata = data.get('resource_metadata')
+    resource_id = data['resource_id']
+    user_id = data.get('user_id')
+    project_id = data.get('project_id')
+    source = data.get('source')
+    if identities is None:
+        meta_hash = metadata_hash(metadata)
+        identity = identity_hash(resource_id, user_id, project_id, source,
+                                 meta_hash)
+    else:
+        meta_hash, identity = identities.get(resource_id, user_id,
+                                             project_id, source, metadata)
+    # resource_metadata (the JSON text) is only computed for new rows.
+    resource = {
+        'resource_id': resource_id,
+        'user_id': user_id,
+        'project_id': project_id,
+        'source_id': source,
+        'metadata_hash': meta_hash,
+        'identity_hash': identity,
     }
+    sample = (data.get('counter_volume'),
+              _naive_utc(data.get('timestamp')) or recorded_at,
+              recorded_at,
+              data.get('message_signature'),
+              data.get('message_id'))
     meter = (data['counter_name'], data.get('counter_type'),
              data.get('counter_unit'))
     return PreparedSample(meter, identity, resource, metadata, sample)
 
 
-_SAMPLE_COLUMNS = ('meter_id', 'resource_id', 'volume', 'timestamp',
-                   'recorded_at', 'message_signature', 'message_id')
+SAMPLE_COLUMNS = ('meter_id', 'resource_id', 'volume', 'timestamp',
+                  'recorded_at', 'message_signature', 'message_id')
+_MESSAGE_ID = SAMPLE_COLUMNS.index('message_id')
 _LOAD_TABLE = 'telemeter_sample_load'
-_QUOTED = ', '.join(f'"{name}"' for name in _SAMPLE_COLUMNS)
+_QUOTED = ', '.join(f'"{name}"' for name in SAMPLE_COLUMNS)
 _CREATE_LOAD_TABLE = (
     f'CREATE TEMPORARY TABLE IF NOT EXISTS {_LOAD_TABLE} ('
     'ord integer, meter_id integer, resource_id integer, '
@@ -161,26 +218,56 @@ _CREATE_LOAD_TABLE = (
     'recorded_at timestamp, message_signature varchar(64), '
     'message_id varchar(128)) ON COMMIT DELETE ROWS')
 _COPY_LOAD_TABLE = f'COPY {_LOAD_TABLE} (ord, {_QUOTED}) FROM STDIN'
+_COPY_SAMPLE = f'COPY sample ({_QUOTED}) FROM STDIN'
 _INSERT_FROM_LOAD_TABLE = (
     f'INSERT INTO sample ({_QUOTED}) SELECT {_QUOTED} '  # noqa: S608
     f'FROM {_LOAD_TABLE} '
     'ORDER BY ord ON CONFLICT DO NOTHING')
+_COPY_SAMPLE_BINARY = f'{_COPY_SAMPLE} (FORMAT BINARY)'
+# PostgreSQL types of SAMPLE_COLUMNS, for binary COPY.
+_COPY_TYPES = ['int4', 'int4', 'float8', 'timestamp', 'timestamp',
+               'varchar', 'varchar']
+_RESOURCE_IDS = ('SELECT identity_hash, internal_id FROM resource '
+                 'WHERE identity_hash = ANY(%s)')
+_STORED_IDS = 'SELECT message_id FROM sample WHERE message_id = ANY(%s)'
 
 
-def _copy_samples(conn: Connection, rows: list[dict]) -> None:
+def _copy_samples_safely(conn: Connection, rows: list[tuple]) -> None:
     """PostgreSQL (psycopg 3): COPY the batch into a session temporary
     table, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
 
-    About twice as fast as an executemany of single-row inserts; the
-    batch order is kept so sample ids grow in batch order.
+    Safe against concurrent writers of the same message ids; the batch
+    order is kept so sample ids grow in batch order.
     """
     conn.exec_driver_sql(_CREATE_LOAD_TABLE)
     with conn.connection.driver_connection.cursor() as cursor:
         with cursor.copy(_COPY_LOAD_TABLE) as copy:
             for index, row in enumerate(rows):
-                copy.write_row((index, *(row[name]
-                                         for name in _SAMPLE_COLUMNS)))
+                copy.write_row((index, *row))
     conn.exec_driver_sql(_INSERT_FROM_LOAD_TABLE)
+
+
+def _copy_new_samples(conn: Connection, rows: list[tuple]) -> None:
+    """PostgreSQL (psycopg 3): skip the rows whose message id is stored,
+    COPY the others straight into ``sample``.
+
+    Twice as fast as going through a temporary table; a concurrent writer
+    storing one of the same message ids makes the COPY fail with a unique
+    violation (the caller then uses :func:`_copy_samples_safely`).
+    """
+    ids = [row[_MESSAGE_ID] for row in rows if row[_MESSAGE_ID] is not None]
+    with conn.connection.driver_connection.cursor() as cursor:
+        if ids:
+            # Binary parameters: no per-string quoting of the text array.
+            cursor.execute(_STORED_IDS, (ids,), binary=True)
+            stored = {found for found, in cursor.fetchall()}
+            if stored:
+                rows = [row for row in rows
+                        if row[_MESSAGE_ID] not in stored]
+        with cursor.copy(_COPY_SAMPLE_BINARY) as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
 
 
 def _chunks(items: list, size: int = _LOOKUP_CHUNK) -> Iterator[list]:
@@ -192,6 +279,17 @@ def _meter_sort_key(key: MeterKey) -> tuple:
     return tuple('' if part is None else part for part in key)
 
 
+def share_locked(query: sa.Select, dialect_name: str) -> sa.Select:
+    """``query`` taking share locks on the rows it reads on MySQL.
+
+    PostgreSQL writers hold the shared residual-data lock instead (row
+    locks there write to the table), SQLite writers are serialised.
+    """
+    if dialect_name == 'mysql':
+        return query.with_for_update(read=True)
+    return query
+
+
 class SampleWriter:
     """Writes batches of metering dicts; holds the meter-id cache."""
 
@@ -200,6 +298,7 @@ class SampleWriter:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._meter_cache: dict[MeterKey, int] = {}
+        self._identities = IdentityCache()
         self.max_attempts = max_attempts
         self.retry_interval = retry_interval
         self._insert_sample = db_engine.insert_ignore(tables.sample,
@@ -225,8 +324,8 @@ class SampleWriter:
         prepared: list[PreparedSample] = []
         seen: set[str] = set()
         for data in samples:
-            item = prepare(data, now)
-            message_id = item.sample['message_id']
+            item = prepare(data, now, self._identities)
+            message_id = item.sample[-1]
             if message_id is not None:
                 if message_id in seen:
                     continue
@@ -234,21 +333,22 @@ class SampleWriter:
             prepared.append(item)
         if not prepared:
             return
-        integrity_retried = False
+        safe = False
         attempt = 0
         while True:
             attempt += 1
             try:
-                meters = self._write(prepared)
+                meters = self._write(prepared, safe)
             except sa.exc.IntegrityError:
-                # Most likely a meter/resource row deleted by a concurrent
-                # expirer after we resolved it: resolve everything again.
+                # A concurrent writer stored one of our message ids after
+                # the pre-check, or a row vanished under us: redo the batch
+                # through the conflict-safe path.
                 self.forget_meters()
-                if integrity_retried:
+                if safe:
                     raise
-                integrity_retried = True
-                LOG.warning('Integrity error while recording samples, '
-                            'retrying the batch', exc_info=True)
+                safe = True
+                LOG.info('Integrity error while recording samples, '
+                         'retrying the batch', exc_info=True)
                 continue
             except sa.exc.DBAPIError as err:
                 if (not db_engine.is_retryable(err)
@@ -265,23 +365,54 @@ class SampleWriter:
             self._meter_cache.update(meters)
             return
 
-    def _write(self, prepared: list[PreparedSample]) -> dict[MeterKey, int]:
+    def _write(self, prepared: list[PreparedSample],
+               safe: bool) -> dict[MeterKey, int]:
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
+        try:
+            return self._write_transaction(prepared, safe)
+        except dbapi_error as err:
+            # Raised by the driver cursor used directly (COPY): give it the
+            # SQLAlchemy class (IntegrityError, OperationalError...) that
+            # the retry logic understands.
+            raise sa.exc.DBAPIError.instance(
+                None, None, err, dbapi_error) from err
+
+    def _write_transaction(self, prepared: list[PreparedSample],
+                           safe: bool) -> dict[MeterKey, int]:
         with db_engine.write_transaction(self._engine) as conn:
+            db_engine.residual_data_lock(conn, exclusive=False)
             meters = self._resolve_meters(conn, {p.meter for p in prepared})
             resources = self._resolve_resources(conn, prepared)
-            rows = [dict(p.sample, meter_id=meters[p.meter],
-                         resource_id=resources[p.identity])
+            rows = [(meters[p.meter], resources[p.identity], *p.sample)
                     for p in prepared]
             if self._use_copy:
-                _copy_samples(conn, rows)
+                if safe:
+                    _copy_samples_safely(conn, rows)
+                else:
+                    _copy_new_samples(conn, rows)
             else:
-                conn.execute(self._insert_sample, rows)
+                conn.execute(self._insert_sample,
+                             [dict(zip(SAMPLE_COLUMNS, row))
+                              for row in rows])
         return meters
 
     def _resolve_meters(self, conn: Connection,
                         keys: set[MeterKey]) -> dict[MeterKey, int]:
-        found = {key: self._meter_cache[key] for key in keys
-                 if key in self._meter_cache}
+        cached = {key: self._meter_cache[key] for key in keys
+                  if key in self._meter_cache}
+        found: dict[MeterKey, int] = {}
+        if cached:
+            # Lock the cached rows; one the expirer deleted is missing.
+            meter = tables.meter
+            alive = set(conn.execute(share_locked(
+                sa.select(meter.c.id).where(
+                    meter.c.id.in_(sorted(cached.values()))),
+                self._dialect)).scalars())
+            for key, meter_id in cached.items():
+                if meter_id in alive:
+                    found[key] = meter_id
+                else:
+                    del self._meter_cache[key]
         missing = keys - found.keys()
         if missing:
             found.update(self._read_meters(conn, missing))
@@ -298,8 +429,7 @@ class SampleWriter:
                                f'created')
         return found
 
-    @staticmethod
-    def _read_meters(conn: Connection,
+    def _read_meters(self, conn: Connection,
                      keys: set[MeterKey]) -> dict[MeterKey, int]:
         meter = tables.meter
         names = sorted({key[0] for key in keys})
@@ -309,7 +439,7 @@ class SampleWriter:
                                meter.c.unit)
                      .where(meter.c.name.in_(chunk))
                      .order_by(meter.c.id))
-            for row in conn.execute(query):
+            for row in conn.execute(share_locked(query, self._dialect)):
                 key = (row.name, row.type, row.unit)
                 if key in keys:
                     found.setdefault(key, row.id)
@@ -318,7 +448,7 @@ class SampleWriter:
     def _resolve_resources(self, conn: Connection,
                            prepared: list[PreparedSample]) -> dict[str, int]:
         by_identity = {p.identity: p for p in prepared}
-        found = self._read_resources(conn, list(by_identity))
+        found = self._read_resources(conn, sorted(by_identity))
         missing = sorted(by_identity.keys() - found.keys())
         if not missing:
             return found
@@ -342,15 +472,22 @@ class SampleWriter:
             conn.execute(self._insert_metadata[table], table_rows)
         return found
 
-    @staticmethod
-    def _read_resources(conn: Connection,
+    def _read_resources(self, conn: Connection,
                         identities: list[str]) -> dict[str, int]:
         resource = tables.resource
         found: dict[str, int] = {}
+        if self._use_copy:
+            # One round trip with a binary array parameter: far cheaper
+            # than an expanded IN list of hundreds of bound parameters.
+            with conn.connection.driver_connection.cursor() as cursor:
+                cursor.execute(_RESOURCE_IDS, (identities,), binary=True)
+                found.update(cursor.fetchall())
+            return found
         for chunk in _chunks(identities):
-            query = sa.select(resource.c.identity_hash,
-                              resource.c.internal_id).where(
-                resource.c.identity_hash.in_(chunk))
+            query = share_locked(
+                sa.select(resource.c.identity_hash,
+                          resource.c.internal_id).where(
+                    resource.c.identity_hash.in_(chunk)), self._dialect)
             found.update((row.identity_hash, row.internal_id)
                          for row in conn.execute(query))
         return found
