@@ -26,6 +26,9 @@ def list_opts() -> OptList:
     import telemeter.notification
     import telemeter.notification.ipc
     import telemeter.pipeline
+    import telemeter.polling.compute.discovery
+    import telemeter.polling.compute.inspector
+    import telemeter.polling.compute.virt_libvirt
     import telemeter.polling.discovery.tripleo
     import telemeter.polling.hardware.pollsters
     import telemeter.polling.hardware.snmp
@@ -42,10 +45,13 @@ def list_opts() -> OptList:
             telemeter.sample.OPTS,
             telemeter.pipeline.OPTS,
             telemeter.polling.manager.OPTS,
+            telemeter.polling.compute.inspector.OPTS,
+            telemeter.polling.compute.virt_libvirt.OPTS,
             telemeter.dispatcher.OPTS,
             telemeter.notification.ipc.OPTS,
         )),
         ('collector', telemeter.collector.OPTS),
+        ('compute', telemeter.polling.compute.discovery.OPTS),
         ('coordination', telemeter.coordination.OPTS),
         ('database', telemeter.storage.OPTS),
         ('dispatcher_file', telemeter.dispatcher.file.OPTS),
