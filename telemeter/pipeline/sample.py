@@ -82,7 +82,14 @@ class SampleSink(Sink):
                 raise base.PipelineException(
                     f"No transformer named {transformer['name']} loaded",
                     self.cfg) from err
-            transformers.append(ext.plugin(**parameters))
+            try:
+                transformers.append(ext.plugin(**parameters))
+            except (TypeError, ValueError) as err:
+                # e.g. an expression outside the restricted grammar, or a
+                # parameter the transformer does not know.
+                raise base.PipelineException(
+                    f"Sink {self.name}: invalid parameters for transformer "
+                    f"{transformer['name']}: {err}", self.cfg) from err
             LOG.info('Pipeline %s: Setup transformer instance %s with '
                      'parameter %s', self, transformer['name'], parameters)
         return transformers

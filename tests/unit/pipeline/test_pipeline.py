@@ -175,7 +175,10 @@ def test_packaged_files_are_used_when_nothing_else_exists(conf):
     conf.set_override('pipeline_cfg_file', 'pipeline.yaml')
     manager = pipeline.setup_pipeline(conf)
     assert manager.cfg_file.endswith('telemeter/pipeline/data/pipeline.yaml')
-    assert [str(p) for p in manager.pipelines] == ['meter_source:meter_sink']
+    assert [str(p) for p in manager.pipelines] == [
+        'meter_source:meter_sink', 'cpu_source:cpu_sink',
+        'cpu_source:cpu_delta_sink', 'disk_source:disk_sink',
+        'network_source:network_sink']
     events = pipeline.setup_event_pipeline(conf)
     assert [str(p) for p in events.pipelines] == [
         'event:event_source:event_sink']
@@ -196,3 +199,106 @@ sinks: [{name: k, publishers: [test://]}]
         publish([Event('compute.instance.create'), Event('image.update')])
     published = manager.pipelines[0].sink.publishers[0].events
     assert [e.event_type for e in published] == ['compute.instance.create']
+
+
+TRANSFORMING = """
+sources: [{name: s, meters: ["*"], sinks: [k]}]
+sinks:
+  - name: k
+    transformers:
+      - name: accumulator
+        parameters: {size: 2}
+      - name: unit_conversion
+        parameters: {target: {scale: "volume * 10"}}
+    publishers: [test://]
+"""
+
+
+def test_flush_feeds_each_transformer_into_the_next(conf, write_yaml):
+    conf.set_override('pipeline_cfg_file', write_yaml('t.yaml', TRANSFORMING))
+    manager = pipeline.setup_pipeline(conf)
+    published = manager.pipelines[0].sink.publishers[0].samples
+    with manager.publisher() as publish:
+        publish([_sample('a', 1.0)])
+    assert published == []  # the accumulator holds one sample
+    with manager.publisher() as publish:
+        publish([_sample('b', 2.0)])
+    # released by the accumulator's flush, then scaled: 1*10, 2*10
+    assert [(s.name, s.volume) for s in published] == [('a', 10.0),
+                                                       ('b', 20.0)]
+
+
+def test_transformer_error_drops_only_that_sample(conf, write_yaml, caplog):
+    conf.set_override('pipeline_cfg_file', write_yaml('t.yaml', """
+sources: [{name: s, meters: ["*"], sinks: [k]}]
+sinks:
+  - name: k
+    transformers:
+      - name: unit_conversion
+        parameters: {target: {scale: "volume * resource_metadata.factor"}}
+    publishers: [test://]
+"""))
+    manager = pipeline.setup_pipeline(conf)
+    with manager.publisher() as publish:
+        publish([_sample('bad', 1.0),
+                 _sample('good', 2.0, resource_metadata={'factor': 3})])
+    published = manager.pipelines[0].sink.publishers[0].samples
+    # 'bad' multiplies by an empty Namespace and fails; 'good': 2 * 3 = 6
+    assert [(s.name, s.volume) for s in published] == [('good', 6.0)]
+    assert 'Pipeline k: Exit after error from transformer' in caplog.text
+
+
+@pytest.mark.parametrize('parameters, message', [
+    ('{target: {scale: "__import__(\'os\').getcwd()"}}', 'calling '
+     '__import__'),
+    ('{target: {scale: "volume.__class__"}}', "attribute '__class__'"),
+    ('{target: {scale: "volume +"}}', 'invalid expression'),
+    ('{target: {scale: [1]}}', 'target.scale must be a number or an '
+     'expression'),
+    ('{target: {max: "100"}}', 'target.max must be a number'),
+])
+def test_unsafe_or_broken_expressions_refused_at_load(conf, write_yaml,
+                                                      parameters, message):
+    conf.set_override('pipeline_cfg_file', write_yaml('t.yaml', f"""
+sources: [{{name: s, meters: ["*"], sinks: [the_sink]}}]
+sinks:
+  - name: the_sink
+    transformers: [{{name: unit_conversion, parameters: {parameters}}}]
+    publishers: [test://]
+"""))
+    with pytest.raises(base.PipelineException) as info:
+        pipeline.setup_pipeline(conf)
+    text = str(info.value)
+    assert 'Sink the_sink: invalid parameters for transformer ' \
+        'unit_conversion' in text
+    assert message in text
+
+
+def test_arithmetic_expression_refused_at_load(conf, write_yaml):
+    conf.set_override('pipeline_cfg_file', write_yaml('t.yaml', """
+sources: [{name: s, meters: ["*"], sinks: [k]}]
+sinks:
+  - name: k
+    transformers:
+      - name: arithmetic
+        parameters: {target: {expr: "$(memory) + open('x')"}}
+    publishers: [test://]
+"""))
+    with pytest.raises(base.PipelineException, match='calling open'):
+        pipeline.setup_pipeline(conf)
+
+
+def test_sinks_shared_by_sources_share_transformer_state(conf, write_yaml):
+    conf.set_override('pipeline_cfg_file', write_yaml('t.yaml', """
+sources:
+  - {name: one, meters: [a], sinks: [k]}
+  - {name: two, meters: [b], sinks: [k]}
+sinks:
+  - name: k
+    transformers: [{name: rate_of_change}]
+    publishers: [test://]
+"""))
+    manager = pipeline.setup_pipeline(conf)
+    first, second = manager.pipelines
+    assert first.sink.transformers[0] is second.sink.transformers[0]
+    assert pipeline.get_pipeline_grouping_key(first) == ['resource_id']
