@@ -302,3 +302,65 @@ sinks:
     first, second = manager.pipelines
     assert first.sink.transformers[0] is second.sink.transformers[0]
     assert pipeline.get_pipeline_grouping_key(first) == ['resource_id']
+
+
+@pytest.mark.parametrize('events, message', [
+    ('[]', 'No events specified'),
+    ('["compute.*", "!image.*"]', 'Both included and excluded events '
+     'specified'),
+    ('["*", "compute.*"]', 'Included events specified with wildcard'),
+])
+def test_event_match_list_errors(conf, write_yaml, events, message):
+    conf.set_override('event_pipeline_cfg_file', write_yaml('e.yaml', f"""
+sources: [{{name: s, events: {events}, sinks: [k]}}]
+sinks: [{{name: k, publishers: [test://]}}]
+"""))
+    with pytest.raises(base.PipelineException, match=message):
+        pipeline.setup_event_pipeline(conf)
+
+
+def test_empty_meter_list_is_refused(conf, write_yaml):
+    conf.set_override('pipeline_cfg_file', write_yaml('p.yaml', """
+sources: [{name: s, meters: [], sinks: [k]}]
+sinks: [{name: k, publishers: [test://]}]
+"""))
+    with pytest.raises(base.PipelineException, match='No meters specified'):
+        pipeline.setup_pipeline(conf)
+
+
+class _Event:
+    event_type = 'compute.instance.update'
+
+
+def _event_manager(conf, write_yaml, publishers):
+    conf.set_override('event_pipeline_cfg_file', write_yaml('e.yaml', f"""
+sources: [{{name: s, events: ["*"], sinks: [k]}}]
+sinks: [{{name: k, publishers: {publishers}}}]
+"""))
+    return pipeline.setup_event_pipeline(conf)
+
+
+def _break(publisher):
+    def publish_events(events):
+        raise RuntimeError('receiver down')
+    publisher.publish_events = publish_events
+
+
+def test_event_sink_with_one_publisher_reraises(conf, write_yaml, caplog):
+    manager = _event_manager(conf, write_yaml, '["test://"]')
+    _break(manager.pipelines[0].sink.publishers[0])
+    with pytest.raises(RuntimeError), manager.publisher() as publish:
+        publish([_Event()])
+    assert 'Pipeline k: Exit after error from publisher' in caplog.text
+
+
+def test_event_sink_with_several_publishers_continues(conf, write_yaml,
+                                                      caplog):
+    manager = _event_manager(conf, write_yaml,
+                             '["test://", "test://?second"]')
+    first, second = manager.pipelines[0].sink.publishers
+    _break(first)
+    with manager.publisher() as publish:
+        publish([_Event()])
+    assert len(second.events) == 1
+    assert 'Pipeline k: Continue after error from publisher' in caplog.text
