@@ -63,7 +63,6 @@ def load_yaml(conf: cfg.ConfigOpts, value: str) -> tuple[str, Any]:
     column, so the daemon's refusal to start says where to look.
     """
     path = find_config_file(conf, value)
-    LOG.debug('Config file: %s', path)
     with open(path) as fap:
         try:
             content = yaml.safe_load(fap)
