@@ -25,6 +25,7 @@ def list_opts() -> OptList:
     import telemeter.keystone_client
     import telemeter.notification
     import telemeter.notification.ipc
+    import telemeter.notification.meters
     import telemeter.pipeline
     import telemeter.polling.compute.discovery
     import telemeter.polling.compute.inspector
@@ -61,6 +62,7 @@ def list_opts() -> OptList:
             telemeter.polling.hardware.snmp.OPTS,
         )),
         ('notification', telemeter.notification.OPTS),
+        ('meter', telemeter.notification.meters.OPTS),
         ('polling', telemeter.polling.manager.POLLING_OPTS),
         ('publisher', telemeter.publisher.utils.OPTS),
         ('publisher_notifier', telemeter.publisher.messaging.NOTIFIER_OPTS),

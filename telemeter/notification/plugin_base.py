@@ -29,6 +29,8 @@ class NotificationBase(metaclass=abc.ABCMeta):
     def __init__(self, manager: Any) -> None:
         self.manager = manager
         self.conf = manager.conf
+        #: Notifications that could not be processed (logged and dropped).
+        self.failures = 0
         if self.event_types:
             self.filter_rule = oslo_messaging.NotificationFilter(
                 event_type='|'.join(self.event_types))
@@ -57,6 +59,7 @@ class NotificationBase(metaclass=abc.ABCMeta):
             try:
                 self.to_samples_and_publish(notification)
             except Exception:
+                self.failures += 1
                 LOG.error('Fail to process notification', exc_info=True)
 
     def to_samples_and_publish(self, notification: dict) -> None:
