@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.storage import driver_suite
+from tests.unit.storage import driver_suite, query_suite, statistics_suite
 
 
 class PostgreSQLURL:
@@ -52,3 +52,21 @@ class TestMariaDBEvents(MariaDBURL, driver_suite.EventDriverTests):
 
 class TestMariaDBSQL(MariaDBURL, driver_suite.SQLDriverTests):
     """Schema, expiry and concurrency on MariaDB."""
+
+
+class TestPostgreSQLStatistics(PostgreSQLURL,
+                               statistics_suite.StatisticsTests):
+    """Statistics on PostgreSQL."""
+
+
+class TestPostgreSQLComplexQuery(PostgreSQLURL,
+                                 query_suite.ComplexQueryTests):
+    """query_samples on PostgreSQL."""
+
+
+class TestMariaDBStatistics(MariaDBURL, statistics_suite.StatisticsTests):
+    """Statistics on MariaDB."""
+
+
+class TestMariaDBComplexQuery(MariaDBURL, query_suite.ComplexQueryTests):
+    """query_samples on MariaDB."""

@@ -14,6 +14,8 @@ upgrade.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -125,6 +127,7 @@ def _create_sqlite_engine(conf: cfg.ConfigOpts, parsed: URL,
 
     @event.listens_for(engine, 'connect')
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        register_sqlite_functions(dbapi_conn)
         # Let SQLAlchemy's "begin" event below emit BEGIN itself.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
@@ -144,6 +147,49 @@ def _create_sqlite_engine(conf: cfg.ConfigOpts, parsed: URL,
             conn.exec_driver_sql('BEGIN')
 
     return engine
+
+
+class _StddevPop:
+    """SQLite aggregate ``stddev_pop(x)`` (Welford's algorithm)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+    def step(self, value: Any) -> None:
+        if value is None:
+            return
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (value - self.mean)
+
+    def finalize(self) -> float | None:
+        if not self.count:
+            return None
+        return math.sqrt(self.m2 / self.count)
+
+
+def _epoch_us(text: Any) -> int | None:
+    """Microseconds since the epoch of a stored SQLite timestamp."""
+    if text is None:
+        return None
+    when = datetime.datetime.fromisoformat(text)
+    delta = when - _EPOCH
+    return ((delta.days * 86400 + delta.seconds) * 1_000_000
+            + delta.microseconds)
+
+
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
+def register_sqlite_functions(dbapi_conn: Any) -> None:
+    """Give a SQLite connection what the statistics queries use:
+    ``stddev_pop(x)`` and ``telemeter_epoch_us(timestamp)``."""
+    dbapi_conn.create_aggregate('stddev_pop', 1, _StddevPop)
+    dbapi_conn.create_function('telemeter_epoch_us', 1, _epoch_us,
+                               deterministic=True)
 
 
 def for_writing(conn: Connection) -> Connection:

@@ -64,6 +64,20 @@ def equal_or_null(column: sa.ColumnElement, value: str) -> ColumnElement:
     return column == value
 
 
+def metadata_table_for_query(query_key: str, value: Any) -> sa.Table:
+    """The typed metadata table to search for ``value``.
+
+    bool / int / float / str or None pick their table; any other type
+    raises :class:`telemeter.NotImplementedError`.
+    """
+    table = _META_TABLES.get(type(value))
+    if table is None:
+        raise telemeter.NotImplementedError(
+            f'Query on {query_key} is of {type(value)} type and is not '
+            f'supported')
+    return table
+
+
 def metaquery_conditions(metaquery: dict | None) -> list[ColumnElement]:
     """Conditions on ``resource`` for ``{'metadata.<key>': value}``.
 
@@ -72,11 +86,7 @@ def metaquery_conditions(metaquery: dict | None) -> list[ColumnElement]:
     """
     conditions = []
     for query_key, value in (metaquery or {}).items():
-        table = _META_TABLES.get(type(value))
-        if table is None:
-            raise telemeter.NotImplementedError(
-                f'Query on {query_key} is of {type(value)} type and is not '
-                f'supported')
+        table = metadata_table_for_query(query_key, value)
         meta_key = query_key.removeprefix('metadata.')
         conditions.append(sa.exists().where(
             table.c.id == tables.resource.c.internal_id,

@@ -392,7 +392,7 @@ class SampleWriter:
                     _copy_new_samples(conn, rows)
             else:
                 conn.execute(self._insert_sample,
-                             [dict(zip(SAMPLE_COLUMNS, row))
+                             [dict(zip(SAMPLE_COLUMNS, row, strict=True))
                               for row in rows])
         return meters
 

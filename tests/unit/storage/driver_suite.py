@@ -23,8 +23,8 @@ from oslo_config import cfg
 
 import telemeter
 from telemeter import service, storage
-from telemeter.storage import impl_sqlalchemy, models
-from telemeter.storage.sqlalchemy import migration, tables
+from telemeter.storage import models
+from telemeter.storage.sqlalchemy import expiry, migration, tables
 from tests.unit.storage import workers
 
 BASE = datetime.datetime(2024, 5, 1, 12, 0, 0)
@@ -836,7 +836,7 @@ class SQLDriverTests(StorageFixtures):
         assert _count(aged.engine, tables.resource) == 2
 
     def test_expiry_in_chunks(self, conn, monkeypatch, caplog):
-        monkeypatch.setattr(impl_sqlalchemy, 'DELETE_CHUNK_SIZE', 4)
+        monkeypatch.setattr(expiry, 'DELETE_CHUNK_SIZE', 4)
         old = _utcnow() - datetime.timedelta(days=1)
         conn.record_metering_data_batch([
             make_sample(timestamp=old + datetime.timedelta(seconds=i))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.storage import driver_suite
+from tests.unit.storage import driver_suite, query_suite, statistics_suite
 
 
 class SQLiteURL:
@@ -25,3 +25,11 @@ class TestSQLiteEvents(SQLiteURL, driver_suite.EventDriverTests):
 
 class TestSQLiteSQL(SQLiteURL, driver_suite.SQLDriverTests):
     """Schema, expiry and concurrency on SQLite."""
+
+
+class TestSQLiteStatistics(SQLiteURL, statistics_suite.StatisticsTests):
+    """Statistics on SQLite (stddev computed in Python)."""
+
+
+class TestSQLiteComplexQuery(SQLiteURL, query_suite.ComplexQueryTests):
+    """query_samples on SQLite."""

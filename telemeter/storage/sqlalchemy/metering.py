@@ -1,0 +1,242 @@
+"""Sample, resource and meter queries of the SQL driver."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from telemeter.storage import models
+from telemeter.storage.sqlalchemy import complex_query, filters, tables
+
+_IN_CHUNK = 500
+
+
+def json_loads(text: str | None) -> Any:
+    """Stored JSON text → value (None stays None)."""
+    return None if text is None else json.loads(text)
+
+
+def _chunks(items: list, size: int = _IN_CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _read(engine: Engine, query: sa.Select) -> list[sa.Row]:
+    with engine.connect() as conn:
+        return list(conn.execute(query))
+
+
+def _sample_query(conditions: list, order_by: list) -> sa.Select:
+    sample, meter, resource = tables.sample, tables.meter, tables.resource
+    return (sa.select(
+        resource.c.source_id, meter.c.name, meter.c.type, meter.c.unit,
+        sample.c.volume, resource.c.user_id, resource.c.project_id,
+        resource.c.resource_id, sample.c.timestamp,
+        resource.c.resource_metadata, sample.c.message_id,
+        sample.c.message_signature, sample.c.recorded_at)
+        .select_from(sample
+                     .join(meter, meter.c.id == sample.c.meter_id)
+                     .join(resource, resource.c.internal_id
+                           == sample.c.resource_id))
+        .where(*conditions)
+        .order_by(*order_by))
+
+
+def _to_samples(rows: list[sa.Row]) -> list[models.Sample]:
+    return [models.Sample(
+        source=row.source_id, counter_name=row.name,
+        counter_type=row.type, counter_unit=row.unit,
+        counter_volume=(None if row.volume is None else float(row.volume)),
+        user_id=row.user_id, project_id=row.project_id,
+        resource_id=row.resource_id, timestamp=row.timestamp,
+        resource_metadata=json_loads(row.resource_metadata),
+        message_id=row.message_id,
+        message_signature=row.message_signature,
+        recorded_at=row.recorded_at) for row in rows]
+
+
+def get_samples(engine: Engine, sample_filter: Any,
+                limit: int | None = None) -> list[models.Sample]:
+    """Samples matching ``sample_filter``, newest first."""
+    if limit == 0:
+        return []
+    sample = tables.sample
+    query = _sample_query(filters.sample_conditions(sample_filter),
+                          [sample.c.timestamp.desc(), sample.c.id.desc()])
+    if limit:
+        query = query.limit(limit)
+    return _to_samples(_read(engine, query))
+
+
+def query_samples(engine: Engine, filter_expr: dict | None = None,
+                  orderby: list | None = None,
+                  limit: int | None = None) -> list[models.Sample]:
+    """Samples matching a complex filter expression (see
+    :mod:`complex_query`), ordered by ``orderby`` (default newest
+    first)."""
+    if limit == 0:
+        return []
+    conditions = ([complex_query.condition(filter_expr)]
+                  if filter_expr else [])
+    query = _sample_query(conditions, complex_query.order_by(orderby))
+    if limit:
+        query = query.limit(limit)
+    return _to_samples(_read(engine, query))
+
+
+def get_resources(engine: Engine, user: str | None = None,
+                  project: str | None = None, source: str | None = None,
+                  start_timestamp: Any = None,
+                  start_timestamp_op: str | None = None,
+                  end_timestamp: Any = None,
+                  end_timestamp_op: str | None = None,
+                  metaquery: dict | None = None,
+                  resource: str | None = None,
+                  limit: int | None = None) -> list[models.Resource]:
+    """One Resource per resource_id with matching samples.
+
+    One GROUP BY over the matching samples gives each resource row's
+    first/last timestamp; per resource_id the row with the newest sample
+    wins (a tie on that timestamp goes to the row of the latest inserted
+    sample). Its user, project, source and metadata are reported.
+    """
+    if limit == 0:
+        return []
+    sample, res = tables.sample, tables.resource
+    conditions = filters.resource_conditions(
+        user=user, project=project, source=source, resource=resource,
+        metaquery=metaquery)
+    conditions.extend(filters.timestamp_conditions(
+        sample.c.timestamp, start_timestamp, start_timestamp_op,
+        end_timestamp, end_timestamp_op))
+    spans = (sa.select(res.c.resource_id,
+                       sample.c.resource_id.label('internal_id'),
+                       sa.func.min(sample.c.timestamp).label('first'),
+                       sa.func.max(sample.c.timestamp).label('last'))
+             .select_from(sample.join(
+                 res, res.c.internal_id == sample.c.resource_id))
+             .where(*conditions)
+             .group_by(sample.c.resource_id, res.c.resource_id))
+    with engine.connect() as conn:
+        by_resource: dict[str, list[sa.Row]] = {}
+        for row in conn.execute(spans):
+            by_resource.setdefault(row.resource_id, []).append(row)
+        resource_ids = sorted(by_resource)
+        if limit:
+            resource_ids = resource_ids[:limit]
+        winners = {}
+        for resource_id in resource_ids:
+            rows = by_resource[resource_id]
+            winners[resource_id] = (_newest_row(conn, rows)
+                                    if len(rows) > 1 else rows[0])
+        details = _resource_rows(conn, [row.internal_id
+                                        for row in winners.values()])
+    result = []
+    for resource_id in resource_ids:
+        rows = by_resource[resource_id]
+        detail = details[winners[resource_id].internal_id]
+        result.append(models.Resource(
+            resource_id=resource_id, project_id=detail.project_id,
+            first_sample_timestamp=min(row.first for row in rows),
+            last_sample_timestamp=max(row.last for row in rows),
+            source=detail.source_id, user_id=detail.user_id,
+            metadata=json_loads(detail.resource_metadata)))
+    return result
+
+
+def _newest_row(conn: sa.Connection, rows: list[sa.Row]) -> sa.Row:
+    """The resource row whose newest sample is the latest (ties: the
+    row of the latest inserted sample at that timestamp)."""
+    last = max(row.last for row in rows)
+    tied = [row for row in rows if row.last == last]
+    if len(tied) == 1:
+        return tied[0]
+    sample = tables.sample
+    newest = conn.execute(
+        sa.select(sample.c.resource_id)
+        .where(sample.c.resource_id.in_([row.internal_id for row in tied]),
+               sample.c.timestamp == last)
+        .order_by(sample.c.id.desc()).limit(1)).scalar_one()
+    return next(row for row in tied if row.internal_id == newest)
+
+
+def _resource_rows(conn: sa.Connection,
+                   internal_ids: list[int]) -> dict[int, sa.Row]:
+    res = tables.resource
+    found = {}
+    for chunk in _chunks(sorted(internal_ids)):
+        query = sa.select(res.c.internal_id, res.c.user_id,
+                          res.c.project_id, res.c.source_id,
+                          res.c.resource_metadata).where(
+            res.c.internal_id.in_(chunk))
+        found.update((row.internal_id, row) for row in conn.execute(query))
+    return found
+
+
+def get_meters(engine: Engine, user: str | None = None,
+               project: str | None = None, resource: str | None = None,
+               source: str | None = None, metaquery: dict | None = None,
+               limit: int | None = None,
+               unique: bool = False) -> list[models.Meter]:
+    """One Meter per (meter, resource_id), from its latest sample.
+
+    With ``unique`` one Meter per meter, resource/project/source/user set
+    to None.
+    """
+    if limit == 0:
+        return []
+    sample, meter, res = tables.sample, tables.meter, tables.resource
+    # Latest sample per (meter, resource row), then per (meter,
+    # resource_id). A resource filter narrows the first step already.
+    latest = sa.select(sample.c.meter_id,
+                       sample.c.resource_id.label('internal_id'),
+                       sa.func.max(sample.c.id).label('sample_id'))
+    if resource:
+        latest = latest.where(sample.c.resource_id.in_(
+            sa.select(res.c.internal_id).where(
+                res.c.resource_id == resource)))
+    latest = latest.group_by(sample.c.meter_id,
+                             sample.c.resource_id).subquery()
+    ranked = (sa.select(
+        latest.c.meter_id, latest.c.internal_id,
+        sa.func.row_number().over(
+            partition_by=(latest.c.meter_id, res.c.resource_id),
+            order_by=latest.c.sample_id.desc()).label('rank'))
+        .select_from(latest.join(
+            res, res.c.internal_id == latest.c.internal_id))
+        .subquery())
+    conditions = filters.resource_conditions(
+        user=user, project=project, source=source, resource=resource,
+        metaquery=metaquery)
+    joined = (ranked
+              .join(meter, meter.c.id == ranked.c.meter_id)
+              .join(res, res.c.internal_id == ranked.c.internal_id))
+    if unique:
+        query = (sa.select(meter.c.name, meter.c.type, meter.c.unit)
+                 .select_from(joined)
+                 .where(ranked.c.rank == 1, *conditions)
+                 .distinct()
+                 .order_by(meter.c.name, meter.c.type, meter.c.unit))
+        if limit:
+            query = query.limit(limit)
+        return [models.Meter(name=row.name, type=row.type, unit=row.unit,
+                             resource_id=None, project_id=None,
+                             source=None, user_id=None)
+                for row in _read(engine, query)]
+    query = (sa.select(meter.c.name, meter.c.type, meter.c.unit,
+                       res.c.resource_id, res.c.project_id,
+                       res.c.source_id, res.c.user_id)
+             .select_from(joined)
+             .where(ranked.c.rank == 1, *conditions)
+             .order_by(meter.c.name, res.c.resource_id))
+    if limit:
+        query = query.limit(limit)
+    return [models.Meter(name=row.name, type=row.type, unit=row.unit,
+                         resource_id=row.resource_id,
+                         project_id=row.project_id, source=row.source_id,
+                         user_id=row.user_id)
+            for row in _read(engine, query)]

@@ -1,0 +1,156 @@
+"""``get_meter_statistics`` for the SQL driver: one GROUP BY query.
+
+Samples matching the filter are grouped by unit, the requested groupby
+fields and, with a period, the bucket number ``floor((timestamp - start)
+/ period)`` computed by the database (exactly: PostgreSQL interval epochs
+are numeric, MySQL timestamps are DECIMAL epoch seconds, SQLite uses an
+integer-microsecond function registered on each connection). SQLite also
+gets a ``stddev_pop`` aggregate written in Python.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from telemeter import utils
+from telemeter.storage import models
+from telemeter.storage import statistics as stats
+from telemeter.storage.sqlalchemy import filters, tables
+
+# SQLite function names registered by the engine (see engine.py).
+SQLITE_EPOCH_US = 'telemeter_epoch_us'
+
+
+def _aggregate_column(spec: stats.AggregateSpec) -> sa.ColumnElement:
+    volume = tables.sample.c.volume
+    if spec.func == 'cardinality':
+        column = getattr(tables.resource.c, 'source_id'
+                         if spec.param == 'source' else spec.param)
+        return sa.func.count(sa.distinct(column))
+    if spec.func == 'stddev':
+        return sa.func.stddev_pop(volume)
+    return getattr(sa.func, spec.func)(volume)
+
+
+def _bucket_column(dialect: str, start: datetime.datetime,
+                   period: float) -> sa.ColumnElement:
+    """The bucket number of each sample (samples are >= start)."""
+    timestamp = tables.sample.c.timestamp
+    if dialect == 'postgresql':
+        seconds = sa.extract('epoch', timestamp
+                             - sa.literal(start, sa.DateTime()))
+        return sa.cast(sa.func.floor(seconds / period), sa.BigInteger)
+    if dialect == 'mysql':
+        decimal = sa.Numeric(20, 6)
+        seconds = (sa.type_coerce(timestamp, decimal)
+                   - sa.literal(utils.dt_to_decimal(start), decimal))
+        return sa.cast(sa.func.floor(seconds / period), sa.BigInteger)
+    # SQLite: integer microseconds, integer division.
+    start_us = _epoch_us(start)
+    epoch_us = getattr(sa.func, SQLITE_EPOCH_US)(timestamp,
+                                                 type_=sa.BigInteger)
+    return (epoch_us - start_us) // round(period * 1_000_000)
+
+
+def _epoch_us(when: datetime.datetime) -> int:
+    delta = when - datetime.datetime(1970, 1, 1)
+    return ((delta.days * 86400 + delta.seconds) * 1_000_000
+            + delta.microseconds)
+
+
+def _group_columns(groupby: list[str]) -> tuple[list[sa.ColumnElement],
+                                                 Any]:
+    """Columns of the groupby fields and the FROM clause they need."""
+    sample, meter, res = tables.sample, tables.meter, tables.resource
+    joined: Any = (sample
+                   .join(meter, meter.c.id == sample.c.meter_id)
+                   .join(res, res.c.internal_id == sample.c.resource_id))
+    columns = []
+    for field in groupby:
+        if field == 'resource_metadata.instance_type':
+            text = tables.metadata_text
+            # Inner join: resources without that text key do not count.
+            joined = joined.join(text, sa.and_(
+                text.c.id == res.c.internal_id,
+                text.c.meta_key == 'instance_type'))
+            columns.append(text.c.value)
+        else:
+            columns.append(getattr(res.c, field))
+    return columns, joined
+
+
+def _time_span(conn: Any, joined: Any, conditions: list
+               ) -> tuple[datetime.datetime | None,
+                          datetime.datetime | None]:
+    timestamp = tables.sample.c.timestamp
+    row = conn.execute(sa.select(sa.func.min(timestamp),
+                                 sa.func.max(timestamp))
+                       .select_from(joined).where(*conditions)).one()
+    return row[0], row[1]
+
+
+def get_meter_statistics(engine: Engine, sample_filter: Any,
+                         period: float | None = None,
+                         groupby: list | None = None,
+                         aggregate: list | None = None
+                         ) -> list[models.Statistics]:
+    """Statistics of the samples matching ``sample_filter`` (storage.md
+    §3)."""
+    stats.require_meter(sample_filter)
+    fields = stats.check_groupby(groupby)
+    specs = stats.parse_aggregates(aggregate)
+    timestamp = tables.sample.c.timestamp
+    group_columns, joined = _group_columns(fields)
+    conditions = filters.sample_conditions(sample_filter)
+    columns = [tables.meter.c.unit.label('unit'),
+               *(column.label(f'g{index}')
+                 for index, column in enumerate(group_columns)),
+               sa.func.min(timestamp).label('first'),
+               sa.func.max(timestamp).label('last'),
+               *(_aggregate_column(spec).label(f'a{index}')
+                 for index, spec in enumerate(specs))]
+    group_by: list[Any] = [tables.meter.c.unit, *group_columns]
+    start = None
+    with engine.connect() as conn:
+        if period:
+            start = sample_filter.start_timestamp
+            end = sample_filter.end_timestamp
+            if start is None or end is None:
+                first, last = _time_span(conn, joined, conditions)
+                start = start or first
+                end = end or last
+            if start is None or end is None:
+                return []
+            count = stats.bucket_count(start, end, period)
+            if not count:
+                return []
+            bucket = _bucket_column(engine.dialect.name, start,
+                                    period).label('bucket')
+            columns.append(bucket)
+            group_by.append(bucket)
+            limit = start + count * datetime.timedelta(seconds=period)
+            conditions = [*conditions, timestamp >= start, timestamp < limit]
+        query = (sa.select(*columns).select_from(joined)
+                 .where(*conditions).group_by(*group_by))
+        rows = conn.execute(query).all()
+    results = []
+    for row in rows:
+        mapping = row._mapping
+        values = {spec.key: mapping[f'a{index}']
+                  for index, spec in enumerate(specs)}
+        results.append(stats.make_statistics(
+            unit=mapping['unit'], period=period,
+            bucket=(stats.bucket_bounds(start, period,
+                                        int(mapping['bucket']))
+                    if period else None),
+            first=mapping['first'], last=mapping['last'],
+            groupby=({field: mapping[f'g{index}']
+                      for index, field in enumerate(fields)}
+                     if fields else None),
+            specs=specs, values=values, requested=bool(aggregate)))
+    results.sort(key=stats.sort_key)
+    return results
