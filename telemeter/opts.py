@@ -22,6 +22,7 @@ def list_opts() -> OptList:
     import telemeter.coordination
     import telemeter.dispatcher
     import telemeter.dispatcher.file
+    import telemeter.dispatcher.http
     import telemeter.keystone_client
     import telemeter.notification
     import telemeter.notification.ipc
@@ -61,6 +62,7 @@ def list_opts() -> OptList:
             telemeter.polling.hardware.pollsters.OPTS,
             telemeter.polling.hardware.snmp.OPTS,
         )),
+        ('dispatcher_http', telemeter.dispatcher.http.OPTS),
         ('notification', telemeter.notification.OPTS),
         ('meter', telemeter.notification.meters.OPTS),
         ('polling', telemeter.polling.manager.POLLING_OPTS),

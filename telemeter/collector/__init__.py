@@ -13,6 +13,16 @@ OPTS = [
     cfg.PortOpt('udp_port',
                 default=4952,
                 help='Port to which the UDP socket is bound.'),
+    cfg.IntOpt('udp_batch_size',
+               default=100,
+               min=1,
+               help='Maximum number of UDP samples handed to the '
+                    'dispatchers in one call. The receiver hands over what '
+                    'has already arrived, up to this many, so it adds no '
+                    'delay; batches only form when samples arrive faster '
+                    'than the dispatchers store them one by one. 1 '
+                    'dispatches every sample on its own, as Ceilometer '
+                    'did.'),
     cfg.IntOpt('batch_size',
                default=1,
                help='Number of notification messages to wait before '

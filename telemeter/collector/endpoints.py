@@ -15,7 +15,12 @@ LOG = log.getLogger(__name__)
 class CollectorEndpoint:
     """Verifies every dict of a batch and hands the good ones to the
     dispatchers; any dispatcher error requeues the whole batch, so nothing
-    is acknowledged before it is stored."""
+    is acknowledged before it is stored.
+
+    Counters: ``received`` dicts, ``rejected`` ones (bad signature or
+    shape), ``dispatched`` ones every dispatcher took, ``requeued``
+    batches.
+    """
 
     method = 'record_metering_data'
     kind = 'notification'
@@ -23,7 +28,10 @@ class CollectorEndpoint:
     def __init__(self, secret: str | None, dispatcher_manager: Any) -> None:
         self.secret = secret
         self.dispatcher_manager = dispatcher_manager
+        self.received = 0
         self.rejected = 0
+        self.dispatched = 0
+        self.requeued = 0
 
     def sample(self, messages: list[dict]) -> Any:
         """Handle a batch of ``sample``-priority notifications."""
@@ -31,10 +39,12 @@ class CollectorEndpoint:
         for message in messages:
             payload = message.get('payload')
             if not isinstance(payload, list):
+                self.received += 1
                 self.rejected += 1
                 LOG.warning('%s payload is not a list, discarding: %s',
                             self.kind, message)
                 continue
+            self.received += len(payload)
             for item in payload:
                 if (isinstance(item, dict)
                         and utils.verify_signature(item, self.secret)):
@@ -46,17 +56,26 @@ class CollectorEndpoint:
         try:
             self.dispatcher_manager.map_method(self.method, goods)
         except Exception:
+            self.requeued += 1
             LOG.error('Dispatcher failed to handle the notification, '
                       're-queuing it.', exc_info=True)
             return oslo_messaging.NotificationResult.REQUEUE
+        self.dispatched += len(goods)
         return None
+
+    def stats(self) -> dict[str, int]:
+        return {'received': self.received, 'rejected': self.rejected,
+                'dispatched': self.dispatched, 'requeued': self.requeued}
 
 
 class SampleEndpoint(CollectorEndpoint):
     """Endpoint of the ``metering`` topic."""
+
+    kind = 'sample'
 
 
 class EventEndpoint(CollectorEndpoint):
     """Endpoint of the ``event`` topic."""
 
     method = 'record_events'
+    kind = 'event'

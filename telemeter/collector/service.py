@@ -32,6 +32,7 @@ class CollectorService(cotyledon.Service):
         self.meter_manager, self.event_manager = (
             dispatcher.load_dispatcher_manager(conf))
         self.listeners: list[Any] = []
+        self.endpoints: list[endpoints.CollectorEndpoint] = []
         self.udp_receiver: udp.UDPReceiver | None = None
         self.udp_thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -72,6 +73,7 @@ class CollectorService(cotyledon.Service):
             batch_timeout=self.conf.collector.batch_timeout)
         listener.start()
         self.listeners.append(listener)
+        self.endpoints.append(endpoint)
         LOG.info('Collector listening on topic %s', topic)
 
     def terminate(self) -> None:
@@ -82,5 +84,10 @@ class CollectorService(cotyledon.Service):
         if self.udp_receiver is not None:
             self.udp_receiver.stop()
             self.udp_thread.join()
+        for endpoint in self.endpoints:
+            LOG.info('Bus %(kind)s endpoint: %(received)d received, '
+                     '%(rejected)d rejected, %(dispatched)d dispatched, '
+                     '%(requeued)d batches requeued',
+                     dict(endpoint.stats(), kind=endpoint.kind))
         messaging.cleanup()
         LOG.info('Collector stopped')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from oslo_log import log
@@ -11,6 +12,30 @@ from telemeter import dispatcher, storage
 from telemeter.storage import models
 
 LOG = log.getLogger(__name__)
+
+
+def _naive_utc(timestamp: Any) -> datetime.datetime:
+    """An ISO 8601 string or a datetime as a naive UTC datetime (a dict
+    retried after a failed write already holds the datetime)."""
+    if not isinstance(timestamp, datetime.datetime):
+        timestamp = timeutils.parse_isotime(timestamp)
+    return timeutils.normalize_time(timestamp)
+
+
+def _prepare(meter: dict) -> None:
+    """Check the keys storage needs and convert the timestamp in place;
+    raise KeyError, ValueError or TypeError for a dict storage would
+    refuse forever."""
+    for key in ('counter_name', 'resource_id', 'message_id'):
+        if not isinstance(meter[key], str) or not meter[key]:
+            raise ValueError(f'{key} must be a non-empty string')
+    volume = meter.get('counter_volume')
+    if isinstance(volume, str):
+        meter['counter_volume'] = float(volume)
+    elif volume is not None and not isinstance(volume, (int, float)):
+        raise TypeError(f'counter_volume {volume!r} is not a number')
+    if meter.get('timestamp'):
+        meter['timestamp'] = _naive_utc(meter['timestamp'])
 
 
 class MeterDatabaseDispatcher(dispatcher.MeterDispatcherBase):
@@ -32,21 +57,30 @@ class MeterDatabaseDispatcher(dispatcher.MeterDispatcherBase):
         return self._conn
 
     def record_metering_data(self, data: list[dict] | dict) -> None:
+        """Store ``data``; a malformed dict is logged and dropped
+        (requeueing it would never help), a storage error is raised."""
         if not data:
             return
         if isinstance(data, dict):
             data = [data]
+        valid = []
         for meter in data:
-            LOG.debug('metering data %(counter_name)s for %(resource_id)s '
-                      '@ %(timestamp)s: %(counter_volume)s', meter)
-            if meter.get('timestamp'):
-                meter['timestamp'] = timeutils.normalize_time(
-                    timeutils.parse_isotime(meter['timestamp']))
+            LOG.debug('metering data %s', meter)
+            try:
+                _prepare(meter)
+            except (KeyError, ValueError, TypeError) as err:
+                LOG.error('Error processing sample and it will be dropped '
+                          '(%(err)s): %(sample)s',
+                          {'err': err, 'sample': meter})
+                continue
+            valid.append(meter)
+        if not valid:
+            return
         try:
-            self.conn.record_metering_data_batch(data)
+            self.conn.record_metering_data_batch(valid)
         except Exception as err:
             LOG.error('Failed to record %(len)s: %(err)s.',
-                      {'len': len(data), 'err': err})
+                      {'len': len(valid), 'err': err})
             raise
 
 
@@ -73,8 +107,7 @@ class EventDatabaseDispatcher(dispatcher.EventDispatcherBase):
                 event_list.append(models.Event(
                     message_id=ev['message_id'],
                     event_type=ev['event_type'],
-                    generated=timeutils.normalize_time(
-                        timeutils.parse_isotime(ev['generated'])),
+                    generated=_naive_utc(ev['generated']),
                     traits=[models.Trait(
                         name, dtype, models.Trait.convert_value(dtype, value))
                         for name, dtype, value in ev['traits']],

@@ -7,16 +7,32 @@ A publisher is a stevedore plugin named by the URL scheme of a sink's
 from __future__ import annotations
 
 import abc
+import re
 from typing import Any
 
 from oslo_config import cfg
 from oslo_utils import netutils
 from stevedore import driver
 
+_SCHEME = re.compile(r'^([A-Za-z][A-Za-z0-9+.\-_]*)://')
+
+
+def split_url(url: str) -> Any:
+    """``oslo_utils.netutils.urlsplit`` of ``url``, also accepting schemes
+    with an underscore (``file_alt://``, ``http_alt://``), which the
+    standard library does not recognise as schemes."""
+    parse_result = netutils.urlsplit(url)
+    match = _SCHEME.match(url)
+    if not parse_result.scheme and match:
+        scheme = match.group(1)
+        parse_result = netutils.urlsplit(
+            'placeholder' + url[len(scheme):])._replace(scheme=scheme)
+    return parse_result
+
 
 def get_publisher(conf: cfg.ConfigOpts, url: str, namespace: str) -> Any:
     """Load and build the publisher for ``url`` from ``namespace``."""
-    parse_result = netutils.urlsplit(url)
+    parse_result = split_url(url)
     loaded = driver.DriverManager(namespace, parse_result.scheme)
     if issubclass(loaded.driver, ConfigPublisherBase):
         return loaded.driver(conf, parse_result)
@@ -40,3 +56,7 @@ class ConfigPublisherBase(metaclass=abc.ABCMeta):
         Publishers that only carry samples raise
         :class:`telemeter.NotImplementedError`.
         """
+
+    def close(self) -> None:
+        """Release sockets, files and connections (the pipeline drops a
+        publisher when it is reloaded); the default holds none."""

@@ -109,3 +109,43 @@ def test_file_dispatcher_without_path_does_nothing(conf, tmp_path):
     file_dispatcher = file.FileDispatcher(conf)
     file_dispatcher.record_metering_data([{'a': 1}])
     assert file_dispatcher.log is None
+
+
+def test_database_dispatcher_drops_malformed_dicts_and_stores_the_rest(
+        sqlite_conf, caplog):
+    meter_dispatcher = database.MeterDatabaseDispatcher(sqlite_conf)
+    bad_time = _metering('bad-time', timestamp='yesterday-ish')
+    no_name = _metering('x')
+    del no_name['counter_name']
+    bad_volume = _metering('bad-volume')
+    bad_volume['counter_volume'] = {'not': 'a number'}
+    text_volume = _metering('text-volume')
+    text_volume['counter_volume'] = '2.5'
+    meter_dispatcher.record_metering_data(
+        [bad_time, no_name, bad_volume, _metering('good'), text_volume])
+    assert caplog.text.count('Error processing sample and it will be '
+                             'dropped') == 3
+    stored = {s.counter_name: s.counter_volume for s in
+              meter_dispatcher.conn.get_samples(storage.SampleFilter())}
+    assert stored == {'good': 3.0, 'text-volume': 2.5}
+
+
+def test_database_dispatcher_accepts_an_already_converted_dict(sqlite_conf):
+    """A dict retried after a failed write holds a datetime already."""
+    meter_dispatcher = database.MeterDatabaseDispatcher(sqlite_conf)
+    message = _metering('again')
+    message['timestamp'] = datetime.datetime(2031, 1, 2, 3, 4, 5)
+    meter_dispatcher.record_metering_data(message)
+    [stored] = meter_dispatcher.conn.get_samples(storage.SampleFilter())
+    assert stored.timestamp == datetime.datetime(2031, 1, 2, 3, 4, 5)
+
+
+def test_database_dispatcher_is_idempotent_by_message_id(sqlite_conf):
+    meter_dispatcher = database.MeterDatabaseDispatcher(sqlite_conf)
+    batch = [_metering('a'), _metering('b')]
+    meter_dispatcher.record_metering_data([dict(m) for m in batch])
+    # A requeued batch is delivered again with a third sample added.
+    meter_dispatcher.record_metering_data([dict(m) for m in batch]
+                                          + [_metering('c')])
+    stored = list(meter_dispatcher.conn.get_samples(storage.SampleFilter()))
+    assert sorted(s.counter_name for s in stored) == ['a', 'b', 'c']
