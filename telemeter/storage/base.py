@@ -51,8 +51,7 @@ class Model:
 
     def __init__(self, **kwds: Any) -> None:
         self.fields = list(kwds)
-        for key, value in kwds.items():
-            setattr(self, key, value)
+        self.__dict__.update(kwds)
 
     def as_dict(self) -> dict:
         """Return the fields as a dict, nested models included."""

@@ -33,7 +33,11 @@ class AggregateSpec:
     @property
     def key(self) -> str:
         """The name under which the value is reported."""
-        return f'{self.func}/{self.param}' if self.param else self.func
+        return _KEYS.get((self.func, self.param)) or (
+            f'{self.func}/{self.param}' if self.param else self.func)
+
+
+_KEYS = {(func, None): func for func in (*STANDARD_FUNCS, 'stddev')}
 
 
 def require_meter(sample_filter: Any) -> None:
@@ -128,13 +132,14 @@ def make_statistics(*, unit: str | None, period: float | None,
         period_value = int(period or 0)
         period_start, period_end = bucket
     data: dict[str, Any] = {}
+    numbers = {}
     for spec in specs:
+        key = spec.key
+        value = numbers[key] = _number(spec.func, values.get(key))
         if spec.func in STANDARD_FUNCS:
-            data[spec.func] = _number(spec.func, values.get(spec.key))
+            data[spec.func] = value
     if requested:
-        data['aggregate'] = {spec.key: _number(spec.func,
-                                               values.get(spec.key))
-                             for spec in specs}
+        data['aggregate'] = numbers
     return models.Statistics(
         unit=unit, period=period_value, period_start=period_start,
         period_end=period_end, duration=duration, duration_start=first,

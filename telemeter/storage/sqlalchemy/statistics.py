@@ -83,10 +83,38 @@ def _group_columns(groupby: list[str]) -> tuple[list[sa.ColumnElement],
     return columns, joined
 
 
-def _time_span(conn: Any, joined: Any, conditions: list
-               ) -> tuple[datetime.datetime | None,
-                          datetime.datetime | None]:
-    timestamp = tables.sample.c.timestamp
+def _only_meter_and_time(sample_filter: Any) -> bool:
+    return not (sample_filter.user or sample_filter.project
+                or sample_filter.source or sample_filter.resource
+                or sample_filter.message_id or sample_filter.metaquery)
+
+
+def _time_span(conn: Any, joined: Any, conditions: list,
+               sample_filter: Any) -> tuple[datetime.datetime | None,
+                                            datetime.datetime | None]:
+    """First and last matching sample timestamps."""
+    sample = tables.sample
+    timestamp = sample.c.timestamp
+    if _only_meter_and_time(sample_filter):
+        # Per meter id, min/max come straight from the (meter_id,
+        # timestamp) index; through the joins the database would scan
+        # every sample of the meter.
+        meter = tables.meter
+        bounds = filters.timestamp_conditions(
+            timestamp, sample_filter.start_timestamp,
+            sample_filter.start_timestamp_op, sample_filter.end_timestamp,
+            sample_filter.end_timestamp_op)
+        firsts, lasts = [], []
+        meter_ids = conn.execute(sa.select(meter.c.id).where(
+            meter.c.name == sample_filter.meter)).scalars().all()
+        for meter_id in meter_ids:
+            first, last = conn.execute(
+                sa.select(sa.func.min(timestamp), sa.func.max(timestamp))
+                .where(sample.c.meter_id == meter_id, *bounds)).one()
+            if first is not None:
+                firsts.append(first)
+                lasts.append(last)
+        return (min(firsts), max(lasts)) if firsts else (None, None)
     row = conn.execute(sa.select(sa.func.min(timestamp),
                                  sa.func.max(timestamp))
                        .select_from(joined).where(*conditions)).one()
@@ -120,7 +148,8 @@ def get_meter_statistics(engine: Engine, sample_filter: Any,
             start = sample_filter.start_timestamp
             end = sample_filter.end_timestamp
             if start is None or end is None:
-                first, last = _time_span(conn, joined, conditions)
+                first, last = _time_span(conn, joined, conditions,
+                                         sample_filter)
                 start = start or first
                 end = end or last
             if start is None or end is None:
@@ -134,23 +163,32 @@ def get_meter_statistics(engine: Engine, sample_filter: Any,
             group_by.append(bucket)
             limit = start + count * datetime.timedelta(seconds=period)
             conditions = [*conditions, timestamp >= start, timestamp < limit]
+        # Bucket order first (storage.md), then unit and groups.
         query = (sa.select(*columns).select_from(joined)
-                 .where(*conditions).group_by(*group_by))
+                 .where(*conditions).group_by(*group_by)
+                 .order_by(*([group_by[-1], *group_by[:-1]] if period
+                             else group_by)))
         rows = conn.execute(query).all()
+    # Row layout: unit, groups..., first, last, aggregates..., [bucket].
+    keys = [spec.key for spec in specs]
+    first_agg = 3 + len(fields)
+    buckets: dict[int, tuple] = {}
     results = []
     for row in rows:
-        mapping = row._mapping
-        values = {spec.key: mapping[f'a{index}']
-                  for index, spec in enumerate(specs)}
+        bucket = None
+        if period:
+            index = int(row[-1])
+            bucket = buckets.get(index)
+            if bucket is None:
+                bucket = buckets[index] = stats.bucket_bounds(start, period,
+                                                              index)
         results.append(stats.make_statistics(
-            unit=mapping['unit'], period=period,
-            bucket=(stats.bucket_bounds(start, period,
-                                        int(mapping['bucket']))
-                    if period else None),
-            first=mapping['first'], last=mapping['last'],
-            groupby=({field: mapping[f'g{index}']
-                      for index, field in enumerate(fields)}
+            unit=row[0], period=period, bucket=bucket,
+            first=row[1 + len(fields)], last=row[2 + len(fields)],
+            groupby=(dict(zip(fields, row[1:1 + len(fields)], strict=True))
                      if fields else None),
-            specs=specs, values=values, requested=bool(aggregate)))
-    results.sort(key=stats.sort_key)
+            specs=specs,
+            values=dict(zip(keys, row[first_agg:first_agg + len(keys)],
+                            strict=True)),
+            requested=bool(aggregate)))
     return results

@@ -74,7 +74,20 @@ def _utcnow() -> datetime.datetime:
 
 
 class StorageFixtures:
-    """Connection fixtures; subclasses override ``db_url``."""
+    """Connection fixtures; subclasses override ``db_url``.
+
+    ``TIMESTAMP_RESOLUTION`` is what the backend keeps of a timestamp
+    (MongoDB's BSON dates keep milliseconds).
+    """
+
+    TIMESTAMP_RESOLUTION = datetime.timedelta(microseconds=1)
+
+    def stored_time(self, when: datetime.datetime) -> datetime.datetime:
+        """``when`` truncated to the backend's timestamp resolution."""
+        step = self.TIMESTAMP_RESOLUTION // datetime.timedelta(
+            microseconds=1)
+        return when.replace(microsecond=when.microsecond
+                            - when.microsecond % step)
 
     @pytest.fixture
     def db_url(self) -> str:
@@ -133,7 +146,7 @@ class MeteringDriverTests(StorageFixtures):
         assert stored.project_id == 'proj-1'
         assert stored.resource_id == 'res-1'
         assert stored.source == 'openstack'
-        assert stored.timestamp == ts(0.123456)
+        assert stored.timestamp == self.stored_time(ts(0.123456))
         assert stored.resource_metadata == data['resource_metadata']
         assert stored.message_id == data['message_id']
         assert stored.message_signature == data['message_signature']

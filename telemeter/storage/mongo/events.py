@@ -1,0 +1,170 @@
+"""Event storage on MongoDB.
+
+Collection ``event``: ``{_id: message_id, event_type, timestamp:
+generated, traits: [{trait_name, trait_type, trait_value}], raw}``; the
+``_id`` makes a redelivered event a duplicate that is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pymongo
+from oslo_log import log
+from pymongo import errors as mongo_errors
+
+from telemeter import utils
+from telemeter.storage import models
+
+LOG = log.getLogger(__name__)
+
+_TRAIT_TYPES = {
+    'string': models.Trait.TEXT_TYPE,
+    'integer': models.Trait.INT_TYPE,
+    'float': models.Trait.FLOAT_TYPE,
+    'datetime': models.Trait.DATETIME_TYPE,
+}
+_OPS = {'eq': '$eq', 'lt': '$lt', 'le': '$lte', 'gt': '$gt', 'ge': '$gte',
+        'ne': '$ne'}
+
+
+def _trait_document(trait: models.Trait) -> dict:
+    dtype = (models.Trait.TEXT_TYPE
+             if trait.dtype == models.Trait.NONE_TYPE else trait.dtype)
+    if dtype not in _TRAIT_TYPES.values():
+        raise ValueError(f'Trait {trait.name} has unknown type '
+                         f'{trait.dtype}')
+    value = trait.value
+    if value is not None:
+        value = models.Trait.convert_value(dtype, value)
+    return {'trait_name': trait.name, 'trait_type': dtype,
+            'trait_value': value}
+
+
+def record_events(database: Any, events: Iterable[models.Event]) -> None:
+    """Insert each event; duplicates are logged and skipped, other
+    failures logged and the last one raised after all were tried."""
+    error: Exception | None = None
+    for event in events:
+        try:
+            database.event.insert_one({
+                '_id': event.message_id,
+                'event_type': event.event_type,
+                'timestamp': utils.sanitize_timestamp(event.generated),
+                'traits': [_trait_document(t) for t in event.traits or []],
+                'raw': event.raw})
+        except mongo_errors.DuplicateKeyError:
+            LOG.info('Duplicate event detected, skipping it: %s',
+                     event.message_id)
+        except Exception as err:
+            LOG.exception('Failed to record event: %s', err)
+            error = err
+    if error is not None:
+        raise error
+
+
+def _trait_condition(trait_filter: dict) -> dict:
+    spec = dict(trait_filter)
+    key = spec.pop('key')
+    op = spec.pop('op', 'eq') or 'eq'
+    if len(spec) != 1:
+        raise ValueError(f'Trait filter {trait_filter!r} must name exactly '
+                         f'one of string, integer, float, datetime')
+    (type_name, value), = spec.items()
+    if type_name not in _TRAIT_TYPES or op not in _OPS:
+        raise ValueError(f'Unsupported trait filter {trait_filter!r}')
+    if type_name == 'datetime':
+        value = utils.sanitize_timestamp(value)
+    elif type_name == 'integer':
+        value = int(value)
+    elif type_name == 'float':
+        value = float(value)
+    return {'traits': {'$elemMatch': {
+        'trait_name': key, 'trait_type': _TRAIT_TYPES[type_name],
+        'trait_value': {_OPS[op]: value}}}}
+
+
+def event_query(event_filter: Any) -> dict:
+    """The ``event`` collection query of an EventFilter."""
+    parts: list[dict] = []
+    if event_filter.event_type:
+        parts.append({'event_type': event_filter.event_type})
+    if event_filter.message_id:
+        parts.append({'_id': event_filter.message_id})
+    span = {}
+    start = utils.sanitize_timestamp(event_filter.start_timestamp)
+    end = utils.sanitize_timestamp(event_filter.end_timestamp)
+    if start:
+        span['$gte'] = start
+    if end:
+        span['$lte'] = end
+    if span:
+        parts.append({'timestamp': span})
+    parts.extend(_trait_condition(item)
+                 for item in event_filter.traits_filter or [])
+    if event_filter.admin_proj:
+        parts.append({'$or': [
+            {'traits': {'$not': {'$elemMatch': {
+                'trait_name': 'project_id'}}}},
+            {'traits': {'$elemMatch': {
+                'trait_name': 'project_id',
+                'trait_value': event_filter.admin_proj}}}]})
+    if not parts:
+        return {}
+    return parts[0] if len(parts) == 1 else {'$and': parts}
+
+
+def _traits(doc: dict) -> list[models.Trait]:
+    traits = [models.Trait(t['trait_name'], t['trait_type'],
+                           t.get('trait_value'))
+              for t in doc.get('traits') or []]
+    return sorted(traits, key=lambda t: (t.name, t.dtype))
+
+
+def get_events(database: Any, event_filter: Any,
+               limit: int | None = None) -> list[models.Event]:
+    """Events matching ``event_filter``, oldest first."""
+    if limit == 0:
+        return []
+    cursor = database.event.find(event_query(event_filter)).sort(
+        [('timestamp', pymongo.ASCENDING), ('_id', pymongo.ASCENDING)])
+    if limit:
+        cursor = cursor.limit(limit)
+    return [models.Event(message_id=doc['_id'],
+                         event_type=doc['event_type'],
+                         generated=doc['timestamp'], traits=_traits(doc),
+                         raw=doc.get('raw')) for doc in cursor]
+
+
+def get_event_types(database: Any) -> list[str]:
+    """All event types, sorted."""
+    return sorted(database.event.distinct('event_type'))
+
+
+def get_trait_types(database: Any, event_type: str) -> list[dict]:
+    """``{'name', 'data_type'}`` per distinct trait: text, int, float,
+    datetime, each by name."""
+    found = set()
+    for doc in database.event.find({'event_type': event_type},
+                                   {'traits': 1}):
+        for trait in doc.get('traits') or []:
+            found.add((trait['trait_type'], trait['trait_name']))
+    return [{'name': name, 'data_type': dtype}
+            for dtype, name in sorted(found)]
+
+
+def get_traits(database: Any, event_type: str,
+               trait_type: str | None = None) -> list[models.Trait]:
+    """Trait models of every event of ``event_type`` (only the
+    ``trait_type`` key when given)."""
+    result = []
+    for doc in database.event.find({'event_type': event_type},
+                                   {'traits': 1}).sort('_id'):
+        for trait in doc.get('traits') or []:
+            if trait_type and trait['trait_name'] != trait_type:
+                continue
+            result.append(models.Trait(trait['trait_name'],
+                                       trait['trait_type'],
+                                       trait.get('trait_value')))
+    return result
