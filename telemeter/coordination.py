@@ -50,6 +50,8 @@ class PartitionCoordinator:
         self.partitioners: dict[bytes, Any] = {}
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        # Serialises the watchers with readers of the hash rings.
+        self._ring_lock = threading.RLock()
 
     @property
     def is_active(self) -> bool:
@@ -112,12 +114,35 @@ class PartitionCoordinator:
     def belongs_to_self(self, group_id: str, obj: Any) -> bool:
         """Whether ``obj`` is this member's in ``group_id``'s hash ring."""
         partitioner = self.join_partitioned_group(group_id)
-        return partitioner is None or partitioner.belongs_to_self(obj)
+        if partitioner is None:
+            return True
+        with self._ring_lock:
+            return partitioner.belongs_to_self(obj)
 
     def run_watchers(self) -> None:
         """Apply pending join/leave events to the hash rings now."""
         if self.coordinator is not None:
-            self.coordinator.run_watchers()
+            with self._ring_lock:
+                self.coordinator.run_watchers()
+
+    def members(self, group_id: str) -> set[bytes]:
+        """Members of ``group_id``'s hash ring as this member sees it
+        (empty when coordination is off)."""
+        partitioner = self.join_partitioned_group(group_id)
+        if partitioner is None:
+            return set()
+        with self._ring_lock:
+            return set(partitioner.ring.nodes)
+
+    def get_lock(self, name: str) -> Any:
+        """A tooz lock of the backend (None when coordination is off).
+
+        Acquired locks are refreshed by the coordinator's heartbeat and
+        expire when this member dies.
+        """
+        if self.coordinator is None:
+            return None
+        return self.coordinator.get_lock(name.encode('utf-8'))
 
     def _watch(self) -> None:
         interval = self.conf.coordination.check_watchers

@@ -25,7 +25,10 @@ def list_opts() -> OptList:
     import telemeter.dispatcher.http
     import telemeter.keystone_client
     import telemeter.notification
+    import telemeter.notification.event_converter
+    import telemeter.notification.exchanges
     import telemeter.notification.ipc
+    import telemeter.notification.ipmi
     import telemeter.notification.meters
     import telemeter.pipeline
     import telemeter.polling.compute.discovery
@@ -51,6 +54,8 @@ def list_opts() -> OptList:
             telemeter.polling.compute.virt_libvirt.OPTS,
             telemeter.dispatcher.OPTS,
             telemeter.notification.ipc.OPTS,
+            telemeter.notification.ipmi.OPTS,
+            telemeter.notification.exchanges.OPTS,
         )),
         ('collector', telemeter.collector.OPTS),
         ('compute', telemeter.polling.compute.discovery.OPTS),
@@ -64,6 +69,7 @@ def list_opts() -> OptList:
         )),
         ('dispatcher_http', telemeter.dispatcher.http.OPTS),
         ('notification', telemeter.notification.OPTS),
+        ('event', telemeter.notification.event_converter.OPTS),
         ('meter', telemeter.notification.meters.OPTS),
         ('polling', telemeter.polling.manager.POLLING_OPTS),
         ('publisher', telemeter.publisher.utils.OPTS),

@@ -11,7 +11,8 @@ from oslo_config import cfg
 from oslo_log import log
 from stevedore import extension
 
-from telemeter import messaging, pipeline
+from telemeter import coordination, messaging, pipeline
+from telemeter.notification import events, partitioning, pipe
 
 LOG = log.getLogger(__name__)
 
@@ -28,24 +29,29 @@ class ReloadablePipelines:
     def publisher(self) -> pipeline.PublishContext:
         return self.current.publisher()
 
-    def reload(self) -> None:
+    def reload(self) -> bool:
         """Swap in freshly loaded pipelines; keep the old ones on error."""
         try:
             new = self._builder(self.conf)
         except Exception as err:
             LOG.error('Keeping the running pipelines: reloading %s failed: '
                       '%s', self.current.cfg_file, err)
-            return
+            return False
         self.current = new
         LOG.info('Pipelines reloaded from %s', new.cfg_file)
+        return True
 
 
 class NotificationService(cotyledon.Service):
-    """Listens for notifications and feeds the sample (and event) pipelines.
+    """Listens for notifications and feeds the sample and event pipelines.
 
-    ``run`` starts one batch listener per messaging URL; ``terminate`` stops
-    consuming and waits for the batches in flight, whose messages are only
-    acknowledged once processed.
+    ``run`` starts one batch listener per messaging URL on every topic x
+    exchange the handlers ask for. With ``[notification]
+    workload_partitioning`` the handlers send to the
+    ``telemeter-pipe-<pipeline>-<i>`` queues instead and this agent
+    consumes the queues it owns (see :mod:`.partitioning`). ``terminate``
+    stops consuming and waits for the batches in flight, whose messages are
+    only acknowledged once processed.
     """
 
     name = 'telemeter-agent-notification'
@@ -60,6 +66,9 @@ class NotificationService(cotyledon.Service):
         self.listeners: list[Any] = []
         self.sample_pipelines: ReloadablePipelines | None = None
         self.event_pipelines: ReloadablePipelines | None = None
+        self.partition_coordinator: coordination.PartitionCoordinator | None
+        self.partition_coordinator = None
+        self.ownership: partitioning.QueueOwnership | None = None
         self._lock = threading.Lock()
         self._stopping = False
 
@@ -70,21 +79,47 @@ class NotificationService(cotyledon.Service):
             self.conf, pipeline.setup_pipeline)
         self.event_pipelines = ReloadablePipelines(
             self.conf, pipeline.setup_event_pipeline)
-        endpoints = self._load_handlers(self.sample_pipelines)
-        targets = self._targets(endpoints)
+        transport = messaging.get_transport(self.conf)
+        partitioned = self.conf.notification.workload_partitioning
+        if partitioned:
+            sample_manager: Any = pipe.PipePublisher(
+                self.conf, self.sample_pipelines, pipe.SAMPLES, transport)
+            event_manager: Any = pipe.PipePublisher(
+                self.conf, self.event_pipelines, pipe.EVENTS, transport)
+            member = (self.coordination_id.encode('ascii')
+                      if self.coordination_id else None)
+            self.partition_coordinator = coordination.PartitionCoordinator(
+                self.conf, member)
+            self.partition_coordinator.start()
+        else:
+            sample_manager = self.sample_pipelines
+            event_manager = self.event_pipelines
+
+        handlers = self._load_handlers(sample_manager)
+        endpoints = [events.EventsNotificationEndpoint(event_manager)]
+        endpoints.extend(handlers)
+        targets = self._targets(handlers)
         urls = self.conf.notification.messaging_urls or [None]
         with self._lock:
             if self._stopping:
                 return
             for url in urls:
-                transport = messaging.get_transport(self.conf, url)
                 listener = messaging.get_batch_notification_listener(
-                    transport, targets, endpoints, allow_requeue=True)
+                    messaging.get_transport(self.conf, url), targets,
+                    endpoints, allow_requeue=True)
                 listener.start(
                     override_pool_size=self.conf.max_parallel_requests)
                 self.listeners.append(listener)
+            if partitioned:
+                self.partition_coordinator.join_partitioned_group(
+                    partitioning.GROUP)
+                self.ownership = partitioning.QueueOwnership(
+                    self.conf, self.partition_coordinator, transport,
+                    self.sample_pipelines, self.event_pipelines)
+                self.ownership.start()
         LOG.info('Notification agent listening on %d target(s) with %d '
-                 'endpoint(s)', len(targets), len(endpoints))
+                 'endpoint(s)%s', len(targets), len(endpoints),
+                 ' (workload partitioning)' if partitioned else '')
 
     def _load_handlers(self, manager: Any) -> list[Any]:
         handlers = extension.ExtensionManager(
@@ -97,10 +132,10 @@ class NotificationService(cotyledon.Service):
                         self.NOTIFICATION_NAMESPACE)
         return [ext.obj for ext in handlers]
 
-    def _targets(self, endpoints: list[Any]) -> list[Any]:
+    def _targets(self, handlers: list[Any]) -> list[Any]:
         targets: list[Any] = []
-        for endpoint in endpoints:
-            for target in endpoint.get_targets(self.conf):
+        for handler in handlers:
+            for target in handler.get_targets(self.conf):
                 if target not in targets:
                     targets.append(target)
         return targets
@@ -109,12 +144,22 @@ class NotificationService(cotyledon.Service):
         with self._lock:
             self._stopping = True
             listeners, self.listeners = self.listeners, []
+            ownership, self.ownership = self.ownership, None
+        # The main listeners first: they feed the pipeline queues.
         messaging.stop_listeners(listeners)
+        if ownership is not None:
+            ownership.stop()
+        if self.partition_coordinator is not None:
+            self.partition_coordinator.stop()
         messaging.cleanup()
         LOG.info('Notification agent stopped')
 
     def reload(self) -> None:
         """SIGHUP: reload the pipeline files, keeping the old on error."""
+        changed = False
         for pipelines in (self.sample_pipelines, self.event_pipelines):
             if pipelines is not None:
-                pipelines.reload()
+                changed = pipelines.reload() or changed
+        if changed and self.ownership is not None:
+            # Pipeline names make the queue names: follow them.
+            self.ownership.refresh(force=True)

@@ -1,0 +1,61 @@
+"""The events endpoint of the notification agent's main listeners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import oslo_messaging
+from oslo_log import log
+from stevedore import extension
+
+from telemeter.notification import event_converter
+
+LOG = log.getLogger(__name__)
+
+TRAIT_PLUGIN_NAMESPACE = 'telemeter.event.trait_plugin'
+
+
+class EventsNotificationEndpoint:
+    """Converts ``info`` and ``error`` notifications into events and
+    publishes each in its own context on the event pipelines.
+
+    ``manager`` exposes ``.conf`` and ``.publisher()``: the event pipeline
+    manager, or the IPC publisher when workload partitioning is on.
+    A conversion or publishing error is logged and the notification
+    acknowledged when ``[notification] ack_on_event_error`` is True (the
+    default); otherwise the batch is requeued.
+    """
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        self.conf = manager.conf
+        self.event_converter = event_converter.setup_events(
+            self.conf, extension.ExtensionManager(TRAIT_PLUGIN_NAMESPACE))
+        #: Notifications that failed and were acknowledged anyway.
+        self.failures = 0
+
+    def info(self, notifications: list[dict]) -> Any:
+        """Handle ``info`` notifications."""
+        return self.process_notifications('info', notifications)
+
+    def error(self, notifications: list[dict]) -> Any:
+        """Handle ``error`` notifications."""
+        return self.process_notifications('error', notifications)
+
+    def process_notifications(self, priority: str,
+                              notifications: list[dict]) -> Any:
+        for notification in notifications:
+            try:
+                event = self.event_converter.to_event(priority, notification)
+                if event is not None:
+                    with self.manager.publisher() as publish:
+                        publish([event])
+            except Exception:
+                if not self.conf.notification.ack_on_event_error:
+                    LOG.warning('Fail to process a notification, requeuing '
+                                'the batch (ack_on_event_error is False)',
+                                exc_info=True)
+                    return oslo_messaging.NotificationResult.REQUEUE
+                self.failures += 1
+                LOG.error('Fail to process a notification', exc_info=True)
+        return oslo_messaging.NotificationResult.HANDLED
