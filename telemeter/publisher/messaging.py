@@ -11,11 +11,13 @@ from __future__ import annotations
 import collections
 import threading
 import urllib.parse
+import uuid
 from typing import Any
 
 import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log
+from oslo_utils import timeutils
 
 import telemeter
 from telemeter import messaging, publisher
@@ -40,6 +42,8 @@ NOTIFIER_OPTS = [
 ]
 
 POLICIES = ('default', 'drop', 'queue')
+# Notifier drivers that put messages on the transport, and their format.
+_WIRE_VERSIONS = {'messagingv2': 2.0, 'messaging': 1.0}
 _OWN_PARAMS = ('topic', 'driver', 'policy', 'max_queue_length', 'max_retry',
                'per_meter_topic')
 
@@ -85,19 +89,43 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
                  parsed_url.fragment))
         else:
             url = None
+        self.topics = topics
+        self.retry = None if self.policy == 'default' else 1
+        self.publisher_id = f'telemetry.publisher.{conf.host}'
+        self.driver = conf.publisher_notifier.telemetry_driver
+        self.transport = messaging.get_transport(conf, url)
         self.notifier = messaging.get_notifier(
-            messaging.get_transport(conf, url),
-            publisher_id=f'telemetry.publisher.{conf.host}',
-            driver=conf.publisher_notifier.telemetry_driver,
-            topics=topics,
-            retry=None if self.policy == 'default' else 1)
+            self.transport, publisher_id=self.publisher_id,
+            driver=self.driver, topics=topics, retry=self.retry)
 
     def _send(self, event_type: str, payload: list[dict]) -> None:
-        """Send one notification; the single primitive tests replace."""
-        try:
+        """Send one notification; the single primitive tests replace.
+
+        oslo.messaging's Notifier logs and swallows every delivery error,
+        which would leave the policies nothing to act on. For the
+        ``messagingv2`` / ``messaging`` drivers the notification is
+        therefore built exactly as the Notifier builds it and handed to
+        the transport directly, so a failure reaches the policy as
+        :class:`DeliveryFailure`. Other drivers (``log``, ``noop``, ...)
+        go through the Notifier and never fail.
+        """
+        version = _WIRE_VERSIONS.get(self.driver)
+        if version is None:
             self.notifier.sample({}, event_type=event_type, payload=payload)
-        except oslo_messaging.MessageDeliveryFailure as err:
-            raise DeliveryFailure(str(err), err) from err
+            return
+        message = {'message_id': str(uuid.uuid4()),
+                   'publisher_id': self.publisher_id,
+                   'event_type': event_type,
+                   'priority': 'SAMPLE',
+                   'payload': payload,
+                   'timestamp': str(timeutils.utcnow())}
+        for topic in self.topics:
+            try:
+                self.transport._send_notification(
+                    oslo_messaging.Target(topic=f'{topic}.sample'), {},
+                    message, version=version, retry=self.retry)
+            except oslo_messaging.MessageDeliveryFailure as err:
+                raise DeliveryFailure(str(err), err) from err
 
     def _enqueue(self, entries: list[tuple[str, list[dict]]]) -> None:
         with self._queue_lock:
