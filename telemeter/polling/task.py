@@ -112,7 +112,13 @@ class PollingTask:
               discovery_cache: dict,
               poll_history: dict[str, list[Any]]) -> None:
         resources = self.resources[(source, pollster.name)]
-        candidates = self._candidates(resources, pollster, discovery_cache)
+        try:
+            candidates = self._candidates(resources, pollster,
+                                          discovery_cache)
+        except Exception as err:
+            LOG.error('Continue after error from %(name)s: %(error)s',
+                      {'name': pollster.name, 'error': err}, exc_info=True)
+            return
 
         history = poll_history.setdefault(pollster.name, [])
         polling_resources = []

@@ -8,7 +8,8 @@ A server that cannot be started fails the requesting tests with
 ``pytest.fail`` naming the Debian package and the fix - never a skip.
 
 Session scope:  rabbit_url, redis_url, postgresql_server_url,
-                mysql_server_url (the server's admin database)
+                mysql_server_url (the server's admin database),
+                snmpd_target (snmp:// URL of a read-only snmpd)
 Module scope:   postgresql_url, mysql_url - a fresh empty database per test
                 module, dropped afterwards
 Function scope: postgresql_function_url, mysql_function_url - the same per
@@ -56,6 +57,14 @@ def redis_url(request) -> str:
     """``redis://127.0.0.1:PORT`` (no persistence; FLUSHALL if you need
     an empty server)."""
     return _start(request, 'redis').url
+
+
+@pytest.fixture(scope='session')
+def snmpd_target(request) -> str:
+    """``snmp://<community>@127.0.0.1:PORT`` of a net-snmp agent on UDP
+    loopback with a read-only v2c community (``tools/services.sh up
+    snmpd``). It is a hardware pollster resource URL as it is."""
+    return _start(request, 'snmpd').url
 
 
 @pytest.fixture(scope='session')

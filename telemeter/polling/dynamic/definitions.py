@@ -21,6 +21,8 @@ REQUIRED = ('name', 'sample_type', 'unit', 'value_attribute',
             'endpoint_type', 'url_path')
 
 DEFAULTS: dict[str, Any] = {
+    'endpoint_type': None,
+    'url_path': None,
     'namespaces': ['central'],
     'metadata_fields': None,
     'skip_sample_values': [],

@@ -71,7 +71,15 @@ class Inspector(metaclass=abc.ABCMeta):
         """
 
 
+_INSPECTORS: dict[tuple[int, str], Inspector] = {}
+
+
 def get_inspector(conf: cfg.ConfigOpts, scheme: str) -> Inspector:
-    """The inspector registered for URL ``scheme``."""
-    return driver.DriverManager(NAMESPACE, scheme, invoke_on_load=True,
-                                invoke_args=(conf,)).driver
+    """The inspector registered for URL ``scheme``, one per configuration
+    (all hardware pollsters share it, and so its SNMP engines)."""
+    key = (id(conf), scheme)
+    if key not in _INSPECTORS:
+        _INSPECTORS[key] = driver.DriverManager(
+            NAMESPACE, scheme, invoke_on_load=True,
+            invoke_args=(conf,)).driver
+    return _INSPECTORS[key]

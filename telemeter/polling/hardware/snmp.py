@@ -217,11 +217,10 @@ class SNMPInspector(inspector.Inspector):
     def _check(host: inspector.HardwareResource, result: tuple) -> list:
         error_indication, error_status, error_index, var_binds = result
         if error_indication:
-            raise SNMPException(f'{host.hostname}: {error_indication}')
+            raise SNMPException(str(error_indication))
         if error_status:
             raise SNMPException(
-                f'{host.hostname}: {error_status.prettyPrint()} at '
-                f'{error_index}')
+                f'{error_status.prettyPrint()} at {error_index}')
         return list(var_binds)
 
     def _get(self, host: inspector.HardwareResource,
