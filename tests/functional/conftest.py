@@ -9,7 +9,8 @@ A server that cannot be started fails the requesting tests with
 
 Session scope:  rabbit_url, redis_url, postgresql_server_url,
                 mysql_server_url (the server's admin database),
-                snmpd_target (snmp:// URL of a read-only snmpd)
+                snmpd_target (snmp:// URL of a read-only snmpd),
+                mongodb_url (nx-27017, a MongoDB wire-protocol stand-in)
 Module scope:   postgresql_url, mysql_url - a fresh empty database per test
                 module, dropped afterwards
 Function scope: postgresql_function_url, mysql_function_url - the same per
@@ -65,6 +66,13 @@ def snmpd_target(request) -> str:
     loopback with a read-only v2c community (``tools/services.sh up
     snmpd``). It is a hardware pollster resource URL as it is."""
     return _start(request, 'snmpd').url
+
+
+@pytest.fixture(scope='session')
+def mongodb_url(request) -> str:
+    """``mongodb://127.0.0.1:PORT/telemeter`` of nx-27017, a MongoDB
+    wire-protocol stand-in (no mongod is installable here)."""
+    return _start(request, 'mongodb').url
 
 
 @pytest.fixture(scope='session')

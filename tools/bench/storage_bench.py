@@ -38,10 +38,10 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
-from oslo_config import cfg  # noqa: E402
+from oslo_config import cfg
 
-from telemeter import service, storage  # noqa: E402
-from tests.functional.fixtures import databases  # noqa: E402
+from telemeter import service, storage
+from tests.functional.fixtures import databases
 
 BASE = datetime.datetime(2026, 1, 1)
 STEP = datetime.timedelta(minutes=10)

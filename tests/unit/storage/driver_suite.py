@@ -63,6 +63,53 @@ def make_sample(name: str = 'cpu', volume: float = 1, *,
     }
 
 
+# Cases shared with backend classes that run a subset of them.
+METAQUERY_CASES = [
+    ({'metadata.display_name': 'two'}, ['m4', 'm3']),
+    ({'metadata.size': 1}, ['m2', 'm1']),
+    ({'metadata.ratio': 1.5}, ['m4', 'm3']),
+    ({'metadata.active': True}, ['m2', 'm1']),
+    ({'metadata.active': False}, ['m4', 'm3']),
+    ({'metadata.image.name': 'cirros'}, ['m2', 'm1']),
+    ({'metadata.tags[1]': 'prod'}, ['m2', 'm1']),
+    ({'metadata.note': None}, ['m2', 'm1']),
+    ({'metadata.size': 2, 'metadata.display_name': 'two'},
+     ['m4', 'm3']),
+    ({'metadata.size': 2, 'metadata.display_name': 'one'}, []),
+    # The value type picks the table: the text '1' is not the int 1.
+    ({'metadata.size': '1'}, []),
+    ({'metadata.missing': 'x'}, []),
+]
+
+EVENT_FILTER_CASES = [
+    ({'event_type': 'type.a'}, ['e1', 'e3']),
+    ({'message_id': 'e2'}, ['e2']),
+    ({'start_timestamp': ts(10)}, ['e2', 'e3']),
+    ({'end_timestamp': ts(10)}, ['e1', 'e2']),
+    ({'start_timestamp': ts(10), 'end_timestamp': ts(10)}, ['e2']),
+    ({'start_timestamp': '2024-05-01T14:00:10+02:00'}, ['e2', 'e3']),
+    ({'event_type': 'type.a', 'start_timestamp': ts(5)}, ['e3']),
+    ({'admin_proj': 'admin'}, ['e1', 'e3']),
+]
+
+TRAIT_FILTER_CASES = [
+    ([{'key': 'project_id', 'string': 'tenant'}], ['e2']),
+    ([{'key': 'project_id', 'string': 'tenant', 'op': 'ne'}], ['e1']),
+    ([{'key': 'size', 'integer': 10}], ['e2']),
+    ([{'key': 'size', 'integer': 10, 'op': 'lt'}], ['e1']),
+    ([{'key': 'size', 'integer': 10, 'op': 'le'}], ['e1', 'e2']),
+    ([{'key': 'size', 'integer': 10, 'op': 'gt'}], ['e3']),
+    ([{'key': 'size', 'integer': 10, 'op': 'ge'}], ['e2', 'e3']),
+    ([{'key': 'ratio', 'float': 1.0, 'op': 'gt'}], ['e2']),
+    ([{'key': 'launched', 'datetime': ts(100)}], ['e1']),
+    ([{'key': 'launched', 'datetime': '2024-05-01T12:03:20',
+       'op': 'ge'}], ['e2']),
+    ([{'key': 'size', 'integer': 5, 'op': 'gt'},
+      {'key': 'name', 'string': 'vm'}], ['e3']),
+    ([{'key': 'size', 'string': '5'}], []),
+]
+
+
 def make_conf() -> cfg.ConfigOpts:
     """A fully registered configuration reading no config file."""
     return service.prepare_service(argv=['telemeter-test'], config_files=[],
@@ -319,22 +366,7 @@ class MeteringDriverTests(StorageFixtures):
             for value in spellings]
         assert results == [['m5', 'm4', 'm3']] * len(spellings)
 
-    @pytest.mark.parametrize('metaquery, expected', [
-        ({'metadata.display_name': 'two'}, ['m4', 'm3']),
-        ({'metadata.size': 1}, ['m2', 'm1']),
-        ({'metadata.ratio': 1.5}, ['m4', 'm3']),
-        ({'metadata.active': True}, ['m2', 'm1']),
-        ({'metadata.active': False}, ['m4', 'm3']),
-        ({'metadata.image.name': 'cirros'}, ['m2', 'm1']),
-        ({'metadata.tags[1]': 'prod'}, ['m2', 'm1']),
-        ({'metadata.note': None}, ['m2', 'm1']),
-        ({'metadata.size': 2, 'metadata.display_name': 'two'},
-         ['m4', 'm3']),
-        ({'metadata.size': 2, 'metadata.display_name': 'one'}, []),
-        # The value type picks the table: the text '1' is not the int 1.
-        ({'metadata.size': '1'}, []),
-        ({'metadata.missing': 'x'}, []),
-    ])
+    @pytest.mark.parametrize('metaquery, expected', METAQUERY_CASES)
     def test_get_samples_metaquery(self, populated, metaquery, expected):
         found = populated.get_samples(storage.SampleFilter(
             metaquery=metaquery))
@@ -589,36 +621,12 @@ class EventDriverTests(StorageFixtures):
                                           limit=2)) == ['e1', 'e2']
         assert list(events.get_events(storage.EventFilter(), limit=0)) == []
 
-    @pytest.mark.parametrize('kwargs, expected', [
-        ({'event_type': 'type.a'}, ['e1', 'e3']),
-        ({'message_id': 'e2'}, ['e2']),
-        ({'start_timestamp': ts(10)}, ['e2', 'e3']),
-        ({'end_timestamp': ts(10)}, ['e1', 'e2']),
-        ({'start_timestamp': ts(10), 'end_timestamp': ts(10)}, ['e2']),
-        ({'start_timestamp': '2024-05-01T14:00:10+02:00'}, ['e2', 'e3']),
-        ({'event_type': 'type.a', 'start_timestamp': ts(5)}, ['e3']),
-        ({'admin_proj': 'admin'}, ['e1', 'e3']),
-    ])
+    @pytest.mark.parametrize('kwargs, expected', EVENT_FILTER_CASES)
     def test_get_events_filters(self, events, kwargs, expected):
         found = events.get_events(storage.EventFilter(**kwargs))
         assert self.ids(found) == expected
 
-    @pytest.mark.parametrize('traits_filter, expected', [
-        ([{'key': 'project_id', 'string': 'tenant'}], ['e2']),
-        ([{'key': 'project_id', 'string': 'tenant', 'op': 'ne'}], ['e1']),
-        ([{'key': 'size', 'integer': 10}], ['e2']),
-        ([{'key': 'size', 'integer': 10, 'op': 'lt'}], ['e1']),
-        ([{'key': 'size', 'integer': 10, 'op': 'le'}], ['e1', 'e2']),
-        ([{'key': 'size', 'integer': 10, 'op': 'gt'}], ['e3']),
-        ([{'key': 'size', 'integer': 10, 'op': 'ge'}], ['e2', 'e3']),
-        ([{'key': 'ratio', 'float': 1.0, 'op': 'gt'}], ['e2']),
-        ([{'key': 'launched', 'datetime': ts(100)}], ['e1']),
-        ([{'key': 'launched', 'datetime': '2024-05-01T12:03:20',
-           'op': 'ge'}], ['e2']),
-        ([{'key': 'size', 'integer': 5, 'op': 'gt'},
-          {'key': 'name', 'string': 'vm'}], ['e3']),
-        ([{'key': 'size', 'string': '5'}], []),
-    ])
+    @pytest.mark.parametrize('traits_filter, expected', TRAIT_FILTER_CASES)
     def test_get_events_trait_filters(self, events, traits_filter,
                                       expected):
         found = events.get_events(storage.EventFilter(
