@@ -31,6 +31,14 @@ OPTS = [
                help='Number of seconds to wait before dispatching samples '
                     'when batch_size is not reached (None means '
                     'indefinitely).'),
+    cfg.FloatOpt('requeue_delay',
+                 default=1.0,
+                 min=0,
+                 help='Seconds a bus batch that a dispatcher failed to '
+                      'store is held before it is requeued, so that a '
+                      'database or endpoint outage does not become a busy '
+                      'redelivery loop. The batch stays unacknowledged '
+                      'meanwhile; nothing is lost.'),
     cfg.IntOpt('workers',
                default=1,
                min=1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import oslo_messaging
@@ -25,9 +26,11 @@ class CollectorEndpoint:
     method = 'record_metering_data'
     kind = 'notification'
 
-    def __init__(self, secret: str | None, dispatcher_manager: Any) -> None:
+    def __init__(self, secret: str | None, dispatcher_manager: Any,
+                 requeue_delay: float = 0.0) -> None:
         self.secret = secret
         self.dispatcher_manager = dispatcher_manager
+        self.requeue_delay = requeue_delay
         self.received = 0
         self.rejected = 0
         self.dispatched = 0
@@ -59,6 +62,9 @@ class CollectorEndpoint:
             self.requeued += 1
             LOG.error('Dispatcher failed to handle the notification, '
                       're-queuing it.', exc_info=True)
+            # Held (unacknowledged) a moment: an immediate requeue would
+            # be redelivered at once and fail again in a busy loop.
+            time.sleep(self.requeue_delay)
             return oslo_messaging.NotificationResult.REQUEUE
         self.dispatched += len(goods)
         return None

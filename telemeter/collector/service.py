@@ -55,15 +55,16 @@ class CollectorService(cotyledon.Service):
                             'will be collected')
                 return
             secret = self.conf.publisher.telemetry_secret
+            delay = self.conf.collector.requeue_delay
             topics = self.conf.publisher_notifier
             if list(self.meter_manager):
                 self._listen(transport, topics.metering_topic,
-                             endpoints.SampleEndpoint(secret,
-                                                      self.meter_manager))
+                             endpoints.SampleEndpoint(
+                                 secret, self.meter_manager, delay))
             if list(self.event_manager):
                 self._listen(transport, topics.event_topic,
-                             endpoints.EventEndpoint(secret,
-                                                     self.event_manager))
+                             endpoints.EventEndpoint(
+                                 secret, self.event_manager, delay))
 
     def _listen(self, transport: Any, topic: str, endpoint: Any) -> None:
         listener = messaging.get_batch_notification_listener(
