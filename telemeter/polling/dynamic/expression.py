@@ -200,10 +200,32 @@ def evaluate(expression: str, **names: Any) -> Any:
         ) from err
 
 
-def check(expression: str) -> None:
-    """Raise :class:`ExpressionError` if ``expression`` does not parse."""
+_STRUCTURAL = (ast.operator, ast.cmpop, ast.boolop, ast.unaryop,
+               ast.expr_context, ast.keyword)
+
+
+def check(expression: str, names: tuple[str, ...] | None = None) -> None:
+    """Raise :class:`ExpressionError` if ``expression`` does not parse or
+    uses a construct that is not allowed; with ``names``, also if it uses
+    a name that is neither one of them nor an allowed builtin."""
     try:
-        ast.parse(expression.strip(), mode='eval')
+        tree = ast.parse(expression.strip(), mode='eval')
     except SyntaxError as err:
         raise ExpressionError(
             f'invalid expression {expression!r}: {err.msg}') from err
+    for node in ast.walk(tree):
+        if isinstance(node, _STRUCTURAL):
+            continue
+        if not hasattr(_Evaluator, f'_{type(node).__name__}'):
+            raise ExpressionError(
+                f'{type(node).__name__} is not allowed in an expression: '
+                f'{expression!r}')
+        if isinstance(node, ast.Attribute) and (
+                node.attr.startswith('_') or node.attr in _FORBIDDEN_METHODS):
+            raise ExpressionError(
+                f'attribute {node.attr!r} is not allowed: {expression!r}')
+        if (names is not None and isinstance(node, ast.Name)
+                and node.id not in names and node.id not in BUILTINS):
+            raise ExpressionError(
+                f'unknown name {node.id!r} in {expression!r} (use '
+                f'{", ".join(names)})')

@@ -106,7 +106,7 @@ def make_converter(spec: str) -> Callable[[Any], Any]:
             raise ValueError(f'type {spec!r}: only "lambda x: ..." is '
                              f'understood')
     try:
-        expression.check(body)
+        expression.check(body, names=('x',))
     except expression.ExpressionError as err:
         raise ValueError(f'type {spec!r}: {err}') from err
 
