@@ -30,7 +30,10 @@ from telemeter.storage import models
 from tests.functional import daemons
 from tests.functional.fixtures import receivers
 
+# Pid and counters; a worker also logs them every minute, so the last
+# line of each pid is its final figure.
 _UDP_STATS = re.compile(
+    r' (\d+) INFO \S+ \[[^\]]*\] '
     r'UDP receiver: (\d+) datagrams received, (\d+) samples dispatched, '
     r'(\d+) undecodable, (\d+) rejected, (\d+) failed to store, (\d+) '
     r'dropped')
@@ -116,7 +119,8 @@ def _stop_and_read_stats(daemon) -> tuple[list, list]:
     code, _ = daemon.stop(signal.SIGTERM)
     assert code == 0, daemon.log()[-3000:]
     text = daemon.log()
-    udp = [tuple(int(x) for x in m) for m in _UDP_STATS.findall(text)]
+    udp = list({m[0]: tuple(int(x) for x in m[1:])
+                for m in _UDP_STATS.findall(text)}.values())
     bus = [(m[0], *map(int, m[1:])) for m in _BUS_STATS.findall(text)]
     return udp, bus
 
