@@ -69,3 +69,15 @@ def test_dispatcher_failure_requeues_the_whole_batch(caplog):
     assert failing.names() == after.names() == ['a', 'b']
     assert endpoint.stats() == {'received': 4, 'rejected': 0,
                                 'dispatched': 2, 'requeued': 1}
+
+
+def test_failed_batch_is_held_before_requeue(monkeypatch):
+    slept = []
+    monkeypatch.setattr(endpoints.time, 'sleep', slept.append)
+    endpoint = endpoints.SampleEndpoint(
+        SECRET, manager(RecordingDispatcher(failures=1)), requeue_delay=1.5)
+    assert endpoint.sample([notification([signed('a')])]) == (
+        oslo_messaging.NotificationResult.REQUEUE)
+    assert endpoint.sample([notification([signed('a')])]) is None
+    # Only the failure waits.
+    assert slept == [1.5]

@@ -143,3 +143,44 @@ def test_netloc_builds_a_transport_url_without_own_parameters(conf,
     assert urls == ['kafka://user:pw@mq.example:5673/vh?foo=bar&foo=baz',
                     None]
     messaging.cleanup()
+
+
+def test_transport_failure_reaches_the_policy(conf, fake_transport_url):
+    """oslo's Notifier swallows delivery errors; the publisher sends
+    through the transport so the queue policy sees them."""
+    import oslo_messaging
+    publisher = _publisher(conf, 'notifier://?policy=queue')
+    calls = []
+    real = publisher.transport._send_notification
+
+    def flaky(target, ctxt, message, version, retry=None):
+        calls.append((target.topic, version, retry, message['event_type'],
+                      message['priority'], message['publisher_id']))
+        if len(calls) == 1:
+            raise oslo_messaging.MessageDeliveryFailure('broker down')
+        return real(target, ctxt, message, version, retry=retry)
+    publisher.transport._send_notification = flaky
+    publisher.publish_samples(_samples('a'))
+    assert len(publisher.local_queue) == 1
+    publisher.publish_samples(_samples('b'))
+    assert publisher.local_queue == []
+    host = conf.host
+    # queue and drop use retry=1; the message is what oslo's Notifier
+    # would build for the messagingv2 driver.
+    assert calls == [('metering.sample', 2.0, 1, 'metering', 'SAMPLE',
+                      f'telemetry.publisher.{host}')] * 3
+
+
+def test_other_notifier_drivers_go_through_the_notifier(conf,
+                                                         fake_transport_url):
+    conf.set_override('telemetry_driver', 'noop',
+                      group='publisher_notifier')
+    publisher = _publisher(conf, 'notifier://?policy=queue')
+    sent = []
+    publisher.notifier.sample = lambda ctxt, event_type, payload: (
+        sent.append((event_type, payload)))
+    publisher.transport._send_notification = None  # must not be used
+    publisher.publish_samples(_samples('a'))
+    assert [e for e, _ in sent] == ['metering']
+    assert publisher.retry == 1
+    assert _publisher(conf, 'notifier://').retry is None

@@ -183,3 +183,18 @@ def test_tcp_ipv6(make):
             publisher.publish_samples(samples('v6'))
             [frame] = TCPServer.read_frames(conn, 1)
     assert frame['counter_name'] == 'v6'
+
+
+def test_udp_datetime_values_travel_as_signed_strings(conf, make):
+    """msgpack cannot carry a datetime: it travels as its str(), which is
+    also what the signature was computed over."""
+    import datetime
+    conf.set_override('telemetry_secret', 's3', group='publisher')
+    with _udp_server() as server:
+        publisher = make(f'udp://127.0.0.1:{server.getsockname()[1]}')
+        [s] = samples('dt')
+        s.resource_metadata = {'launched': datetime.datetime(2031, 1, 2, 3)}
+        publisher.publish_samples([s])
+        message = msgpack.unpackb(server.recv(65536), raw=False)
+    assert message['resource_metadata'] == {'launched': '2031-01-02 03:00:00'}
+    assert signing.verify_signature(message, 's3')
