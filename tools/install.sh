@@ -40,9 +40,11 @@ PYTHON=${PYTHON:-python3}
 #                     test:///default driver lives in libvirt0, no daemon)
 #   python3-dev       headers for any sdist build against Debian's python
 #   git               pbr derives the package version from git metadata
+#   openssl           throwaway CA/server/client certificates for the
+#                     HTTPS publisher tests
 APT_PACKAGES=(
     rabbitmq-server postgresql-15 mariadb-server redis-server
-    snmpd snmp libvirt-dev pkg-config gcc python3-dev git
+    snmpd snmp libvirt-dev pkg-config gcc python3-dev git openssl
 )
 
 DO_APT=1

@@ -70,8 +70,10 @@ def test_file_alt_shares_one_dispatcher_for_both(conf, make, tmp_path):
     assert (message['counter_name'], message['message_signature']) == (
         'a', '')
     assert ast.literal_eval(event_line)[0]['message_id'] == 'e1'
-    for handler in list(publisher._dispatcher('meter').log.handlers):
+    log = publisher._dispatcher('meter').log
+    for handler in list(log.handlers):
         handler.close()
+        log.removeHandler(handler)
 
 
 def test_http_alt_builds_the_http_dispatcher(conf, make):
