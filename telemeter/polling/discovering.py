@@ -99,6 +99,8 @@ class Discovering:
                                     'service is not registered in keystone',
                                     {'name': name,
                                      'service_type': service_type})
+                        if discovery_cache is not None:
+                            discovery_cache[url] = []
                         continue
                 discovered = discoverer.discover(self, param)
                 group = self.construct_group_id(discoverer.group_id)
@@ -112,4 +114,10 @@ class Discovering:
                           {'name': name, 'exc': err})
             except Exception as err:
                 LOG.exception('Unable to discover resources: %s', err)
+            else:
+                continue
+            # Failed: do not ask (and log) again for the other pollsters of
+            # this cycle.
+            if discovery_cache is not None:
+                discovery_cache[url] = []
         return resources

@@ -152,3 +152,19 @@ def test_keystone_failure_skips_keystone_discoveries(build, conf, caplog,
     assert 'Skipping img, keystone issue: bad password' in caplog.text
     assert 'Skipping fail, keystone issue: no identity' in caplog.text
     assert cpu.calls == []
+
+
+def test_failed_discovery_is_tried_once_per_cycle(build, conf, caplog):
+    broken = FakeDiscovery(conf, RuntimeError('libvirt down'))
+    cpu = FakePollster(conf, 'cpu', default_discovery='broken')
+    mem = FakePollster(conf, 'mem', default_discovery='broken')
+    agent = build('sources: [{name: a, interval: 60, meters: ["*"]}]',
+                  [cpu, mem], {'broken': broken})
+    with caplog.at_level(logging.ERROR):
+        one_cycle(agent)
+    assert broken.calls == [None]
+    assert caplog.text.count('Unable to discover resources: libvirt down') \
+        == 1
+    one_cycle(agent)
+    assert broken.calls == [None, None]
+    assert cpu.calls == mem.calls == []
