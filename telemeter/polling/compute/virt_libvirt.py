@@ -51,6 +51,10 @@ _DISCONNECT_ERRORS = ('VIR_ERR_SYSTEM_ERROR', 'VIR_ERR_INTERNAL_ERROR',
 _DISCONNECT_DOMAINS = ('VIR_FROM_REMOTE', 'VIR_FROM_RPC')
 
 
+def _ignore_libvirt_error(ctx: Any, err: Any) -> None:
+    """libvirt's error callback: errors are handled as exceptions."""
+
+
 def libvirt_uri(conf: cfg.ConfigOpts) -> str:
     """The URI the inspector connects to."""
     return conf.libvirt_uri or URIS.get(conf.libvirt_type, DEFAULT_URI)
@@ -94,6 +98,9 @@ class LibvirtInspector(virt_inspector.Inspector):
                               'libvirt-python (needs libvirt-dev)')
         self._connection: Any = None
         self._lock = threading.Lock()
+        # libvirt prints every error to stderr by default; they are
+        # raised as libvirtError and logged here instead.
+        libvirt.registerErrorHandler(_ignore_libvirt_error, None)
 
     # -- connection -----------------------------------------------------
 
