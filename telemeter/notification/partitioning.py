@@ -57,6 +57,8 @@ class QueueOwnership:
         self.consuming: set[int] = set()
         self.listener: Any = None
         self.members: set[bytes] = set()
+        #: Transformer state per pipeline queue (dropped with the queue).
+        self.states = pipe_endpoints.TransformerStates()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -124,8 +126,9 @@ class QueueOwnership:
 
     def _apply(self, final: set[int], to_release: set[int],
                force: bool) -> None:
-        if final != self.consuming or to_release or force:
-            self._restart_listener(final)
+        previous = set(self.consuming)
+        if final != previous or to_release or force:
+            self._restart_listener(final, previous - final, force)
         for index in sorted(to_release):
             self._release(index)
         waiting = self._wanted_waiting(final)
@@ -146,12 +149,20 @@ class QueueOwnership:
         return [oslo_messaging.Target(topic=pipe.queue_topic(name, index))
                 for index in sorted(indices) for name in names]
 
-    def _restart_listener(self, indices: set[int]) -> None:
+    def _restart_listener(self, indices: set[int],
+                          given_up: set[int] | None = None,
+                          reloaded: bool = False) -> None:
         old, self.listener = self.listener, None
         if old is not None:
             # Every batch in flight is finished (and acknowledged) before
             # the queues are given up.
             messaging.stop_listeners([old])
+        # Nothing consumes now: drop the transformer state of the queues
+        # given up (all of it when the pipelines were reloaded).
+        if reloaded:
+            self.states.clear()
+        for index in given_up or ():
+            self.states.forget(index)
         self.consuming = set(indices)
         targets = self._targets(indices)
         if targets:
@@ -159,7 +170,7 @@ class QueueOwnership:
             listener = messaging.get_batch_notification_listener(
                 self.transport, targets,
                 pipe_endpoints.endpoints(self.conf, self.sample_pipelines,
-                                         self.event_pipelines),
+                                         self.event_pipelines, self.states),
                 allow_requeue=True, batch_size=batch_size,
                 batch_timeout=self.conf.notification.batch_timeout)
             pool = (1 if batch_size > 1
@@ -198,5 +209,6 @@ class QueueOwnership:
             if old is not None:
                 messaging.stop_listeners([old])
             self.consuming = set()
+            self.states.clear()
             for index in list(self.locks):
                 self._release(index)

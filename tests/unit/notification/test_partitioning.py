@@ -459,3 +459,67 @@ def test_partitioned_agent_without_backend_owns_every_queue(
         assert isinstance(meter.manager, pipe.PipePublisher)
     finally:
         svc.terminate()
+
+
+# -- transformer state follows the queues ---------------------------------
+
+def _rates_of(rate_pipelines):
+    by_name = {p.name: p for p in rate_pipelines.pipelines}
+    return by_name['cpu_source:cpu_sink'].sink.publishers[0].samples
+
+
+def test_transformer_state_lives_with_the_queue(conf, rate_pipelines):
+    secret = conf.publisher.telemetry_secret
+    states = pipe_endpoints.TransformerStates()
+    endpoint = pipe_endpoints.SamplePipeEndpoint(
+        conf, _Current(rate_pipelines), 'cpu_source:cpu_sink', states)
+
+    def feed(resource, volume, seconds):
+        endpoint.sample([_ipc_message('cpu_source:cpu_sink', [
+            utils.meter_message_from_counter(
+                _sample(resource=resource, volume=volume, seconds=seconds),
+                secret)])])
+
+    queues = conf.notification.pipeline_processing_queues
+    index = pipe.queue_index({'resource_id': 'vm-a'}, ['resource_id'],
+                             queues)
+    other = next(f'vm-{i}' for i in range(100) if pipe.queue_index(
+        {'resource_id': f'vm-{i}'}, ['resource_id'], queues) != index)
+    feed('vm-a', 100, 0)
+    feed(other, 1000, 0)
+    # (130 - 100) / 10 s = 3.0
+    feed('vm-a', 130, 10)
+    assert [s.volume for s in _rates_of(rate_pipelines)] == [3.0]
+    # The template transformers of the sink were never used: their cache
+    # (transformers.md: cache[name + resource_id]) is empty.
+    sink = rate_pipelines.pipelines[0].sink
+    assert sink.transformers[0].cache == {}
+    # The queue of vm-a is given up (and maybe taken back later): its
+    # next sample has no predecessor here.
+    states.forget(index)
+    feed('vm-a', 190, 20)
+    assert [s.volume for s in _rates_of(rate_pipelines)] == [3.0]
+    # The other queue kept its state: (1500 - 1000) / 20 s = 25.0
+    feed(other, 1500, 20)
+    assert [s.volume for s in _rates_of(rate_pipelines)] == [3.0, 25.0]
+    # And vm-a goes on from its fresh start: (250 - 190) / 10 s = 6.0
+    feed('vm-a', 250, 30)
+    assert [s.volume for s in _rates_of(rate_pipelines)] == [3.0, 25.0,
+                                                              6.0]
+    states.clear()
+    feed(other, 1600, 30)
+    assert len(_rates_of(rate_pipelines)) == 3
+
+
+def test_giving_a_queue_up_forgets_its_state(ownership_factory):
+    factory, _log, _table = ownership_factory
+    first, coordinator = factory('A', {0, 1, 2, 3})
+    _refresh(first, factory)
+    first.states._states = {('sink', i): ['state'] for i in range(4)}
+    coordinator.owned = {0, 1}
+    _refresh(first, factory)
+    assert sorted(first.states._states) == [('sink', 0), ('sink', 1)]
+    # Losing a lock forgets too.
+    _table[partitioning.lock_name(1)] = 'C'
+    _refresh(first, factory)
+    assert sorted(first.states._states) == [('sink', 0)]
