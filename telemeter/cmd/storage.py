@@ -47,7 +47,19 @@ def run_dbsync(conf: cfg.ConfigOpts) -> None:
                      'not configured.', purpose)
             continue
         LOG.debug('Upgrading %s database', purpose)
-        storage.get_connection(conf, url, namespace).upgrade()
+        connection = storage.get_connection(conf, url, namespace)
+        try:
+            connection.upgrade()
+        finally:
+            _dispose(connection)
+
+
+def _dispose(connection: object) -> None:
+    """Close the connection's pooled database connections, if it has
+    any."""
+    dispose = getattr(connection, 'dispose', None)
+    if dispose is not None:
+        dispose()
 
 
 def dbsync(argv: list[str] | None = None) -> None:
@@ -66,7 +78,10 @@ def run_expirer(conf: cfg.ConfigOpts) -> None:
     if metering_ttl > 0:
         LOG.debug('Clearing expired metering data')
         connection = storage.get_connection_from_config(conf, 'metering')
-        connection.clear_expired_metering_data(metering_ttl)
+        try:
+            connection.clear_expired_metering_data(metering_ttl)
+        finally:
+            _dispose(connection)
     else:
         LOG.info('Nothing to clean, database metering time to live is '
                  'disabled')
@@ -74,7 +89,10 @@ def run_expirer(conf: cfg.ConfigOpts) -> None:
     if event_ttl > 0:
         LOG.debug('Clearing expired event data')
         connection = storage.get_connection_from_config(conf, 'event')
-        connection.clear_expired_event_data(event_ttl)
+        try:
+            connection.clear_expired_event_data(event_ttl)
+        finally:
+            _dispose(connection)
     else:
         LOG.info('Nothing to clean, database event time to live is '
                  'disabled')

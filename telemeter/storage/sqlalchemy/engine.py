@@ -211,22 +211,30 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 _RESIDUAL_LOCK_ID = 0x7E1E3E7F  # PostgreSQL advisory lock key
+_MYSQL_SHARED = ("SELECT name FROM storage_lock WHERE name = 'residual' "
+                 "LOCK IN SHARE MODE")
+_MYSQL_EXCLUSIVE = ("SELECT name FROM storage_lock WHERE name = 'residual' "
+                    "FOR UPDATE")
 
 
 def residual_data_lock(conn: Connection, exclusive: bool) -> None:
-    """PostgreSQL: take the residual-data advisory lock for the current
-    transaction.
+    """Take the residual-data lock for the current transaction.
 
     Sample writers take it shared; the expirer takes it exclusively while it
     deletes meter and resource rows without samples, so it waits for the
-    writers in flight and sees their samples. A no-op elsewhere (MySQL uses
-    row locks, SQLite serialises writers).
+    writers in flight (and then sees their samples) and holds new ones back
+    meanwhile. PostgreSQL: an advisory transaction lock; MySQL: the
+    ``storage_lock`` row (``LOCK IN SHARE MODE`` / ``FOR UPDATE``); SQLite:
+    nothing (writers are serialised by ``BEGIN IMMEDIATE``).
     """
-    if conn.dialect.name != 'postgresql':
-        return
-    function = ('pg_advisory_xact_lock' if exclusive
-                else 'pg_advisory_xact_lock_shared')
-    conn.exec_driver_sql(f'SELECT {function}({_RESIDUAL_LOCK_ID})')
+    name = conn.dialect.name
+    if name == 'postgresql':
+        function = ('pg_advisory_xact_lock' if exclusive
+                    else 'pg_advisory_xact_lock_shared')
+        conn.exec_driver_sql(f'SELECT {function}({_RESIDUAL_LOCK_ID})')
+    elif name == 'mysql':
+        conn.exec_driver_sql(_MYSQL_EXCLUSIVE if exclusive
+                             else _MYSQL_SHARED)
 
 
 def insert_ignore(table: sa.Table, dialect_name: str) -> Any:

@@ -5,12 +5,9 @@ Every chunk is its own short transaction with a progress line, so a large
 purge neither holds locks for long nor needs a huge undo log.
 
 Samples have no foreign keys (see ``tables``); residual meter and
-resource rows are deleted so that no writer can be using them: on
-PostgreSQL under the exclusive residual-data advisory lock (writers hold it
-shared, so the delete waits for the batches in flight and sees their
-samples); on MySQL only rows locked ``FOR UPDATE SKIP LOCKED`` (writers
-share-lock the rows they use) that still have no sample once locked;
-SQLite serialises writers anyway.
+resource rows are deleted under the exclusive residual-data lock, which
+every sample batch holds shared: the delete waits for the batches in
+flight, sees their samples, and holds new batches back until it commits.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 from oslo_log import log
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from telemeter.storage.sqlalchemy import engine as db_engine
 from telemeter.storage.sqlalchemy import tables
@@ -63,13 +60,6 @@ def delete_in_chunks(engine: Engine, table: sa.Table,
     return total
 
 
-def _lock_residual(conn: Connection, query: sa.Select) -> list[int]:
-    """Ids of residual rows this transaction may delete."""
-    if conn.dialect.name == 'mysql':
-        query = query.with_for_update(skip_locked=True)
-    return list(conn.execute(query).scalars())
-
-
 def _delete_residual(engine: Engine, table: sa.Table, id_column: sa.Column,
                      unused: sa.ColumnElement,
                      children: Iterable[sa.Table] = ()) -> int:
@@ -78,19 +68,14 @@ def _delete_residual(engine: Engine, table: sa.Table, id_column: sa.Column,
     while True:
         with db_engine.write_transaction(engine) as conn:
             db_engine.residual_data_lock(conn, exclusive=True)
-            ids = _lock_residual(conn, sa.select(id_column).where(unused)
-                                 .order_by(id_column)
-                                 .limit(DELETE_CHUNK_SIZE))
+            ids = list(conn.execute(sa.select(id_column).where(unused)
+                                    .order_by(id_column)
+                                    .limit(DELETE_CHUNK_SIZE)).scalars())
             if not ids:
                 break
-            # Re-check once locked: a writer may have committed samples
-            # for a row between our snapshot and our lock (MySQL).
-            ids = list(conn.execute(sa.select(id_column).where(
-                id_column.in_(ids), unused)).scalars())
             for child in children:
                 conn.execute(child.delete().where(child.c.id.in_(ids)))
-            if ids:
-                conn.execute(table.delete().where(id_column.in_(ids)))
+            conn.execute(table.delete().where(id_column.in_(ids)))
         total += len(ids)
         if len(ids) < DELETE_CHUNK_SIZE:
             break

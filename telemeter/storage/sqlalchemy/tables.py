@@ -16,10 +16,11 @@ Additions to the documented schema (all for idempotent, concurrent writes):
 Changes for speed (migration ``metering_002``):
 
 * ``sample`` has no foreign keys: PostgreSQL checks them with one trigger
-  query per row, which halved the batch write rate. The writer instead
-  locks the meter and resource rows it uses (``FOR KEY SHARE`` / ``LOCK IN
-  SHARE MODE``) in its transaction and the expirer deletes only rows it
-  could lock ``FOR UPDATE SKIP LOCKED`` and that still have no sample, so
+  query per row, which halved the batch write rate. Instead every sample
+  batch holds the residual-data lock shared and the expirer holds it
+  exclusively while it deletes meters and resources without samples (a
+  PostgreSQL advisory lock; on MySQL the ``storage_lock`` row, locked
+  ``LOCK IN SHARE MODE`` / ``FOR UPDATE``; SQLite serialises writers), so
   no sample can point at a deleted row;
 * the sample indexes serve the queries: ``(meter_id, timestamp)`` for
   statistics and per-meter samples, ``(resource_id, timestamp)`` for
@@ -110,6 +111,18 @@ sample = sa.Table(
     sa.Index('ix_sample_resource_id_timestamp', 'resource_id', 'timestamp'),
     **MYSQL_TABLE_ARGS,
 )
+
+
+# One row per named lock (MySQL has no shared advisory locks): the
+# residual-data lock of the writer and the expirer.
+RESIDUAL_LOCK = 'residual'
+storage_lock = sa.Table(
+    'storage_lock', metering_metadata,
+    sa.Column('name', sa.String(32), primary_key=True),
+    **MYSQL_TABLE_ARGS,
+)
+sa.event.listen(storage_lock, 'after_create', sa.DDL(
+    "INSERT INTO storage_lock (name) VALUES ('residual')"))
 
 
 def _metadata_table(name: str, value_type: sa.types.TypeEngine,

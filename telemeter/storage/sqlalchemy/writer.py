@@ -22,13 +22,12 @@ One batch is one transaction:
    sample whose ``message_id`` is already stored is skipped, so a
    redelivered batch never creates duplicates.
 
-Locks replace foreign keys from samples to meters and resources: on
-PostgreSQL each batch holds the shared residual-data advisory lock, which
-the expirer takes exclusively while it deletes meters and resources left
-without samples; on MySQL the writer share-locks the meter and resource
-rows it reads (``LOCK IN SHARE MODE``) and the expirer deletes only rows it
-can lock ``FOR UPDATE SKIP LOCKED``; SQLite writers are serialised. Either
-way a row a writer uses cannot disappear before its samples are committed.
+A lock replaces foreign keys from samples to meters and resources: each
+batch holds the residual-data lock shared (a PostgreSQL advisory lock, the
+``storage_lock`` row on MySQL; SQLite writers are serialised), and the
+expirer takes it exclusively while it deletes meters and resources left
+without samples, so a row a writer uses cannot disappear before its
+samples are committed.
 
 Deadlocks and lock timeouts are retried (up to ``max_attempts``, sleeping
 ``retry_interval`` seconds); an integrity error clears the caches and
@@ -279,17 +278,6 @@ def _meter_sort_key(key: MeterKey) -> tuple:
     return tuple('' if part is None else part for part in key)
 
 
-def share_locked(query: sa.Select, dialect_name: str) -> sa.Select:
-    """``query`` taking share locks on the rows it reads on MySQL.
-
-    PostgreSQL writers hold the shared residual-data lock instead (row
-    locks there write to the table), SQLite writers are serialised.
-    """
-    if dialect_name == 'mysql':
-        return query.with_for_update(read=True)
-    return query
-
-
 class SampleWriter:
     """Writes batches of metering dicts; holds the meter-id cache."""
 
@@ -402,12 +390,12 @@ class SampleWriter:
                   if key in self._meter_cache}
         found: dict[MeterKey, int] = {}
         if cached:
-            # Lock the cached rows; one the expirer deleted is missing.
+            # Under the residual-data lock: a cached row the expirer
+            # deleted meanwhile is missing now, and cannot go later.
             meter = tables.meter
-            alive = set(conn.execute(share_locked(
+            alive = set(conn.execute(
                 sa.select(meter.c.id).where(
-                    meter.c.id.in_(sorted(cached.values()))),
-                self._dialect)).scalars())
+                    meter.c.id.in_(sorted(cached.values())))).scalars())
             for key, meter_id in cached.items():
                 if meter_id in alive:
                     found[key] = meter_id
@@ -439,7 +427,7 @@ class SampleWriter:
                                meter.c.unit)
                      .where(meter.c.name.in_(chunk))
                      .order_by(meter.c.id))
-            for row in conn.execute(share_locked(query, self._dialect)):
+            for row in conn.execute(query):
                 key = (row.name, row.type, row.unit)
                 if key in keys:
                     found.setdefault(key, row.id)
@@ -484,10 +472,9 @@ class SampleWriter:
                 found.update(cursor.fetchall())
             return found
         for chunk in _chunks(identities):
-            query = share_locked(
-                sa.select(resource.c.identity_hash,
-                          resource.c.internal_id).where(
-                    resource.c.identity_hash.in_(chunk)), self._dialect)
+            query = sa.select(resource.c.identity_hash,
+                              resource.c.internal_id).where(
+                resource.c.identity_hash.in_(chunk))
             found.update((row.identity_hash, row.internal_id)
                          for row in conn.execute(query))
         return found

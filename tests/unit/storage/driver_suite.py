@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import logging
 import multiprocessing
+import threading
 import uuid
 
 import pytest
@@ -23,8 +24,10 @@ from oslo_config import cfg
 
 import telemeter
 from telemeter import service, storage
+from telemeter.cmd import storage as storage_cmd
 from telemeter.storage import models
-from telemeter.storage.sqlalchemy import expiry, migration, tables
+from telemeter.storage.sqlalchemy import engine as db_engine
+from telemeter.storage.sqlalchemy import expiry, migration, tables, writer
 from tests.unit.storage import workers
 
 BASE = datetime.datetime(2024, 5, 1, 12, 0, 0)
@@ -746,6 +749,70 @@ class SQLDriverTests(StorageFixtures):
         assert (migration.current_revision(engine, schema)
                 == migration.head_revision(schema))
 
+    def test_dbsync_upgrades_the_first_schema_in_place(
+            self, conn, db_url, tmp_path):
+        """A database at metering_001 (foreign keys, old indexes) with
+        data is upgraded by telemeter-dbsync and keeps working."""
+        conn.clear()
+        engine = conn.engine
+        migration.upgrade(engine, migration.METERING,
+                          revision='metering_001')
+        assert migration.current_revision(
+            engine, migration.METERING) == 'metering_001'
+        inspector = sa.inspect(engine)
+        assert {fk['name'] for fk in inspector.get_foreign_keys(
+            'sample')} == {'fk_sample_meter_id', 'fk_sample_resource_id'}
+        metadata = {'display_name': 'vm'}
+        identity = writer.identity_hash(
+            'res-1', 'user-1', 'proj-1', 'openstack',
+            writer.metadata_hash(metadata))
+        with engine.begin() as connection:
+            connection.execute(tables.meter.insert(), [
+                {'id': 1, 'name': 'cpu', 'type': 'gauge', 'unit': 'ns'}])
+            connection.execute(tables.resource.insert(), [{
+                'internal_id': 1, 'resource_id': 'res-1',
+                'user_id': 'user-1', 'project_id': 'proj-1',
+                'source_id': 'openstack',
+                'resource_metadata': '{"display_name": "vm"}',
+                'metadata_hash': writer.metadata_hash(metadata),
+                'identity_hash': identity}])
+            connection.execute(tables.sample.insert(), [
+                {'meter_id': 1, 'resource_id': 1, 'volume': 1.5,
+                 'timestamp': ts(i), 'recorded_at': ts(i),
+                 'message_id': f'old-{i}', 'message_signature': 's'}
+                for i in range(3)])
+        config = tmp_path / 'telemeter.conf'
+        config.write_text(f'[database]\nconnection = {db_url}\n')
+        storage_cmd.dbsync(['telemeter-dbsync', '--config-file',
+                            str(config), '--skip-event-database'])
+        assert (migration.current_revision(engine, migration.METERING)
+                == migration.head_revision(migration.METERING))
+        inspector = sa.inspect(engine)
+        assert inspector.get_foreign_keys('sample') == []
+        indexes = {ix['name']: ix['column_names']
+                   for ix in inspector.get_indexes('sample')}
+        assert indexes['ix_sample_meter_id_timestamp'] == ['meter_id',
+                                                           'timestamp']
+        assert indexes['ix_sample_resource_id_timestamp'] == [
+            'resource_id', 'timestamp']
+        assert not {'ix_sample_meter_id', 'ix_sample_resource_id',
+                    'ix_sample_meter_id_resource_id'} & set(indexes)
+        if engine.dialect.name == 'postgresql':
+            columns = {c['name']: c for c in inspector.get_columns(
+                'sample')}
+            assert columns['message_id']['type'].collation == 'C'
+        # The old rows are read and reused, redelivery is still skipped.
+        assert [s.message_id for s in conn.get_samples(
+            storage.SampleFilter())] == ['old-2', 'old-1', 'old-0']
+        conn.record_metering_data_batch([
+            make_sample('cpu', 9, message_id='old-0', timestamp=ts(0),
+                        metadata=metadata),
+            make_sample('cpu', 9, message_id='new', timestamp=ts(9),
+                        metadata=metadata)])
+        assert _count(engine, tables.sample) == 4
+        assert _count(engine, tables.resource) == 1
+        assert _count(engine, tables.meter) == 1
+
     def test_upgrade_adopts_tables_created_without_alembic(self, conn):
         conn.clear()
         with conn.engine.begin() as connection:
@@ -906,6 +973,96 @@ class SQLDriverTests(StorageFixtures):
                                                       'type.old']
 
     # -- concurrency ------------------------------------------------------
+
+    def test_expirer_keeps_rows_a_writer_is_using(self, conn):
+        """Deterministic form of the race: a writer transaction has
+        resolved a meter and resource without committed samples (the
+        expirer's residual candidates) and is inserting its samples; the
+        expirer must not delete those rows (it waits on PostgreSQL and
+        SQLite, skips the locked rows on MySQL)."""
+        data = make_sample('cpu', timestamp=ts(0), message_id='old')
+        conn.record_metering_data(data)
+        engine = conn.engine
+        with engine.begin() as connection:
+            connection.execute(tables.sample.delete())
+        # conn's writer still caches the meter id: both rows are residual.
+        sample_writer = conn._writer
+        item = writer.prepare(make_sample('cpu', timestamp=ts(5),
+                                          message_id='new'),
+                              tables.utcnow())
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def expire() -> None:
+            try:
+                expiry.delete_residual_metering(engine)
+            except BaseException as err:  # reported by the test
+                errors.append(err)
+            finally:
+                done.set()
+
+        with db_engine.write_transaction(engine) as connection:
+            db_engine.residual_data_lock(connection, exclusive=False)
+            meters = sample_writer._resolve_meters(connection, {item.meter})
+            resources = sample_writer._resolve_resources(connection, [item])
+            expirer = threading.Thread(target=expire)
+            expirer.start()
+            done.wait(1.0)
+            connection.execute(tables.sample.insert(), [dict(zip(
+                writer.SAMPLE_COLUMNS,
+                (meters[item.meter], resources[item.identity],
+                 *item.sample), strict=True))])
+        expirer.join(60)
+        assert not expirer.is_alive()
+        assert errors == []
+        counts = (_count(engine, tables.sample),
+                  _count(engine, tables.meter),
+                  _count(engine, tables.resource))
+        assert counts == (1, 1, 1), counts
+        [stored] = conn.get_samples(storage.SampleFilter())
+        assert (stored.message_id, stored.counter_name,
+                stored.resource_id) == ('new', 'cpu', 'res-1')
+        assert _count(engine, tables.meter) == 1
+        assert _count(engine, tables.resource) == 1
+
+    def test_expirer_never_orphans_samples_of_concurrent_writers(
+            self, conn, db_url):
+        """Samples have no foreign keys: while two writers keep using
+        meter and resource rows the expirer finds without samples, no
+        sample may end up pointing at a deleted row, and no sample that
+        is not expired may be lost."""
+        rounds = 25
+        context = multiprocessing.get_context('spawn')
+        children = [context.Process(target=workers.write_expiring_batches,
+                                    args=(db_url, writer, rounds))
+                    for writer in range(2)]
+        children.append(context.Process(target=workers.expire_repeatedly,
+                                        args=(db_url, 4.0)))
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(180)
+        assert [c.exitcode for c in children] == [0] * len(children)
+        sample, meter, resource = (tables.sample, tables.meter,
+                                   tables.resource)
+        with conn.engine.connect() as connection:
+            orphans = connection.execute(
+                sa.select(sa.func.count()).select_from(sample).where(
+                    sa.or_(~sa.exists().where(meter.c.id
+                                              == sample.c.meter_id),
+                           ~sa.exists().where(resource.c.internal_id
+                                              == sample.c.resource_id)))
+            ).scalar_one()
+        assert orphans == 0
+        kept = conn.get_samples(storage.SampleFilter(meter='keep'))
+        assert len(kept) == 2 * rounds
+        assert {s.resource_id for s in kept} == {'keep-res-0', 'keep-res-1'}
+        # Whatever old samples survive are readable with their rows.
+        conn.clear_expired_metering_data(86400)
+        assert conn.get_samples(storage.SampleFilter(
+            start_timestamp='1999-01-01', end_timestamp='2001-01-01')) == []
+        assert sorted(m.name for m in conn.get_meters(unique=True)) == [
+            'keep']
 
     def test_concurrent_writers_store_each_sample_once(self, conn, db_url):
         batches = [

@@ -6,6 +6,9 @@ storage package, not every telemeter service module.
 
 from __future__ import annotations
 
+import datetime
+import time
+
 from oslo_config import cfg
 from oslo_db import options as db_options
 
@@ -37,3 +40,43 @@ def upgrade(url: str) -> None:
         connection = storage.get_connection(conf, url, namespace)
         connection.upgrade()
         connection.dispose()
+
+
+def write_expiring_batches(url: str, writer: int, rounds: int) -> None:
+    """Write batches whose ``old-*`` samples the expirer removes at once
+    (so their meter and resource rows become residual while this writer
+    still caches them) next to ``keep`` samples that must all stay."""
+    impl_sqlalchemy.Connection.WRITE_RETRY_INTERVAL = 0.05
+    old = datetime.datetime(2000, 1, 1)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    connection = storage.get_connection(_conf(), url)
+    for index in range(rounds):
+        batch = []
+        # Many samples: a longer transaction, a wider window for the
+        # expirer to look at these rows while they are being used.
+        for slot in range(400):
+            batch.append(_sample(f'old-{slot % 4}', f'old-res-{slot % 8}',
+                                 old, f'w{writer}-{index}-old{slot}'))
+        batch.append(_sample('keep', f'keep-res-{writer}', now,
+                             f'w{writer}-{index}-keep'))
+        connection.record_metering_data_batch(batch)
+    connection.dispose()
+
+
+def expire_repeatedly(url: str, seconds: float) -> None:
+    """Run the SQL expiry (TTL one day) over and over for ``seconds``."""
+    connection = storage.get_connection(_conf(), url)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        connection.clear_expired_metering_data(86400)
+    connection.dispose()
+
+
+def _sample(name: str, resource_id: str, when: datetime.datetime,
+            message_id: str) -> dict:
+    return {'counter_name': name, 'counter_type': 'gauge',
+            'counter_unit': 'u', 'counter_volume': 1.0,
+            'user_id': 'u', 'project_id': 'p', 'resource_id': resource_id,
+            'timestamp': when, 'resource_metadata': {'k': resource_id},
+            'source': 'openstack', 'message_id': message_id,
+            'message_signature': 'sig', 'monotonic_time': None}

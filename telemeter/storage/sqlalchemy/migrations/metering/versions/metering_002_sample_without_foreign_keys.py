@@ -9,7 +9,9 @@ which halved the batch write rate; the writer and the expirer now keep
 sample references valid with row locks (see ``tables``). The single-column
 ``meter_id`` / ``resource_id`` indexes and ``(meter_id, resource_id)`` give
 way to ``(meter_id, timestamp)`` and ``(resource_id, timestamp)``, which
-serve statistics, per-meter and per-resource samples in time order. On
+serve statistics, per-meter and per-resource samples in time order.
+Table ``storage_lock`` holds the row MySQL writers and the expirer lock
+(shared / exclusive) instead. On
 PostgreSQL ``sample.message_id`` and ``resource.identity_hash`` are
 compared byte-wise (``COLLATE "C"``): cheaper unique indexes.
 
@@ -80,10 +82,19 @@ def upgrade() -> None:
             op.alter_column(table, column,
                             type_=postgresql.VARCHAR(length, collation='C'),
                             existing_type=sa.String(length))
+    if 'storage_lock' not in inspector.get_table_names():
+        lock = op.create_table(
+            'storage_lock',
+            sa.Column('name', sa.String(32), nullable=False),
+            sa.PrimaryKeyConstraint('name'),
+            mysql_engine='InnoDB', mysql_charset='utf8mb4',
+        )
+        op.bulk_insert(lock, [{'name': 'residual'}])
 
 
 def downgrade() -> None:
     """Restore the metering_001 indexes and foreign keys."""
+    op.drop_table('storage_lock')
     if op.get_bind().dialect.name == 'postgresql':
         for table, column, length in _BYTE_COLUMNS:
             op.alter_column(table, column, type_=sa.String(length),
