@@ -196,10 +196,16 @@ class UDPReceiver:
                 count = min(self.batch_size, len(self._pending))
                 taken = [self._pending.popleft() for _ in range(count)]
                 self._pending_bytes -= sum(len(d) for d, _ in taken)
-            samples = [s for s in (self.decode(d, src) for d, src in taken)
-                       if s is not None]
-            if samples:
-                self.dispatch(samples)
+            try:
+                samples = [s for s in (self.decode(d, src)
+                                       for d, src in taken)
+                           if s is not None]
+                if samples:
+                    self.dispatch(samples)
+            except Exception:
+                # Never let this thread die: the backlog would only grow.
+                self.failed += len(taken)
+                LOG.exception('UDP: Unable to store meter')
 
     def decode(self, data: bytes, source: Any) -> dict | None:
         """The verified sample dict of a datagram, or None (logged and

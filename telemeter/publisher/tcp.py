@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 from typing import Any
 
 import msgpack
@@ -42,6 +43,9 @@ class TCPPublisher(publisher.ConfigPublisherBase):
         self.host, self.port = netutils.parse_host_port(
             parsed_url.netloc, default_port=DEFAULT_PORT)
         self.socket: socket.socket | None = None
+        # Pipelines publish from several threads; frames must not
+        # interleave on the one connection.
+        self._lock = threading.Lock()
         self.connect_socket()
 
     def connect_socket(self) -> bool:
@@ -92,6 +96,10 @@ class TCPPublisher(publisher.ConfigPublisherBase):
         return data == b''
 
     def publish_samples(self, samples: list[Any]) -> None:
+        with self._lock:
+            self._publish(samples)
+
+    def _publish(self, samples: list[Any]) -> None:
         secret = self.conf.publisher.telemetry_secret
         if self.socket is not None and self._peer_closed():
             LOG.warning('The TCP receiver %(host)s:%(port)d closed the '

@@ -248,3 +248,33 @@ def test_port_held_by_another_program_gives_a_clear_error(udp_conf):
                               group='collector')
         with pytest.raises(OSError, match=r'udp_address and udp_port'):
             udp.UDPReceiver(udp_conf, manager(RecordingDispatcher()))
+
+
+def test_dispatching_thread_survives_an_unexpected_error(udp_conf, caplog):
+    class BrokenOnce:
+        """A manager whose first iteration blows up."""
+
+        def __init__(self):
+            self.dispatcher = RecordingDispatcher()
+            self.broken = True
+
+        def __iter__(self):
+            if self.broken:
+                self.broken = False
+                raise RuntimeError('unexpected')
+            return iter(manager(self.dispatcher))
+    broken = BrokenOnce()
+    r = Running.__new__(Running)
+    r.receiver = udp.UDPReceiver(udp_conf, broken)
+    r.port = r.receiver.socket.getsockname()[1]
+    r.host = '127.0.0.1'
+    r.thread = threading.Thread(target=r.receiver.run, daemon=True)
+    r.thread.start()
+    try:
+        r.send(signed('lost'))
+        assert _wait(lambda: r.receiver.failed == 1)
+        r.send(signed('kept'))
+        assert _wait(lambda: broken.dispatcher.names() == ['kept'])
+    finally:
+        r.stop()
+    assert 'UDP: Unable to store meter' in caplog.text

@@ -198,3 +198,25 @@ def test_udp_datetime_values_travel_as_signed_strings(conf, make):
         message = msgpack.unpackb(server.recv(65536), raw=False)
     assert message['resource_metadata'] == {'launched': '2031-01-02 03:00:00'}
     assert signing.verify_signature(message, 's3')
+
+
+def test_tcp_concurrent_publishers_do_not_interleave_frames(make,
+                                                            tcp_server):
+    publisher = make(f'tcp://127.0.0.1:{tcp_server.port}')
+    with tcp_server.accept() as conn:
+        threads = [threading.Thread(target=publisher.publish_samples,
+                                    args=(samples(*[f't{t}-{i}'
+                                                    for i in range(50)]),))
+                   for t in range(4)]
+        for thread in threads:
+            thread.start()
+        frames = tcp_server.read_frames(conn, 200)
+        for thread in threads:
+            thread.join(5)
+    names = [f['counter_name'] for f in frames]
+    assert sorted(names) == sorted(f't{t}-{i}' for t in range(4)
+                                   for i in range(50))
+    # Each batch went out whole: its 50 frames are consecutive.
+    for t in range(4):
+        positions = [i for i, n in enumerate(names) if n.startswith(f't{t}-')]
+        assert positions == list(range(positions[0], positions[0] + 50))
