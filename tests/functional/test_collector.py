@@ -189,9 +189,10 @@ def test_events_through_the_event_pipeline_land_in_storage(deployment):
         conn.dispose()
 
 
-def test_notification_agent_events_land_in_storage(deployment):
-    """A cinder notification -> agent (event definitions) -> notifier:// ->
-    collector -> event database dispatcher -> storage."""
+def test_notification_agent_samples_and_events_land_in_storage(deployment):
+    """A cinder notification -> agent (meter and event definitions) ->
+    notifier:// -> collector -> database dispatchers -> storage: one
+    volume.size sample and one volume.create.end event."""
     dep = deployment()
     dep.run('telemeter-dbsync')
     collector = dep.start('telemeter-collector')
@@ -218,6 +219,11 @@ def test_notification_agent_events_land_in_storage(deployment):
         assert traits['created_at'] == datetime.datetime(2031, 2, 3, 4, 5, 6)
     finally:
         conn.dispose()
+    [stored] = _wait_stored(dep, 1, meter='volume.size')
+    assert (stored.resource_id, stored.counter_volume, stored.counter_unit,
+            stored.project_id) == (volume, 10, 'GB', 'p-1')
+    assert signing.verify_signature(
+        _file_dispatcher_records(dep)[stored.message_id], daemons.SECRET)
 
 
 # --------------------------------------------------------------- udp ----
