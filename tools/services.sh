@@ -3,7 +3,8 @@
 #
 #   tools/services.sh up      [SERVICE...]  start fresh (no old data), wait
 #                                           until ready; no-op if running
-#   tools/services.sh down    [SERVICE...]  stop and delete all state
+#   tools/services.sh down    [SERVICE...]  stop and delete all state (no
+#                                           SERVICE: the four and snmpd)
 #   tools/services.sh stop    [--keep] [SERVICE...]
 #                                           stop, KEEP the data dir (--keep
 #                                           is the default, accepted for
@@ -754,7 +755,7 @@ status_services() {
 }
 
 usage() {
-    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -789,7 +790,12 @@ main() {
                    "${ALL_SERVICES[*]})" ;;
         esac
     done
-    [ "${#services[@]}" -gt 0 ] || services=("${ALL_SERVICES[@]}")
+    if [ "${#services[@]}" -eq 0 ]; then
+        services=("${ALL_SERVICES[@]}")
+        # `down` also stops an snmpd started on demand (e.g. by a test
+        # session that could not stop it itself); a no-op if none runs.
+        [ "$cmd" != down ] || services+=(snmpd)
+    fi
 
     case "$cmd" in
         up) mkdir -p "$STATE_ROOT"; start_services 0 "${services[@]}" ;;
