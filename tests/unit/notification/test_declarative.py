@@ -198,3 +198,33 @@ def test_yaml_files_are_sorted_and_missing_dirs_are_empty(tmp_path):
     assert impl.yaml_files(str(tmp_path)) == [
         str(tmp_path / 'a.yaml'), str(tmp_path / 'b.yaml')]
     assert impl.yaml_files(str(tmp_path / 'absent')) == []
+
+
+@pytest.mark.parametrize('expression', [
+    '$.payload.memory_mb', 'payload.memory_mb', 'payload.image_meta',
+    '$.payload.image_meta.base_image_ref', 'payload.os_type',
+    'payload.fixed_ips', 'payload.fixed_ips.address', 'payload.missing.x',
+    'payload.memory_mb.deeper', 'publisher_id', 'ctxt.request_id',
+    'metadata.message_id', 'payload.display_name.x', 'nothing',
+])
+@pytest.mark.parametrize('notification', [
+    payloads.instance(), payloads.swift_request(), payloads.volume(),
+    {'payload': None}, {'payload': [1, 2]}, {},
+])
+def test_plain_field_chains_match_like_jsonpath(expression, notification):
+    fast = impl.dotted_path(expression)
+    assert fast is not None
+    reference = impl._PARSER.parse(expression)
+    message = payloads.message(notification) if 'priority' in (
+        notification) else notification
+    assert [(m.full_path, m.value) for m in fast.find(message)] == [
+        (str(m.full_path), m.value) for m in reference.find(message)]
+
+
+@pytest.mark.parametrize('expression', [
+    '$.payload.a * 2', "$.payload.x + '_'", 'payload[0]', 'payload.*',
+    '$..memory_mb', 'payload.where', 'payload.true', '`this`', 'a.`len`',
+    "payload.'quoted.key'", '$.payload.metrics[?(@.name=cpu)].value',
+])
+def test_other_expressions_go_through_jsonpath(expression):
+    assert impl.dotted_path(expression) is None

@@ -523,3 +523,39 @@ def test_giving_a_queue_up_forgets_its_state(ownership_factory):
     _table[partitioning.lock_name(1)] = 'C'
     _refresh(first, factory)
     assert sorted(first.states._states) == [('sink', 0)]
+
+
+def test_sighup_moves_the_pipe_listener_to_the_new_pipelines(
+        conf, fake_transport_url, write_yaml, meters_dir):
+    meters_dir('m.yaml', 'metric: []\n')
+    path = write_yaml('pipeline.yaml', SAMPLE_PIPELINE)
+    conf.set_override('pipeline_cfg_file', path)
+    conf.set_override('event_pipeline_cfg_file',
+                      write_yaml('event_pipeline.yaml', EVENT_PIPELINE))
+    conf.set_override('workload_partitioning', True, group='notification')
+    conf.set_override('pipeline_processing_queues', 2,
+                      group='notification')
+    svc = agent.NotificationService(0, conf)
+    svc.run()
+    try:
+        ownership = svc.ownership
+
+        def topics():
+            # The targets the running pipe listener consumes.
+            return sorted(t.topic for t in ownership.listener.targets)
+        assert topics() == ['telemeter-pipe-event:s:k-0',
+                            'telemeter-pipe-event:s:k-1',
+                            'telemeter-pipe-s:k-0', 'telemeter-pipe-s:k-1']
+        ownership.states._states[('k', 0)] = ['old state']
+        old_listener = ownership.listener
+        with open(path, 'w') as f:
+            f.write(SAMPLE_PIPELINE.replace('name: s,', 'name: renamed,'))
+        svc.reload()
+        assert ownership.listener is not old_listener
+        assert topics() == ['telemeter-pipe-event:s:k-0',
+                            'telemeter-pipe-event:s:k-1',
+                            'telemeter-pipe-renamed:k-0',
+                            'telemeter-pipe-renamed:k-1']
+        assert ownership.states._states == {}
+    finally:
+        svc.terminate()
