@@ -99,7 +99,8 @@ def get_resources(engine: Engine, user: str | None = None,
                   limit: int | None = None) -> list[models.Resource]:
     """One Resource per resource_id with matching samples.
 
-    One GROUP BY over the matching samples gives each resource row's
+    One GROUP BY over the matching samples (no join: resource conditions
+    become a sub-select of internal ids) gives each resource row's
     first/last timestamp; per resource_id the row with the newest sample
     wins (a tie on that timestamp goes to the row of the latest inserted
     sample). Its user, project, source and metadata are reported.
@@ -107,45 +108,59 @@ def get_resources(engine: Engine, user: str | None = None,
     if limit == 0:
         return []
     sample, res = tables.sample, tables.resource
-    conditions = filters.resource_conditions(
+    conditions = filters.timestamp_conditions(
+        sample.c.timestamp, start_timestamp, start_timestamp_op,
+        end_timestamp, end_timestamp_op)
+    resource_conditions = filters.resource_conditions(
         user=user, project=project, source=source, resource=resource,
         metaquery=metaquery)
-    conditions.extend(filters.timestamp_conditions(
-        sample.c.timestamp, start_timestamp, start_timestamp_op,
-        end_timestamp, end_timestamp_op))
-    spans = (sa.select(res.c.resource_id,
-                       sample.c.resource_id.label('internal_id'),
+    if resource_conditions:
+        conditions.append(sample.c.resource_id.in_(
+            sa.select(res.c.internal_id).where(*resource_conditions)))
+    spans = (sa.select(sample.c.resource_id.label('internal_id'),
                        sa.func.min(sample.c.timestamp).label('first'),
                        sa.func.max(sample.c.timestamp).label('last'))
-             .select_from(sample.join(
-                 res, res.c.internal_id == sample.c.resource_id))
              .where(*conditions)
-             .group_by(sample.c.resource_id, res.c.resource_id))
+             .group_by(sample.c.resource_id))
     with engine.connect() as conn:
+        rows = conn.execute(spans).all()
+        names = _resource_names(conn, [row.internal_id for row in rows])
         by_resource: dict[str, list[sa.Row]] = {}
-        for row in conn.execute(spans):
-            by_resource.setdefault(row.resource_id, []).append(row)
+        for row in rows:
+            by_resource.setdefault(names[row.internal_id], []).append(row)
         resource_ids = sorted(by_resource)
         if limit:
             resource_ids = resource_ids[:limit]
         winners = {}
         for resource_id in resource_ids:
-            rows = by_resource[resource_id]
-            winners[resource_id] = (_newest_row(conn, rows)
-                                    if len(rows) > 1 else rows[0])
+            group = by_resource[resource_id]
+            winners[resource_id] = (_newest_row(conn, group)
+                                    if len(group) > 1 else group[0])
         details = _resource_rows(conn, [row.internal_id
                                         for row in winners.values()])
     result = []
     for resource_id in resource_ids:
-        rows = by_resource[resource_id]
+        group = by_resource[resource_id]
         detail = details[winners[resource_id].internal_id]
         result.append(models.Resource(
             resource_id=resource_id, project_id=detail.project_id,
-            first_sample_timestamp=min(row.first for row in rows),
-            last_sample_timestamp=max(row.last for row in rows),
+            first_sample_timestamp=min(row.first for row in group),
+            last_sample_timestamp=max(row.last for row in group),
             source=detail.source_id, user_id=detail.user_id,
             metadata=json_loads(detail.resource_metadata)))
     return result
+
+
+def _resource_names(conn: sa.Connection,
+                    internal_ids: list[int]) -> dict[int, str]:
+    """internal_id → resource_id."""
+    res = tables.resource
+    names = {}
+    for chunk in _chunks(sorted(internal_ids)):
+        names.update(conn.execute(
+            sa.select(res.c.internal_id, res.c.resource_id).where(
+                res.c.internal_id.in_(chunk))).all())
+    return names
 
 
 def _newest_row(conn: sa.Connection, rows: list[sa.Row]) -> sa.Row:
