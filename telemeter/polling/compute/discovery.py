@@ -90,8 +90,7 @@ class InstanceDiscovery(plugin_base.DiscoveryBase):
     @property
     def inspector(self) -> Any:
         if self._inspector is None:
-            self._inspector = virt_inspector.get_hypervisor_inspector(
-                self.conf)
+            self._inspector = virt_inspector.shared_inspector(self.conf)
         return self._inspector
 
     def discover(self, manager: Any, param: str | None = None) -> list[Any]:

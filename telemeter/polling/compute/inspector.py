@@ -174,3 +174,15 @@ def get_hypervisor_inspector(conf: cfg.ConfigOpts) -> Inspector:
         LOG.error('Unable to load the hypervisor inspector %(name)s: '
                   '%(err)s', {'name': conf.hypervisor_inspector, 'err': err})
         return Inspector(conf)
+
+
+_SHARED: dict[int, Inspector] = {}
+
+
+def shared_inspector(conf: cfg.ConfigOpts) -> Inspector:
+    """One hypervisor inspector (one connection) per configuration, used
+    by the ``local_instances`` discovery and every compute pollster."""
+    key = id(conf)
+    if key not in _SHARED:
+        _SHARED[key] = get_hypervisor_inspector(conf)
+    return _SHARED[key]

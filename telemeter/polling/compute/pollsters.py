@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from oslo_config import cfg
 from oslo_log import log
 
 from telemeter import sample as sample_mod
@@ -25,15 +24,7 @@ from telemeter.polling.compute import instance as instance_mod
 
 LOG = log.getLogger(__name__)
 
-_INSPECTORS: dict[int, virt_inspector.Inspector] = {}
-
-
-def shared_inspector(conf: cfg.ConfigOpts) -> virt_inspector.Inspector:
-    """One hypervisor inspector per configuration (and so per agent)."""
-    key = id(conf)
-    if key not in _INSPECTORS:
-        _INSPECTORS[key] = virt_inspector.get_hypervisor_inspector(conf)
-    return _INSPECTORS[key]
+shared_inspector = virt_inspector.shared_inspector
 
 
 class BaseComputePollster(plugin_base.PollsterBase):

@@ -11,6 +11,7 @@ test driver), from the per-domain calls (``getCPUStats``, ``vcpus``,
 
 from __future__ import annotations
 
+import atexit
 import functools
 import threading
 from collections.abc import Callable, Iterator
@@ -101,6 +102,9 @@ class LibvirtInspector(virt_inspector.Inspector):
         # libvirt prints every error to stderr by default; they are
         # raised as libvirtError and logged here instead.
         libvirt.registerErrorHandler(_ignore_libvirt_error, None)
+        # Close while the interpreter is intact (libvirt's __del__ fails
+        # at interpreter shutdown otherwise).
+        atexit.register(self.close)
 
     # -- connection -----------------------------------------------------
 
@@ -125,6 +129,17 @@ class LibvirtInspector(virt_inspector.Inspector):
     def reset_connection(self) -> None:
         with self._lock:
             self._connection = None
+
+    def close(self) -> None:
+        """Close the connection (it is re-opened on next use)."""
+        with self._lock:
+            conn, self._connection = self._connection, None
+        if conn is not None:
+            try:
+                conn.close()
+            except libvirt.libvirtError:
+                LOG.debug('Closing the libvirt connection failed',
+                          exc_info=True)
 
     # -- domains --------------------------------------------------------
 

@@ -60,7 +60,7 @@ def conf(conf):
     conf.set_override('libvirt_uri', 'test:///default')
     conf.set_override('host', 'unit-host')
     yield conf
-    pollsters._INSPECTORS.clear()
+    virt_inspector._SHARED.clear()
 
 
 @pytest.fixture
