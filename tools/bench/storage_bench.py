@@ -88,6 +88,10 @@ def make_batches(samples: int, resources: int, meters: int,
         yield batch
 
 
+def _load() -> str:
+    return ' '.join(f'{value:.2f}' for value in os.getloadavg())
+
+
 def timed(label: str, func, repeat: int = 3):
     """Run ``func`` ``repeat`` times; print and return the times."""
     times = []
@@ -105,6 +109,7 @@ def timed(label: str, func, repeat: int = 3):
 def run(url: str, args: argparse.Namespace) -> None:
     conf = service.prepare_service(argv=['storage-bench'], config_files=[],
                                    conf=cfg.ConfigOpts())
+    load_at_start = _load()
     conn = storage.get_connection(conf, url)
     conn.clear()
     conn.upgrade()
@@ -126,7 +131,9 @@ def run(url: str, args: argparse.Namespace) -> None:
         if args.progress and total % (args.batch * 100) == 0:
             print(f'  {total} samples, {total / write_time:,.0f}/s',
                   flush=True)
-    print(f'backend: {url.split("@")[-1] if "@" in url else url}')
+    print(f'backend: {url.split("@")[-1] if "@" in url else url}; '
+          f'load average at start {load_at_start}, now '
+          f'{_load()} (2 cores: figures from a busy machine are lower)')
     print(f'wrote {total:,} samples in batches of {args.batch} in '
           f'{write_time:.1f} s: {total / write_time:,.0f} samples/s '
           f'(generating the dicts took another {generate_time:.1f} s, '

@@ -269,6 +269,38 @@ def _copy_new_samples(conn: Connection, rows: list[tuple]) -> None:
                 copy.write_row(row)
 
 
+_SQLITE_INSERT = (
+    'INSERT INTO sample ("meter_id", "resource_id", "volume", "timestamp", '
+    '"recorded_at", "message_signature", "message_id") '
+    'VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
+
+
+def _sqlite_time(value: datetime.datetime | None) -> str | None:
+    """The text SQLAlchemy's SQLite DateTime stores (always with
+    microseconds)."""
+    if value is None:
+        return None
+    text = value.isoformat(' ')
+    return text if value.microsecond else text + '.000000'
+
+
+def _insert_sqlite_samples(conn: Connection, rows: list[tuple]) -> None:
+    """SQLite: one driver-level executemany of ``INSERT ... ON CONFLICT DO
+    NOTHING`` (SQLAlchemy's per-value type processing of an executemany
+    cost more than the insert itself)."""
+    recorded = {}
+    values = []
+    for (meter_id, resource_id, volume, timestamp, recorded_at, signature,
+         message_id) in rows:
+        recorded_text = recorded.get(recorded_at)
+        if recorded_text is None:
+            recorded_text = recorded[recorded_at] = _sqlite_time(recorded_at)
+        values.append((meter_id, resource_id, volume,
+                       _sqlite_time(timestamp), recorded_text, signature,
+                       message_id))
+    conn.exec_driver_sql(_SQLITE_INSERT, values)
+
+
 def _chunks(items: list, size: int = _LOOKUP_CHUNK) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -378,6 +410,8 @@ class SampleWriter:
                     _copy_samples_safely(conn, rows)
                 else:
                     _copy_new_samples(conn, rows)
+            elif self._dialect == 'sqlite':
+                _insert_sqlite_samples(conn, rows)
             else:
                 conn.execute(self._insert_sample,
                              [dict(zip(SAMPLE_COLUMNS, row, strict=True))
