@@ -205,6 +205,18 @@ def get_meters(engine: Engine, user: str | None = None,
     if limit == 0:
         return []
     sample, meter, res = tables.sample, tables.meter, tables.resource
+    if unique and not (user or project or resource or source or metaquery):
+        # Every meter with a sample: one index probe per meter row.
+        query = (sa.select(meter.c.name, meter.c.type, meter.c.unit)
+                 .where(sa.exists().where(sample.c.meter_id == meter.c.id))
+                 .distinct()
+                 .order_by(meter.c.name, meter.c.type, meter.c.unit))
+        if limit:
+            query = query.limit(limit)
+        return [models.Meter(name=row.name, type=row.type, unit=row.unit,
+                             resource_id=None, project_id=None,
+                             source=None, user_id=None)
+                for row in _read(engine, query)]
     # Latest sample per (meter, resource row), then per (meter,
     # resource_id). A resource filter narrows the first step already.
     latest = sa.select(sample.c.meter_id,
