@@ -10,7 +10,10 @@ collector -> database dispatchers -> SQLite.
 from __future__ import annotations
 
 import datetime
+import http.server
 import json
+import socket
+import threading
 import time
 
 import kombu
@@ -261,3 +264,61 @@ def test_malformed_notifications_are_logged_and_acknowledged(
     assert depths == dict.fromkeys(depths, 0)
     assert 'Traceback' not in agent.log().split('Notification agent '
                                                 'stopped')[-1]
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    bodies: list = []
+
+    def do_POST(self):
+        length = int(self.headers['Content-Length'])
+        self.bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_requeued_event_is_delivered_once_the_publisher_recovers(
+        deployment, senders):
+    """ack_on_event_error = False: while the event publisher fails the
+    notification goes back to the broker (again and again); once the
+    publisher works it is delivered, once."""
+    dep = deployment
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    dep.event_pipeline_path.write_text(
+        'sources: [{name: s, events: ["*"], sinks: [k]}]\n'
+        'sinks: [{name: k, publishers: ["http://127.0.0.1:' + str(port)
+        + '/events?max_retries=0&timeout=2"]}]\n')
+    dep.write_config(EXTRA_CONF + '[notification]\n'
+                     'ack_on_event_error = false\n')
+    agent = dep.start('telemeter-agent-notification')
+    agent.wait_for_log('Notification agent listening')
+    _send(senders('cinder', dep.notification_topic), payloads.volume())
+    # Refused, requeued, redelivered, refused...
+    agent.wait_for_log('requeuing the batch', count=3)
+
+    _Recorder.bodies = []
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', port), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not _Recorder.bodies and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # a second delivery would show up now
+    finally:
+        server.shutdown()
+        server.server_close()
+    [batch] = _Recorder.bodies
+    [event] = batch
+    assert event['event_type'] == 'volume.create.end'
+    traits = {name: value for name, _dtype, value in event['traits']}
+    assert traits['resource_id'] == payloads.VOLUME
+    assert agent.alive()
+    assert agent.stop()[0] == 0
+    depths = _queue_depths(dep.transport_url,
+                           [f'{dep.notification_topic}.info'])
+    assert depths == {f'{dep.notification_topic}.info': 0}
