@@ -289,11 +289,14 @@ def test_several_messaging_urls_get_one_listener_each(run_agent,
     agent_conf.set_override('messaging_urls', ['fake://a/', 'fake://b/'],
                             group='notification')
     svc = run_agent()
-    assert len(svc.listeners) == 2
-    urls = {str(listener.transport._driver._url)
-            if hasattr(listener.transport._driver, '_url') else
-            id(listener.transport) for listener in svc.listeners}
-    assert len(urls) == 2
+    assert sorted(str(listener.transport._driver._url)
+                  for listener in svc.listeners) == ['fake://a/',
+                                                     'fake://b/']
+    # Both listen on every target, with every endpoint.
+    first, second = svc.listeners
+    assert first.targets == second.targets
+    assert len(first.dispatcher.endpoints) == len(
+        second.dispatcher.endpoints) == 9
 
 
 def test_no_handlers_is_a_warning(agent_conf, caplog, monkeypatch):
