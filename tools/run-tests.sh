@@ -28,6 +28,8 @@ PYTEST_ARGS=()
 FAILED=()
 T_START=$(date +%s%N)
 SERVICES_UP=0
+# Every server the functional tests use (tools/services.sh names).
+SERVICES=(rabbitmq postgresql mariadb redis snmpd mongodb)
 
 usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
@@ -64,7 +66,8 @@ free_port() {
 stop_services() {
     if [ "$SERVICES_UP" = 1 ]; then
         banner "stopping servers"
-        bash tools/services.sh down || echo "run-tests.sh: warning:" \
+        bash tools/services.sh down "${SERVICES[@]}" \
+            || echo "run-tests.sh: warning:" \
             "tools/services.sh down failed; check $TELEMETER_SERVICES_DIR" >&2
         SERVICES_UP=0
     fi
@@ -91,18 +94,21 @@ start_services() {
     TELEMETER_PG_PORT=$(free_port "${TELEMETER_PG_PORT:-55432}")
     TELEMETER_MYSQL_PORT=$(free_port "${TELEMETER_MYSQL_PORT:-53306}")
     TELEMETER_REDIS_PORT=$(free_port "${TELEMETER_REDIS_PORT:-56379}")
+    TELEMETER_MONGODB_PORT=$(free_port "${TELEMETER_MONGODB_PORT:-27117}")
+    # snmpd listens on UDP, which the TCP probe of free_port cannot test;
+    # its default port is only used by this project's scripts.
     export TELEMETER_SERVICES_DIR TELEMETER_RABBIT_PORT TELEMETER_PG_PORT \
-        TELEMETER_MYSQL_PORT TELEMETER_REDIS_PORT
+        TELEMETER_MYSQL_PORT TELEMETER_REDIS_PORT TELEMETER_MONGODB_PORT
 
-    banner "tools/services.sh up rabbitmq postgresql mariadb redis"
+    banner "tools/services.sh up ${SERVICES[*]}"
     local t0
     t0=$(date +%s%N)
     SERVICES_UP=1
-    bash tools/services.sh up rabbitmq postgresql mariadb redis \
+    bash tools/services.sh up "${SERVICES[@]}" \
         || die "servers did not start (messages above)"
     echo "    servers up in $(since "$t0") s"
     # The fixtures in tests/functional use these instead of starting their own.
-    eval "$(bash tools/services.sh env --export)"
+    eval "$(bash tools/services.sh env --export "${SERVICES[@]}")"
     env | grep '^TELEMETER_TEST_' | sort | sed 's/^/    /'
 }
 
