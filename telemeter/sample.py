@@ -70,6 +70,25 @@ def add_reserved_user_metadata(conf: cfg.ConfigOpts, src_metadata: dict,
     return dest_metadata
 
 
+def from_metering_dict(data: dict, **extra: Any) -> Sample:
+    """Rebuild a Sample from a metering dict (``counter_*`` keys).
+
+    ``extra`` sets what the caller carries over besides the measurement
+    itself, e.g. ``id=data['message_id']``.
+    """
+    return Sample(name=data['counter_name'],
+                  type=data['counter_type'],
+                  unit=data['counter_unit'],
+                  volume=data['counter_volume'],
+                  user_id=data['user_id'],
+                  project_id=data['project_id'],
+                  resource_id=data['resource_id'],
+                  timestamp=data['timestamp'],
+                  resource_metadata=data['resource_metadata'],
+                  source=data.get('source'),
+                  **extra)
+
+
 class Sample:
     """One data point of a meter.
 

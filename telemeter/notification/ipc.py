@@ -34,15 +34,4 @@ class TelemetryIpc(plugin_base.NotificationBase):
 
     def process_notification(self, message: dict) -> Iterator[sample.Sample]:
         for data in message['payload']['samples']:
-            yield sample.Sample(
-                name=data['counter_name'],
-                type=data['counter_type'],
-                unit=data['counter_unit'],
-                volume=data['counter_volume'],
-                user_id=data['user_id'],
-                project_id=data['project_id'],
-                resource_id=data['resource_id'],
-                timestamp=data['timestamp'],
-                resource_metadata=data['resource_metadata'],
-                source=data.get('source'),
-                id=data.get('message_id'))
+            yield sample.from_metering_dict(data, id=data.get('message_id'))

@@ -148,18 +148,8 @@ class SamplePipeEndpoint(PipeEndpoint):
     """Samples of one sample pipeline, sorted by timestamp per batch."""
 
     def rebuild(self, item: dict) -> sample_mod.Sample:
-        rebuilt = sample_mod.Sample(
-            name=item['counter_name'],
-            type=item['counter_type'],
-            unit=item['counter_unit'],
-            volume=item['counter_volume'],
-            user_id=item['user_id'],
-            project_id=item['project_id'],
-            resource_id=item['resource_id'],
-            timestamp=item['timestamp'],
-            resource_metadata=item['resource_metadata'],
-            source=item.get('source'),
-            monotonic_time=item.get('monotonic_time'))
+        rebuilt = sample_mod.from_metering_dict(
+            item, monotonic_time=item.get('monotonic_time'))
         # Fails here, not while sorting, for a timestamp that cannot be
         # parsed.
         rebuilt.get_iso_timestamp()

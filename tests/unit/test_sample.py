@@ -120,3 +120,16 @@ def test_add_reserved_user_metadata():
     assert dest['user_metadata'] == {'a_b': 'abcde', 'n': 3,
                                      'extra_key': 'y'}
     assert sample.add_reserved_user_metadata(conf, {'x': 1}, {}) == {}
+
+
+def test_from_metering_dict_round_trips_the_measurement():
+    from telemeter.publisher import utils
+
+    original = _sample(timestamp='2031-01-01T00:00:00',
+                       resource_metadata={'k': 'v'}, source='src',
+                       monotonic_time=4.5)
+    wire = utils.meter_message_from_counter(original, 'secret')
+    rebuilt = sample.from_metering_dict(wire, id=wire['message_id'])
+    assert rebuilt.as_dict() == {**original.as_dict(), 'monotonic_time': None}
+    fresh = sample.from_metering_dict(wire, monotonic_time=4.5)
+    assert fresh.id != original.id and fresh.monotonic_time == 4.5
