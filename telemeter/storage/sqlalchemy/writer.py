@@ -118,7 +118,7 @@ def metadata_rows(internal_id: int, metadata: Any
         yield table, {'id': internal_id, 'meta_key': key, 'value': value}
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class PreparedSample:
     """A metering dict split into its meter, resource and sample parts.
 
@@ -144,19 +144,19 @@ class IdentityCache:
 
     def __init__(self, size: int = 20000) -> None:
         self.size = size
-        self._items: dict[str, tuple[str, str]] = {}
+        self._items: dict[str, dict] = {}
 
     def get(self, resource_id: str, user_id: str | None,
             project_id: str | None, source: str | None,
-            metadata: Any) -> tuple[str, str]:
-        """``(metadata_hash, identity_hash)`` of one resource state."""
+            metadata: Any) -> dict:
+        """The resource row of one resource state (without its metadata
+        text), with ``metadata_hash`` and ``identity_hash``. Shared: do
+        not modify it."""
         key = repr((resource_id, user_id, project_id, source, metadata))
         found = self._items.get(key)
         if found is None:
-            meta_hash = metadata_hash(metadata)
-            found = (meta_hash, identity_hash(resource_id, user_id,
-                                              project_id, source,
-                                              meta_hash))
+            found = resource_row(resource_id, user_id, project_id, source,
+                                 metadata_hash(metadata))
             if len(self._items) >= self.size:
                 self._items.clear()
             self._items[key] = found
@@ -171,6 +171,22 @@ def _naive_utc(timestamp: Any) -> Any:
     return timestamp
 
 
+def resource_row(resource_id: str, user_id: str | None,
+                 project_id: str | None, source: str | None,
+                 meta_hash: str) -> dict:
+    """A resource row without its metadata text (computed only for new
+    rows)."""
+    return {
+        'resource_id': resource_id,
+        'user_id': user_id,
+        'project_id': project_id,
+        'source_id': source,
+        'metadata_hash': meta_hash,
+        'identity_hash': identity_hash(resource_id, user_id, project_id,
+                                       source, meta_hash),
+    }
+
+
 def prepare(data: dict, recorded_at: datetime.datetime,
             identities: IdentityCache | None = None) -> PreparedSample:
     """Normalise one metering dict for writing."""
@@ -180,21 +196,12 @@ def prepare(data: dict, recorded_at: datetime.datetime,
     project_id = data.get('project_id')
     source = data.get('source')
     if identities is None:
-        meta_hash = metadata_hash(metadata)
-        identity = identity_hash(resource_id, user_id, project_id, source,
-                                 meta_hash)
+        resource = resource_row(resource_id, user_id, project_id, source,
+                                metadata_hash(metadata))
     else:
-        meta_hash, identity = identities.get(resource_id, user_id,
-                                             project_id, source, metadata)
-    # resource_metadata (the JSON text) is only computed for new rows.
-    resource = {
-        'resource_id': resource_id,
-        'user_id': user_id,
-        'project_id': project_id,
-        'source_id': source,
-        'metadata_hash': meta_hash,
-        'identity_hash': identity,
-    }
+        resource = identities.get(resource_id, user_id, project_id, source,
+                                  metadata)
+    identity = resource['identity_hash']
     sample = (data.get('counter_volume'),
               _naive_utc(data.get('timestamp')) or recorded_at,
               recorded_at,
