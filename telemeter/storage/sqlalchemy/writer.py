@@ -12,15 +12,14 @@ One batch is one transaction:
    looked up (under a share lock) with one query per 500 keys, the missing
    rows inserted with duplicates ignored and read back; typed metadata rows
    are written for those rows only (also duplicate-safe);
-3. all samples are inserted at once - PostgreSQL with psycopg 3: the
-   batch's message ids already stored are looked up, the others loaded
-   with ``COPY`` straight into ``sample`` (if a concurrent writer stored
-   one of them meanwhile, the unique index rejects the COPY and the batch
-   is redone through a temporary table and ``INSERT ... ON CONFLICT DO
-   NOTHING``); elsewhere one executemany of ``ON CONFLICT DO NOTHING``
-   (SQLite) or ``ON DUPLICATE KEY UPDATE id = id`` (MySQL) inserts. A
-   sample whose ``message_id`` is already stored is skipped, so a
-   redelivered batch never creates duplicates.
+3. all samples are inserted at once - PostgreSQL with psycopg 3: a binary
+   ``COPY`` straight into ``sample`` (if one of the message ids is already
+   stored - a redelivered batch - the unique index rejects the COPY and
+   the batch is redone through a temporary table and ``INSERT ... ON
+   CONFLICT DO NOTHING``); elsewhere one executemany of ``ON CONFLICT DO
+   NOTHING`` (SQLite) or ``ON DUPLICATE KEY UPDATE id = id`` (MySQL)
+   inserts. A sample whose ``message_id`` is already stored is skipped,
+   so a redelivered batch never creates duplicates.
 
 A lock replaces foreign keys from samples to meters and resources: each
 batch holds the residual-data lock shared (a PostgreSQL advisory lock, the
@@ -253,17 +252,19 @@ def _copy_samples_safely(conn: Connection, rows: list[tuple]) -> None:
     conn.exec_driver_sql(_INSERT_FROM_LOAD_TABLE)
 
 
-def _copy_new_samples(conn: Connection, rows: list[tuple]) -> None:
-    """PostgreSQL (psycopg 3): skip the rows whose message id is stored,
-    COPY the others straight into ``sample``.
+def _copy_new_samples(conn: Connection, rows: list[tuple],
+                      precheck: bool = False) -> None:
+    """PostgreSQL (psycopg 3): binary COPY straight into ``sample``.
 
-    Twice as fast as going through a temporary table; a concurrent writer
-    storing one of the same message ids makes the COPY fail with a unique
-    violation (the caller then uses :func:`_copy_samples_safely`).
+    Twice as fast as going through a temporary table. Optimistic: a message
+    id already stored (a redelivered batch, or a concurrent writer of the
+    same samples) makes the COPY fail with a unique violation, and the
+    caller stores the batch with :func:`_copy_samples_safely` instead. With
+    ``precheck`` the stored message ids are looked up and left out first.
     """
     ids = [row[_MESSAGE_ID] for row in rows if row[_MESSAGE_ID] is not None]
     with conn.connection.driver_connection.cursor() as cursor:
-        if ids:
+        if precheck and ids:
             # Binary parameters: no per-string quoting of the text array.
             cursor.execute(_STORED_IDS, (ids,), binary=True)
             stored = {found for found, in cursor.fetchall()}
@@ -366,16 +367,16 @@ class SampleWriter:
             attempt += 1
             try:
                 meters = self._write(prepared, safe)
-            except sa.exc.IntegrityError:
-                # A concurrent writer stored one of our message ids after
-                # the pre-check, or a row vanished under us: redo the batch
-                # through the conflict-safe path.
+            except sa.exc.IntegrityError as err:
+                # A message id already stored (redelivery, or a concurrent
+                # writer of the same samples), or a row vanished under us:
+                # redo the batch through the conflict-safe path.
                 self.forget_meters()
                 if safe:
                     raise
                 safe = True
-                LOG.info('Integrity error while recording samples, '
-                         'retrying the batch', exc_info=True)
+                LOG.info('Storing the batch again without the samples '
+                         'already stored (%s)', err.orig)
                 continue
             except sa.exc.DBAPIError as err:
                 if (not db_engine.is_retryable(err)
