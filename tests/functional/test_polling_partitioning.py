@@ -73,9 +73,10 @@ def _polling_yaml(snmpd_target: str) -> str:
 @pytest.fixture
 def agents(tmp_path, rabbit_url, redis_url, snmpd_target):
     prefix = f'partition-test-{uuid.uuid4().hex[:8]}'
-    # Heartbeat every 1 s (lock_timeout), membership expires 4 s after the
-    # last one; hash rings follow membership every second.
-    backend = f'{redis_url}?membership_timeout=4&lock_timeout=1'
+    # Heartbeat every 1 s (lock_timeout), membership expires 6 s after the
+    # last one (room for a heartbeat delayed on a loaded machine); hash
+    # rings follow membership every second.
+    backend = f'{redis_url}?membership_timeout=6&lock_timeout=1'
     extra = (f'[coordination]\nbackend_url = {backend}\n'
              f'check_watchers = 1\n'
              f'[polling]\npartitioning_group_prefix = {prefix}\n')
@@ -131,7 +132,7 @@ def test_two_agents_poll_each_resource_once_and_take_over(agents):
 
     # Steady state: for two consecutive cycles each, the agents' shares
     # are disjoint, both non-empty, and together exactly the 100.
-    _wait(lambda: _split(recorder, 2), 6 * INTERVAL,
+    _wait(lambda: _split(recorder, 2), 10 * INTERVAL,
           'a stable split of the 100 resources')
     share_a = recorder.last_cycles('a', 1)[0]
     share_b = recorder.last_cycles('b', 1)[0]
@@ -145,7 +146,7 @@ def test_two_agents_poll_each_resource_once_and_take_over(agents):
         for cycle in recorder.last_cycles(name, 2):
             assert len(cycle) < 100, f'agent {name} polled everything'
 
-    # SIGKILL agent b (no goodbye): its tooz membership expires after 4 s,
+    # SIGKILL agent b (no goodbye): its tooz membership expires after 6 s,
     # agent a's ring follows within 1 s more; so within two cycles of a
     # (2 x 8 s), a polls all 100.
     deployments['b'].agent.kill()
@@ -164,7 +165,7 @@ def test_two_agents_poll_each_resource_once_and_take_over(agents):
 @pytest.mark.timeout(240)
 def test_a_stopped_agent_leaves_at_once(agents):
     deployments, recorder = agents
-    _wait(lambda: _split(recorder, 1), 6 * INTERVAL,
+    _wait(lambda: _split(recorder, 1), 10 * INTERVAL,
           'a split of the 100 resources')
     code, _ = deployments['b'].agent.stop(signal.SIGTERM)
     assert code == 0
