@@ -100,50 +100,55 @@ def bucket_bounds(start: datetime.datetime, period: float,
     return start + index * step, start + (index + 1) * step
 
 
-def _number(func: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if func in ('count', 'cardinality'):
-        return int(value)
-    return float(value)
+class StatisticsBuilder:
+    """Builds the Statistics models of one query.
 
-
-def make_statistics(*, unit: str | None, period: float | None,
-                    bucket: tuple[datetime.datetime, datetime.datetime]
-                    | None,
-                    first: datetime.datetime | None,
-                    last: datetime.datetime | None,
-                    groupby: dict | None,
-                    specs: Sequence[AggregateSpec],
-                    values: dict[str, Any],
-                    requested: bool) -> models.Statistics:
-    """One Statistics model.
-
-    ``values`` maps each spec's key to its value; ``first``/``last`` are
-    the earliest and latest sample timestamps of the group; ``bucket`` the
-    period bounds (None without a period). ``requested`` says whether the
-    caller asked for aggregates (then they also appear in ``aggregate``).
+    ``specs`` are the aggregates computed (values are passed in that
+    order); ``requested`` says whether the caller asked for aggregates
+    (then they also appear in ``aggregate``).
     """
-    duration = ((last - first).total_seconds()
-                if first is not None and last is not None else None)
-    if bucket is None:
-        period_value, period_start, period_end = 0, first, last
-    else:
-        period_value = int(period or 0)
-        period_start, period_end = bucket
-    data: dict[str, Any] = {}
-    numbers = {}
-    for spec in specs:
-        key = spec.key
-        value = numbers[key] = _number(spec.func, values.get(key))
-        if spec.func in STANDARD_FUNCS:
-            data[spec.func] = value
-    if requested:
-        data['aggregate'] = numbers
-    return models.Statistics(
-        unit=unit, period=period_value, period_start=period_start,
-        period_end=period_end, duration=duration, duration_start=first,
-        duration_end=last, groupby=groupby, **data)
+
+    def __init__(self, specs: Sequence[AggregateSpec], period: float | None,
+                 requested: bool) -> None:
+        self._plan = [(spec.key, spec.func in STANDARD_FUNCS and spec.func,
+                       spec.func in ('count', 'cardinality'))
+                      for spec in specs]
+        self._period = int(period or 0)
+        self._requested = requested
+
+    def build(self, *, unit: str | None,
+              bucket: tuple[datetime.datetime, datetime.datetime] | None,
+              first: datetime.datetime | None,
+              last: datetime.datetime | None, groupby: dict | None,
+              values: Sequence[Any]) -> models.Statistics:
+        """One Statistics model.
+
+        ``first``/``last`` are the earliest and latest sample timestamps
+        of the group, ``bucket`` the period bounds (None without a
+        period).
+        """
+        duration = ((last - first).total_seconds()
+                    if first is not None and last is not None else None)
+        if bucket is None:
+            period, period_start, period_end = 0, first, last
+        else:
+            period = self._period
+            period_start, period_end = bucket
+        data: dict[str, Any] = {}
+        numbers = {}
+        for (key, standard, integer), value in zip(self._plan, values,
+                                                    strict=True):
+            if value is not None:
+                value = int(value) if integer else float(value)
+            numbers[key] = value
+            if standard:
+                data[standard] = value
+        if self._requested:
+            data['aggregate'] = numbers
+        return models.Statistics(
+            unit=unit, period=period, period_start=period_start,
+            period_end=period_end, duration=duration, duration_start=first,
+            duration_end=last, groupby=groupby, **data)
 
 
 def sort_key(stat: models.Statistics) -> tuple:

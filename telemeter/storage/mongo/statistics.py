@@ -89,6 +89,7 @@ def get_meter_statistics(database: Any, sample_filter: Any,
                              'last': {'$max': '$timestamp'}}
     for index, spec in enumerate(specs):
         group[f'a{index}'] = _accumulator(spec)
+    builder = stats.StatisticsBuilder(specs, period, bool(aggregate))
     results = []
     for doc in database.meter.aggregate([{'$match': query},
                                          {'$group': group}]):
@@ -99,19 +100,18 @@ def get_meter_statistics(database: Any, sample_filter: Any,
         if ('resource_metadata.instance_type' in groups
                 and not isinstance(itype, str)):
             continue  # only resources having that text metadata key
-        values = {}
+        values = []
         for index, spec in enumerate(specs):
             value = doc.get(f'a{index}')
             if spec.func == 'cardinality':
                 value = len({repr(item) for item in value or []
                              if item is not None})
-            values[spec.key] = value
-        results.append(stats.make_statistics(
-            unit=key.get('unit'), period=period,
+            values.append(value)
+        results.append(builder.build(
+            unit=key.get('unit'),
             bucket=(stats.bucket_bounds(start, period, int(key['bucket']))
                     if period else None),
             first=doc.get('first'), last=doc.get('last'),
-            groupby=groups if fields else None, specs=specs, values=values,
-            requested=bool(aggregate)))
+            groupby=groups if fields else None, values=values))
     results.sort(key=stats.sort_key)
     return results

@@ -24,6 +24,11 @@ from telemeter.storage.sqlalchemy import filters, tables
 # SQLite function names registered by the engine (see engine.py).
 SQLITE_EPOCH_US = 'telemeter_epoch_us'
 
+# PostgreSQL work_mem of a statistics query (its transaction only): with
+# the default 4MB, grouping 100,000 samples sorted on disk and took
+# twice as long.
+POSTGRESQL_WORK_MEM = '64MB'
+
 
 def _aggregate_column(spec: stats.AggregateSpec) -> sa.ColumnElement:
     volume = tables.sample.c.volume
@@ -144,6 +149,9 @@ def get_meter_statistics(engine: Engine, sample_filter: Any,
     group_by: list[Any] = [tables.meter.c.unit, *group_columns]
     start = None
     with engine.connect() as conn:
+        if engine.dialect.name == 'postgresql':
+            conn.exec_driver_sql(
+                f"SET LOCAL work_mem = '{POSTGRESQL_WORK_MEM}'")
         if period:
             start = sample_filter.start_timestamp
             end = sample_filter.end_timestamp
@@ -170,8 +178,10 @@ def get_meter_statistics(engine: Engine, sample_filter: Any,
                              else group_by)))
         rows = conn.execute(query).all()
     # Row layout: unit, groups..., first, last, aggregates..., [bucket].
-    keys = [spec.key for spec in specs]
-    first_agg = 3 + len(fields)
+    builder = stats.StatisticsBuilder(specs, period, bool(aggregate))
+    group_count = len(fields)
+    first_agg = 3 + group_count
+    last_agg = first_agg + len(specs)
     buckets: dict[int, tuple] = {}
     results = []
     for row in rows:
@@ -182,13 +192,10 @@ def get_meter_statistics(engine: Engine, sample_filter: Any,
             if bucket is None:
                 bucket = buckets[index] = stats.bucket_bounds(start, period,
                                                               index)
-        results.append(stats.make_statistics(
-            unit=row[0], period=period, bucket=bucket,
-            first=row[1 + len(fields)], last=row[2 + len(fields)],
-            groupby=(dict(zip(fields, row[1:1 + len(fields)], strict=True))
+        results.append(builder.build(
+            unit=row[0], bucket=bucket, first=row[1 + group_count],
+            last=row[2 + group_count],
+            groupby=(dict(zip(fields, row[1:1 + group_count], strict=True))
                      if fields else None),
-            specs=specs,
-            values=dict(zip(keys, row[first_agg:first_agg + len(keys)],
-                            strict=True)),
-            requested=bool(aggregate)))
+            values=row[first_agg:last_agg]))
     return results
