@@ -17,7 +17,7 @@ import pymongo
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter.storage import base, models
+from telemeter.storage import base, models, validation
 from telemeter.storage.mongo import connection, events, metering, statistics
 
 LOG = log.getLogger(__name__)
@@ -50,6 +50,7 @@ class Connection(_MongoBase, base.Connection):
     def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
         base.Connection.__init__(self, conf, url)
         _MongoBase.__init__(self, url)
+        self.checker = validation.SampleChecker()
         self.upgrade()
 
     def upgrade(self) -> None:
@@ -92,11 +93,12 @@ class Connection(_MongoBase, base.Connection):
 
     def record_metering_data(self, data: dict) -> None:
         """Record one metering dict."""
-        metering.record_batch(self._db, [data])
+        self.record_metering_data_batch([data])
 
     def record_metering_data_batch(self, samples: Iterable[dict]) -> None:
-        """Record metering dicts; known message ids are skipped."""
-        metering.record_batch(self._db, samples)
+        """Record metering dicts; known message ids are skipped, samples
+        other drivers would reject logged and dropped."""
+        metering.record_batch(self._db, self.checker.valid(samples))
 
     def clear_expired_metering_data(self, ttl: int) -> None:
         """Nothing to do: MongoDB's TTL indexes expire samples."""

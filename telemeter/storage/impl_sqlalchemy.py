@@ -17,7 +17,7 @@ from oslo_config import cfg
 from oslo_log import log
 from sqlalchemy.engine import Engine
 
-from telemeter.storage import base, models
+from telemeter.storage import base, models, validation
 from telemeter.storage.sqlalchemy import engine as db_engine
 from telemeter.storage.sqlalchemy import (
     events,
@@ -61,6 +61,7 @@ class Connection(base.Connection):
         self._writer = writer.SampleWriter(
             self._engine, max_attempts=self.MAX_WRITE_ATTEMPTS,
             retry_interval=self.WRITE_RETRY_INTERVAL)
+        self.checker = validation.SampleChecker()
 
     @property
     def engine(self) -> Engine:
@@ -102,8 +103,8 @@ class Connection(base.Connection):
 
     def record_metering_data_batch(self, samples: Iterable[dict]) -> None:
         """Record metering dicts in one transaction; known message ids are
-        skipped."""
-        self._writer.record(samples)
+        skipped, samples the database would reject logged and dropped."""
+        self._writer.record(self.checker.valid(samples))
 
     def clear_expired_metering_data(self, ttl: int) -> None:
         """Delete samples older than ``ttl`` seconds, then (unless

@@ -108,6 +108,10 @@ class TestWireComplexQuery(NxURL, query_suite.ComplexQueryTests):
     """query_samples over the wire."""
 
 
+class TestWireInvalidSamples(NxURL, driver_suite.InvalidSampleTests):
+    """Invalid samples dropped over the wire."""
+
+
 class TestWireDriver(NxURL, driver_suite.StorageFixtures):
     """Connection, indexes and TTL over the wire."""
 

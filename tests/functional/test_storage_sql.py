@@ -70,3 +70,12 @@ class TestMariaDBStatistics(MariaDBURL, statistics_suite.StatisticsTests):
 
 class TestMariaDBComplexQuery(MariaDBURL, query_suite.ComplexQueryTests):
     """query_samples on MariaDB."""
+
+
+class TestPostgreSQLInvalidSamples(PostgreSQLURL,
+                                   driver_suite.InvalidSampleTests):
+    """Invalid samples dropped on PostgreSQL (COPY path)."""
+
+
+class TestMariaDBInvalidSamples(MariaDBURL, driver_suite.InvalidSampleTests):
+    """Invalid samples dropped on MariaDB."""

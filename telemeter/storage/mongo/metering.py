@@ -46,6 +46,8 @@ def _document(data: dict, recorded_at: datetime.datetime) -> dict:
         timestamp = utils.sanitize_timestamp(timestamp)
     doc['timestamp'] = timestamp or recorded_at
     doc['recorded_at'] = recorded_at
+    volume = data.get('counter_volume')
+    doc['counter_volume'] = None if volume is None else float(volume)
     if doc.get('message_id') is None:
         # The unique message_id index is sparse: leave the key out.
         doc.pop('message_id', None)

@@ -201,7 +201,8 @@ def prepare(data: dict, recorded_at: datetime.datetime,
         resource = identities.get(resource_id, user_id, project_id, source,
                                   metadata)
     identity = resource['identity_hash']
-    sample = (data.get('counter_volume'),
+    volume = data.get('counter_volume')
+    sample = (None if volume is None else float(volume),
               _naive_utc(data.get('timestamp')) or recorded_at,
               recorded_at,
               data.get('message_signature'),

@@ -1088,3 +1088,36 @@ class SQLDriverTests(StorageFixtures):
         # One row per distinct (resource_id, metadata): 11 resources.
         assert _count(engine, tables.resource) == 11
         assert _count(engine, tables.metadata_int) == 11
+
+
+class InvalidSampleTests(StorageFixtures):
+    """Samples a database would reject are dropped, not the batch."""
+
+    @pytest.mark.parametrize('change, reason', [
+        ({'counter_volume': 'many'}, "counter_volume 'many' is not a number"),
+        ({'counter_volume': float('nan')}, 'is not finite'),
+        ({'counter_volume': [1]}, 'is not a number'),
+        ({'resource_id': None}, 'resource_id is missing'),
+        ({'counter_name': ''}, 'counter_name is missing'),
+        ({'counter_unit': 'u' * 256}, 'counter_unit is longer than 255'),
+        ({'message_id': 'm' * 129}, 'message_id is longer than 128'),
+        ({'user_id': 42}, 'user_id is a int, not text'),
+        ({'timestamp': 'yesterday'}, "timestamp 'yesterday' cannot be"),
+    ])
+    def test_invalid_sample_is_dropped_and_counted(self, conn, caplog,
+                                                   change, reason):
+        good = [make_sample(volume=i, timestamp=ts(i), message_id=f'g{i}')
+                for i in range(3)]
+        bad = dict(make_sample(message_id='bad'), **change)
+        with caplog.at_level(logging.WARNING):
+            conn.record_metering_data_batch([good[0], bad, *good[1:]])
+        assert sorted(s.message_id for s in conn.get_samples(
+            storage.SampleFilter())) == ['g0', 'g1', 'g2']
+        assert reason in caplog.text
+        assert conn.checker.dropped == 1
+        # A numeric string is a number.
+        conn.record_metering_data(make_sample(volume='2.5',
+                                              message_id='text'))
+        [stored] = conn.get_samples(storage.SampleFilter(message_id='text'))
+        assert stored.counter_volume == 2.5
+        assert conn.checker.dropped == 1

@@ -265,3 +265,8 @@ class TestMongoDriver(MongomockURL, driver_suite.StorageFixtures):
             {'trait_name': 'n', 'trait_type': 2, 'trait_value': 7},
             {'trait_name': 'x', 'trait_type': 1, 'trait_value': None}]
         assert doc['raw'] == {'k': 'v'}
+
+
+class TestMongomockInvalidSamples(MongomockURL,
+                                  driver_suite.InvalidSampleTests):
+    """Invalid samples dropped on mongomock-ng."""

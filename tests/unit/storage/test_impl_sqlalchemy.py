@@ -33,3 +33,7 @@ class TestSQLiteStatistics(SQLiteURL, statistics_suite.StatisticsTests):
 
 class TestSQLiteComplexQuery(SQLiteURL, query_suite.ComplexQueryTests):
     """query_samples on SQLite."""
+
+
+class TestSQLiteInvalidSamples(SQLiteURL, driver_suite.InvalidSampleTests):
+    """Invalid samples dropped on SQLite."""
