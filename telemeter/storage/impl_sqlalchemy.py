@@ -17,7 +17,7 @@ from oslo_config import cfg
 from oslo_log import log
 from sqlalchemy.engine import Engine
 
-from telemeter.storage import base, models, validation
+from telemeter.storage import base, models
 from telemeter.storage.sqlalchemy import engine as db_engine
 from telemeter.storage.sqlalchemy import (
     events,
@@ -61,7 +61,8 @@ class Connection(base.Connection):
         self._writer = writer.SampleWriter(
             self._engine, max_attempts=self.MAX_WRITE_ATTEMPTS,
             retry_interval=self.WRITE_RETRY_INTERVAL)
-        self.checker = validation.SampleChecker()
+        # Samples the database would reject are counted here.
+        self.checker = self._writer.checker
 
     @property
     def engine(self) -> Engine:
@@ -104,7 +105,7 @@ class Connection(base.Connection):
     def record_metering_data_batch(self, samples: Iterable[dict]) -> None:
         """Record metering dicts in one transaction; known message ids are
         skipped, samples the database would reject logged and dropped."""
-        self._writer.record(self.checker.valid(samples))
+        self._writer.record(samples)
 
     def clear_expired_metering_data(self, ttl: int) -> None:
         """Delete samples older than ``ttl`` seconds, then (unless

@@ -39,6 +39,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import math
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -48,6 +49,7 @@ from oslo_log import log
 from sqlalchemy.engine import Connection, Engine
 
 from telemeter import utils
+from telemeter.storage import validation
 from telemeter.storage.sqlalchemy import engine as db_engine
 from telemeter.storage.sqlalchemy import tables
 
@@ -132,6 +134,10 @@ class PreparedSample:
     sample: tuple
 
 
+class InvalidSample(ValueError):
+    """A metering dict the database would reject."""
+
+
 class IdentityCache:
     """Memo of resource identities: repr of the resource part → hashes.
 
@@ -154,6 +160,10 @@ class IdentityCache:
         key = repr((resource_id, user_id, project_id, source, metadata))
         found = self._items.get(key)
         if found is None:
+            reason = validation.resource_problem(resource_id, user_id,
+                                                 project_id, source)
+            if reason:
+                raise InvalidSample(reason)
             found = resource_row(resource_id, user_id, project_id, source,
                                  metadata_hash(metadata))
             if len(self._items) >= self.size:
@@ -195,6 +205,10 @@ def prepare(data: dict, recorded_at: datetime.datetime,
     project_id = data.get('project_id')
     source = data.get('source')
     if identities is None:
+        reason = validation.resource_problem(resource_id, user_id,
+                                             project_id, source)
+        if reason:
+            raise InvalidSample(reason)
         resource = resource_row(resource_id, user_id, project_id, source,
                                 metadata_hash(metadata))
     else:
@@ -328,6 +342,8 @@ class SampleWriter:
         self._dialect = engine.dialect.name
         self._meter_cache: dict[MeterKey, int] = {}
         self._identities = IdentityCache()
+        self._valid_meters: set[MeterKey] = set()
+        self.checker = validation.SampleChecker()
         self.max_attempts = max_attempts
         self.retry_interval = retry_interval
         self._insert_sample = db_engine.insert_ignore(tables.sample,
@@ -353,7 +369,14 @@ class SampleWriter:
         prepared: list[PreparedSample] = []
         seen: set[str] = set()
         for data in samples:
-            item = prepare(data, now, self._identities)
+            try:
+                item = prepare(data, now, self._identities)
+                reason = self._problem(item)
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                reason = validation.problem(data) or str(err)
+            if reason:
+                self.checker.drop(data, reason)
+                continue
             message_id = item.sample[-1]
             if message_id is not None:
                 if message_id in seen:
@@ -393,6 +416,29 @@ class SampleWriter:
             # Only ids of committed rows may enter the cache.
             self._meter_cache.update(meters)
             return
+
+    def _problem(self, item: PreparedSample) -> str | None:
+        """What the database would reject in a prepared sample (resource
+        fields were checked by prepare, meters once per process)."""
+        volume, _timestamp, _recorded, signature, message_id = item.sample
+        if volume is not None and not math.isfinite(volume):
+            return f'counter_volume {volume!r} is not finite'
+        if message_id is not None and (message_id.__class__ is not str
+                                       or len(message_id) > 128):
+            return validation.problem({'counter_name': '-',
+                                       'resource_id': '-',
+                                       'message_id': message_id})
+        if signature is not None and (signature.__class__ is not str
+                                      or len(signature) > 64):
+            return validation.problem({'counter_name': '-',
+                                       'resource_id': '-',
+                                       'message_signature': signature})
+        if item.meter not in self._valid_meters:
+            reason = validation.meter_problem(*item.meter)
+            if reason:
+                return reason
+            self._valid_meters.add(item.meter)
+        return None
 
     def _write(self, prepared: list[PreparedSample],
                safe: bool) -> dict[MeterKey, int]:
