@@ -35,293 +35,32 @@ redoes the batch once through the conflict-safe path.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import hashlib
-import json
 import math
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import sqlalchemy as sa
 from oslo_log import log
 from sqlalchemy.engine import Connection, Engine
 
-from telemeter import utils
 from telemeter.storage import validation
 from telemeter.storage.sqlalchemy import engine as db_engine
-from telemeter.storage.sqlalchemy import tables
+from telemeter.storage.sqlalchemy import loading, tables
+from telemeter.storage.sqlalchemy.preparation import (
+    SAMPLE_COLUMNS,
+    IdentityCache,
+    MeterKey,
+    PreparedSample,
+    metadata_rows,
+    metadata_text,
+    prepare,
+)
 
 LOG = log.getLogger(__name__)
 
-MeterKey = tuple[str, str | None, str | None]
-
 _LOOKUP_CHUNK = 500
-_BIGINT_MIN, _BIGINT_MAX = -(2 ** 63), 2 ** 63 - 1
-_KEY_MAX = 255
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode('utf-8'),
-                       usedforsecurity=False).hexdigest()
-
-
-def _dumps(value: Any, sort_keys: bool = False) -> str:
-    return json.dumps(value, sort_keys=sort_keys, default=str)
-
-
-def metadata_hash(metadata: Any) -> str:
-    """MD5 hex of ``json.dumps(metadata, sort_keys=True)``."""
-    return _md5(_dumps(metadata, sort_keys=True))
-
-
-def identity_hash(resource_id: str, user_id: str | None,
-                  project_id: str | None, source: str | None,
-                  meta_hash: str) -> str:
-    """The unique key of a resource row (NULL-safe, unlike a SQL tuple)."""
-    return _md5(repr((resource_id, user_id, project_id, source,
-                      meta_hash)))
-
-
-def _metadata_text(metadata: Any) -> str | None:
-    return None if metadata is None else _dumps(metadata)
-
-
-def metadata_table_for(value: Any) -> sa.Table | None:
-    """The typed metadata table storing ``value``, or None if unsupported.
-
-    bool → metadata_bool, int → metadata_int, float → metadata_float,
-    str / None → metadata_text.
-    """
-    if isinstance(value, bool):
-        return tables.metadata_bool
-    if isinstance(value, int):
-        return tables.metadata_int
-    if isinstance(value, float):
-        return tables.metadata_float
-    if value is None or isinstance(value, str):
-        return tables.metadata_text
-    return None
-
-
-def metadata_rows(internal_id: int, metadata: Any
-                  ) -> Iterator[tuple[sa.Table, dict]]:
-    """Yield ``(table, row)`` for every queryable leaf of ``metadata``."""
-    for key, value in utils.dict_to_keyval(metadata):
-        table = metadata_table_for(value)
-        if (table is None or len(key) > _KEY_MAX
-                or (table is tables.metadata_int
-                    and not _BIGINT_MIN <= value <= _BIGINT_MAX)):
-            LOG.warning('Unknown metadata type. Key (%s) will not be '
-                        'queryable.', key)
-            continue
-        yield table, {'id': internal_id, 'meta_key': key, 'value': value}
-
-
-@dataclasses.dataclass(slots=True)
-class PreparedSample:
-    """A metering dict split into its meter, resource and sample parts.
-
-    ``sample`` holds the values of :data:`SAMPLE_COLUMNS` after
-    ``meter_id`` and ``resource_id``.
-    """
-
-    meter: MeterKey
-    identity: str
-    resource: dict
-    metadata: Any
-    sample: tuple
-
-
-class InvalidSample(ValueError):
-    """A metering dict the database would reject."""
-
-
-class IdentityCache:
-    """Memo of resource identities: repr of the resource part → hashes.
-
-    Computing ``metadata_hash`` needs a sorted JSON dump and two MD5s per
-    sample; consecutive samples of one resource state share the same
-    ``repr`` (an exact spelling of the values), so the result is reused.
-    Bounded: cleared when it reaches ``size`` entries.
-    """
-
-    def __init__(self, size: int = 20000) -> None:
-        self.size = size
-        self._items: dict[str, dict] = {}
-
-    def get(self, resource_id: str, user_id: str | None,
-            project_id: str | None, source: str | None,
-            metadata: Any) -> dict:
-        """The resource row of one resource state (without its metadata
-        text), with ``metadata_hash`` and ``identity_hash``. Shared: do
-        not modify it."""
-        key = repr((resource_id, user_id, project_id, source, metadata))
-        found = self._items.get(key)
-        if found is None:
-            reason = validation.resource_problem(resource_id, user_id,
-                                                 project_id, source)
-            if reason:
-                raise InvalidSample(reason)
-            found = resource_row(resource_id, user_id, project_id, source,
-                                 metadata_hash(metadata))
-            if len(self._items) >= self.size:
-                self._items.clear()
-            self._items[key] = found
-        return found
-
-
-def _naive_utc(timestamp: Any) -> Any:
-    if timestamp is not None and (not isinstance(timestamp,
-                                                 datetime.datetime)
-                                  or timestamp.tzinfo is not None):
-        return utils.sanitize_timestamp(timestamp)
-    return timestamp
-
-
-def resource_row(resource_id: str, user_id: str | None,
-                 project_id: str | None, source: str | None,
-                 meta_hash: str) -> dict:
-    """A resource row without its metadata text (computed only for new
-    rows)."""
-    return {
-        'resource_id': resource_id,
-        'user_id': user_id,
-        'project_id': project_id,
-        'source_id': source,
-        'metadata_hash': meta_hash,
-        'identity_hash': identity_hash(resource_id, user_id, project_id,
-                                       source, meta_hash),
-    }
-
-
-def prepare(data: dict, recorded_at: datetime.datetime,
-            identities: IdentityCache | None = None) -> PreparedSample:
-    """Normalise one metering dict for writing."""
-    metadata = data.get('resource_metadata')
-    resource_id = data['resource_id']
-    user_id = data.get('user_id')
-    project_id = data.get('project_id')
-    source = data.get('source')
-    if identities is None:
-        reason = validation.resource_problem(resource_id, user_id,
-                                             project_id, source)
-        if reason:
-            raise InvalidSample(reason)
-        resource = resource_row(resource_id, user_id, project_id, source,
-                                metadata_hash(metadata))
-    else:
-        resource = identities.get(resource_id, user_id, project_id, source,
-                                  metadata)
-    identity = resource['identity_hash']
-    volume = data.get('counter_volume')
-    sample = (None if volume is None else float(volume),
-              _naive_utc(data.get('timestamp')) or recorded_at,
-              recorded_at,
-              data.get('message_signature'),
-              data.get('message_id'))
-    meter = (data['counter_name'], data.get('counter_type'),
-             data.get('counter_unit'))
-    return PreparedSample(meter, identity, resource, metadata, sample)
-
-
-SAMPLE_COLUMNS = ('meter_id', 'resource_id', 'volume', 'timestamp',
-                  'recorded_at', 'message_signature', 'message_id')
-_MESSAGE_ID = SAMPLE_COLUMNS.index('message_id')
-_LOAD_TABLE = 'telemeter_sample_load'
-_QUOTED = ', '.join(f'"{name}"' for name in SAMPLE_COLUMNS)
-_CREATE_LOAD_TABLE = (
-    f'CREATE TEMPORARY TABLE IF NOT EXISTS {_LOAD_TABLE} ('
-    'ord integer, meter_id integer, resource_id integer, '
-    'volume double precision, "timestamp" timestamp, '
-    'recorded_at timestamp, message_signature varchar(64), '
-    'message_id varchar(128)) ON COMMIT DELETE ROWS')
-_COPY_LOAD_TABLE = f'COPY {_LOAD_TABLE} (ord, {_QUOTED}) FROM STDIN'
-_COPY_SAMPLE = f'COPY sample ({_QUOTED}) FROM STDIN'
-_INSERT_FROM_LOAD_TABLE = (
-    f'INSERT INTO sample ({_QUOTED}) SELECT {_QUOTED} '  # noqa: S608
-    f'FROM {_LOAD_TABLE} '
-    'ORDER BY ord ON CONFLICT DO NOTHING')
-_COPY_SAMPLE_BINARY = f'{_COPY_SAMPLE} (FORMAT BINARY)'
-# PostgreSQL types of SAMPLE_COLUMNS, for binary COPY.
-_COPY_TYPES = ['int4', 'int4', 'float8', 'timestamp', 'timestamp',
-               'varchar', 'varchar']
 _RESOURCE_IDS = ('SELECT identity_hash, internal_id FROM resource '
                  'WHERE identity_hash = ANY(%s)')
-_STORED_IDS = 'SELECT message_id FROM sample WHERE message_id = ANY(%s)'
-
-
-def _copy_samples_safely(conn: Connection, rows: list[tuple]) -> None:
-    """PostgreSQL (psycopg 3): COPY the batch into a session temporary
-    table, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
-
-    Safe against concurrent writers of the same message ids; the batch
-    order is kept so sample ids grow in batch order.
-    """
-    conn.exec_driver_sql(_CREATE_LOAD_TABLE)
-    with conn.connection.driver_connection.cursor() as cursor:
-        with cursor.copy(_COPY_LOAD_TABLE) as copy:
-            for index, row in enumerate(rows):
-                copy.write_row((index, *row))
-    conn.exec_driver_sql(_INSERT_FROM_LOAD_TABLE)
-
-
-def _copy_new_samples(conn: Connection, rows: list[tuple],
-                      precheck: bool = False) -> None:
-    """PostgreSQL (psycopg 3): binary COPY straight into ``sample``.
-
-    Twice as fast as going through a temporary table. Optimistic: a message
-    id already stored (a redelivered batch, or a concurrent writer of the
-    same samples) makes the COPY fail with a unique violation, and the
-    caller stores the batch with :func:`_copy_samples_safely` instead. With
-    ``precheck`` the stored message ids are looked up and left out first.
-    """
-    ids = [row[_MESSAGE_ID] for row in rows if row[_MESSAGE_ID] is not None]
-    with conn.connection.driver_connection.cursor() as cursor:
-        if precheck and ids:
-            # Binary parameters: no per-string quoting of the text array.
-            cursor.execute(_STORED_IDS, (ids,), binary=True)
-            stored = {found for found, in cursor.fetchall()}
-            if stored:
-                rows = [row for row in rows
-                        if row[_MESSAGE_ID] not in stored]
-        with cursor.copy(_COPY_SAMPLE_BINARY) as copy:
-            copy.set_types(_COPY_TYPES)
-            for row in rows:
-                copy.write_row(row)
-
-
-_SQLITE_INSERT = (
-    'INSERT INTO sample ("meter_id", "resource_id", "volume", "timestamp", '
-    '"recorded_at", "message_signature", "message_id") '
-    'VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
-
-
-def _sqlite_time(value: datetime.datetime | None) -> str | None:
-    """The text SQLAlchemy's SQLite DateTime stores (always with
-    microseconds)."""
-    if value is None:
-        return None
-    text = value.isoformat(' ')
-    return text if value.microsecond else text + '.000000'
-
-
-def _insert_sqlite_samples(conn: Connection, rows: list[tuple]) -> None:
-    """SQLite: one driver-level executemany of ``INSERT ... ON CONFLICT DO
-    NOTHING`` (SQLAlchemy's per-value type processing of an executemany
-    cost more than the insert itself)."""
-    recorded = {}
-    values = []
-    for (meter_id, resource_id, volume, timestamp, recorded_at, signature,
-         message_id) in rows:
-        recorded_text = recorded.get(recorded_at)
-        if recorded_text is None:
-            recorded_text = recorded[recorded_at] = _sqlite_time(recorded_at)
-        values.append((meter_id, resource_id, volume,
-                       _sqlite_time(timestamp), recorded_text, signature,
-                       message_id))
-    conn.exec_driver_sql(_SQLITE_INSERT, values)
 
 
 def _chunks(items: list, size: int = _LOOKUP_CHUNK) -> Iterator[list]:
@@ -462,11 +201,11 @@ class SampleWriter:
                     for p in prepared]
             if self._use_copy:
                 if safe:
-                    _copy_samples_safely(conn, rows)
+                    loading.copy_samples_safely(conn, rows)
                 else:
-                    _copy_new_samples(conn, rows)
+                    loading.copy_new_samples(conn, rows)
             elif self._dialect == 'sqlite':
-                _insert_sqlite_samples(conn, rows)
+                loading.insert_sqlite_samples(conn, rows)
             else:
                 conn.execute(self._insert_sample,
                              [dict(zip(SAMPLE_COLUMNS, row, strict=True))
@@ -531,7 +270,7 @@ class SampleWriter:
             return found
         conn.execute(self._insert_resource, [
             dict(by_identity[identity].resource,
-                 resource_metadata=_metadata_text(
+                 resource_metadata=metadata_text(
                      by_identity[identity].metadata))
             for identity in missing])
         created = self._read_resources(conn, missing)

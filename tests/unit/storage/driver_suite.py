@@ -27,7 +27,12 @@ from telemeter import service, storage
 from telemeter.cmd import storage as storage_cmd
 from telemeter.storage import models
 from telemeter.storage.sqlalchemy import engine as db_engine
-from telemeter.storage.sqlalchemy import expiry, migration, tables, writer
+from telemeter.storage.sqlalchemy import (
+    expiry,
+    migration,
+    preparation,
+    tables,
+)
 from tests.unit.storage import workers
 
 BASE = datetime.datetime(2024, 5, 1, 12, 0, 0)
@@ -763,9 +768,9 @@ class SQLDriverTests(StorageFixtures):
         assert {fk['name'] for fk in inspector.get_foreign_keys(
             'sample')} == {'fk_sample_meter_id', 'fk_sample_resource_id'}
         metadata = {'display_name': 'vm'}
-        identity = writer.identity_hash(
+        identity = preparation.identity_hash(
             'res-1', 'user-1', 'proj-1', 'openstack',
-            writer.metadata_hash(metadata))
+            preparation.metadata_hash(metadata))
         with engine.begin() as connection:
             connection.execute(tables.meter.insert(), [
                 {'id': 1, 'name': 'cpu', 'type': 'gauge', 'unit': 'ns'}])
@@ -774,7 +779,7 @@ class SQLDriverTests(StorageFixtures):
                 'user_id': 'user-1', 'project_id': 'proj-1',
                 'source_id': 'openstack',
                 'resource_metadata': '{"display_name": "vm"}',
-                'metadata_hash': writer.metadata_hash(metadata),
+                'metadata_hash': preparation.metadata_hash(metadata),
                 'identity_hash': identity}])
             connection.execute(tables.sample.insert(), [
                 {'meter_id': 1, 'resource_id': 1, 'volume': 1.5,
@@ -987,7 +992,7 @@ class SQLDriverTests(StorageFixtures):
             connection.execute(tables.sample.delete())
         # conn's writer still caches the meter id: both rows are residual.
         sample_writer = conn._writer
-        item = writer.prepare(make_sample('cpu', timestamp=ts(5),
+        item = preparation.prepare(make_sample('cpu', timestamp=ts(5),
                                           message_id='new'),
                               tables.utcnow())
         done = threading.Event()
@@ -1009,7 +1014,7 @@ class SQLDriverTests(StorageFixtures):
             expirer.start()
             done.wait(1.0)
             connection.execute(tables.sample.insert(), [dict(zip(
-                writer.SAMPLE_COLUMNS,
+                preparation.SAMPLE_COLUMNS,
                 (meters[item.meter], resources[item.identity],
                  *item.sample), strict=True))])
         expirer.join(60)
