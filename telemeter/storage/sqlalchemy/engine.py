@@ -213,6 +213,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 _RESIDUAL_LOCK_ID = 0x7E1E3E7F  # PostgreSQL advisory lock key
 _MYSQL_SHARED = ("SELECT name FROM storage_lock WHERE name = 'residual' "
                  "LOCK IN SHARE MODE")
+_MYSQL_LOCK_ROW = "INSERT IGNORE INTO storage_lock (name) VALUES ('residual')"
 _MYSQL_EXCLUSIVE = ("SELECT name FROM storage_lock WHERE name = 'residual' "
                     "FOR UPDATE")
 
@@ -233,8 +234,12 @@ def residual_data_lock(conn: Connection, exclusive: bool) -> None:
                     else 'pg_advisory_xact_lock_shared')
         conn.exec_driver_sql(f'SELECT {function}({_RESIDUAL_LOCK_ID})')
     elif name == 'mysql':
-        conn.exec_driver_sql(_MYSQL_EXCLUSIVE if exclusive
-                             else _MYSQL_SHARED)
+        statement = _MYSQL_EXCLUSIVE if exclusive else _MYSQL_SHARED
+        if conn.exec_driver_sql(statement).first() is None:
+            # The row is gone (a hand-made schema?): without it nothing
+            # would be locked, so put it back.
+            conn.exec_driver_sql(_MYSQL_LOCK_ROW)
+            conn.exec_driver_sql(statement)
 
 
 def insert_ignore(table: sa.Table, dialect_name: str) -> Any:

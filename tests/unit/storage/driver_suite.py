@@ -1030,6 +1030,21 @@ class SQLDriverTests(StorageFixtures):
         assert _count(engine, tables.meter) == 1
         assert _count(engine, tables.resource) == 1
 
+    def test_residual_lock_row_is_restored(self, conn):
+        """MySQL locks the storage_lock row; should it be deleted, the
+        next batch puts it back (other backends ignore the table)."""
+        with conn.engine.begin() as connection:
+            assert connection.execute(sa.select(
+                tables.storage_lock.c.name)).scalars().all() == ['residual']
+            connection.execute(tables.storage_lock.delete())
+        conn.record_metering_data(make_sample())
+        with conn.engine.connect() as connection:
+            names = connection.execute(
+                sa.select(tables.storage_lock.c.name)).scalars().all()
+        expected = ['residual'] if conn.engine.dialect.name == 'mysql' else []
+        assert names == expected
+        assert len(conn.get_samples(storage.SampleFilter())) == 1
+
     def test_expirer_never_orphans_samples_of_concurrent_writers(
             self, conn, db_url):
         """Samples have no foreign keys: while two writers keep using
