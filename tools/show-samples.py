@@ -18,10 +18,13 @@ import telemeter.cmd  # noqa: F401  (quiets library warnings)
 from telemeter import service, storage
 
 CLI_OPTS = [
-    cfg.IntOpt('limit', default=20, min=1,
+    # Own destinations: ``meter`` is also the name of the [meter] group.
+    cfg.IntOpt('limit', default=20, min=1, dest='show_limit',
                help='How many of the newest samples to print.'),
-    cfg.StrOpt('meter', help='Only samples of this meter.'),
-    cfg.StrOpt('resource', help='Only samples of this resource.'),
+    cfg.StrOpt('meter', dest='show_meter',
+               help='Only samples of this meter.'),
+    cfg.StrOpt('resource', dest='show_resource',
+               help='Only samples of this resource.'),
 ]
 
 
@@ -39,8 +42,9 @@ def main() -> int:
     service.prepare_service(sys.argv, conf=conf)
     conn = storage.get_connection_from_config(conf)
     samples = list(conn.get_samples(
-        storage.SampleFilter(meter=conf.meter, resource=conf.resource),
-        limit=conf.limit))
+        storage.SampleFilter(meter=conf.show_meter,
+                             resource=conf.show_resource),
+        limit=conf.show_limit))
     if not samples:
         print('No samples stored yet. The polling agent sends its first '
               'samples right after it starts; check the logs if none '

@@ -9,7 +9,10 @@ from __future__ import annotations
 import datetime
 import re
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import kombu
 import pytest
@@ -18,6 +21,8 @@ from telemeter import messaging, sample, storage
 from telemeter import utils as storage_utils
 from telemeter.publisher import utils
 from tests.functional import daemons
+
+REPO = Path(__file__).resolve().parents[2]
 
 # name -> (type, unit, volume type) of the host pollster family.
 HOST_METERS = {
@@ -125,6 +130,15 @@ def test_send_sample_and_polled_samples_reach_the_database(deployment):
                                         'nested': {'size': 3}}
     assert len(stored.message_id) == 36
     _assert_signed_as_received(dep, stored)
+
+    # The README's way to see stored samples shows it.
+    shown = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'show-samples.py'),
+         '--config-file', str(dep.config_path), '--meter',
+         'functional.meter', '--limit', '5'],
+        capture_output=True, text=True, timeout=60, check=True).stdout
+    assert 'functional.meter' in shown and 'resource-42' in shown
+    assert ' 42 ' in shown and 'widget' in shown
 
     # Two polling cycles (interval 2 s) of every host meter.
     started = datetime.datetime.utcnow()
