@@ -13,7 +13,8 @@ import uuid
 from typing import Any
 
 from oslo_config import cfg
-from oslo_utils import timeutils
+
+from telemeter import utils
 
 OPTS = [
     cfg.StrOpt('sample_source',
@@ -143,10 +144,7 @@ class Sample:
 
     def get_iso_timestamp(self) -> datetime.datetime:
         """The timestamp as an aware datetime (naive strings mean UTC)."""
-        moment = timeutils.parse_isotime(self.timestamp)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.UTC)
-        return moment
+        return utils.parse_isotime(self.timestamp)
 
     @classmethod
     def from_notification(cls, name: str, type: str, volume: Any,
@@ -163,9 +161,7 @@ class Sample:
             metadata['event_type'] = message['event_type']
             metadata['host'] = message['publisher_id']
         ts = timestamp or message['metadata']['timestamp']
-        moment = timeutils.parse_isotime(str(ts))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.UTC)
+        moment = utils.parse_isotime(str(ts))
         return cls(name=name, type=type, volume=volume, unit=unit,
                    user_id=user_id, project_id=project_id,
                    resource_id=resource_id, timestamp=moment.isoformat(),

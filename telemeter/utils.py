@@ -89,13 +89,39 @@ def dict_to_keyval(value: Any, key_base: str | None = None
             yield name, val
 
 
+def parse_isotime(text: str) -> datetime.datetime:
+    """An ISO 8601 timestamp as an aware datetime (naive text is UTC).
+
+    The result of :func:`oslo_utils.timeutils.parse_isotime`, at a tenth of
+    its cost for the forms OpenStack sends (``2025-06-02 08:59:05.123456``,
+    ``2025-06-02T08:59:05Z``, ``...+02:00``); anything
+    :meth:`datetime.datetime.fromisoformat` refuses goes to oslo.utils,
+    which raises ValueError for what it cannot read either.
+    """
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return timeutils.parse_isotime(text)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=datetime.UTC)
+    return moment
+
+
+def naive_utc(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` in UTC without a time zone (naive input is UTC)."""
+    offset = moment.utcoffset()
+    if offset is None:
+        return moment
+    return (moment - offset).replace(tzinfo=None)
+
+
 def sanitize_timestamp(timestamp: Any) -> datetime.datetime | None:
     """Return a naive UTC datetime for an ISO string or a datetime."""
     if not timestamp:
         return timestamp
     if not isinstance(timestamp, datetime.datetime):
-        timestamp = timeutils.parse_isotime(timestamp)
-    return timeutils.normalize_time(timestamp)
+        timestamp = parse_isotime(timestamp)
+    return naive_utc(timestamp)
 
 
 def dt_to_decimal(utc: datetime.datetime | None) -> decimal.Decimal | None:

@@ -31,6 +31,8 @@ from jsonpath_rw import parser as rw_parser
 from jsonpath_rw_ext import parser
 from oslo_log import log
 
+from telemeter.notification import accessors
+
 LOG = log.getLogger(__name__)
 
 
@@ -104,6 +106,9 @@ class _Match:
         self.value = value
 
 
+_MISSING = object()
+
+
 class _DottedPath:
     """A chain of field names: the same matches as jsonpath gives (none
     when a step is missing or not a mapping; the value, even None, when the
@@ -113,22 +118,42 @@ class _DottedPath:
         self.fields = fields
         self.path = '.'.join(fields)
 
-    def find(self, obj: Any) -> list[_Match]:
+    def get(self, obj: Any) -> Any:
+        """The value at the path, or ``_MISSING``."""
         for field in self.fields:
-            if not isinstance(obj, dict) or field not in obj:
-                return []
-            obj = obj[field]
-        return [_Match(self.path, obj)]
+            if not isinstance(obj, dict):
+                return _MISSING
+            obj = obj.get(field, _MISSING)
+            if obj is _MISSING:
+                return _MISSING
+        return obj
+
+    def find(self, obj: Any) -> list[_Match]:
+        value = self.get(obj)
+        return [] if value is _MISSING else [_Match(self.path, value)]
+
+    def first(self, obj: Any) -> Any:
+        """The value at the path, or None."""
+        value = self.get(obj)
+        return None if value is _MISSING else value
 
 
 class _FirstOf:
     """The matches of several paths, in order (jsonpath's union)."""
 
-    def __init__(self, paths: list[Any]) -> None:
+    def __init__(self, paths: list[_DottedPath]) -> None:
         self.paths = paths
 
     def find(self, obj: Any) -> list[Any]:
         return [match for path in self.paths for match in path.find(obj)]
+
+    def first(self, obj: Any) -> Any:
+        """The first value that is not None, or None."""
+        for path in self.paths:
+            value = path.get(obj)
+            if value is not _MISSING and value is not None:
+                return value
+        return None
 
 
 def dotted_path(expression: str) -> _DottedPath | None:
@@ -183,10 +208,15 @@ class Definition:
         self.constant: Any = None
         self.is_constant = False
         self.getter: Any = None
+        #: The getter as a plain function (see :mod:`.accessors`), if any.
+        self.compiled: accessors.Values | None = None
 
+        #: The first non-None value of ``obj`` (see :meth:`parse`).
+        self.first: Any = self._first_of_matches
         if _is_constant(cfg):
             self.constant = cfg
             self.is_constant = True
+            self.first = self._constant
             return
         fields = cfg
         if isinstance(cfg, dict):
@@ -204,7 +234,9 @@ class Definition:
                     f'JSONPath strings, not {fields!r}', cfg)
             simple = [dotted_path(f) for f in fields]
             if all(path is not None for path in simple):
-                self.getter = _FirstOf(simple)
+                self.getter = _FirstOf(simple)  # type: ignore[arg-type]
+                if self.plugin is None:
+                    self.first = self.getter.first
                 return
             fields = '|'.join(f'({f})' for f in fields)
         elif not isinstance(fields, str) or not fields:
@@ -218,6 +250,16 @@ class Definition:
             raise DefinitionException(
                 f"Parse error in JSONPath specification '{fields}' for "
                 f'{name}: {err}', cfg) from err
+        if self.plugin is None:
+            if isinstance(self.getter, _DottedPath):
+                self.first = self.getter.first
+            else:
+                self.compiled = accessors.compile_values(self.getter)
+                if self.compiled is not None:
+                    self.first = accessors.first_value(self.compiled)
+
+    def _constant(self, obj: Any) -> Any:
+        return self.constant
 
     def _load_plugin(self, plugin_cfg: Any, plugin_manager: Any) -> Any:
         parameters: dict = {}
@@ -259,21 +301,27 @@ class Definition:
         Returns the first non-None value (or None), or with
         ``return_all_values`` the list of every value (None included).
         """
-        if self.is_constant:
-            return [self.constant] if return_all_values else self.constant
-        matches = self.getter.find(obj)
-        if self.plugin is not None:
-            if return_all_values and not self.supports_all_values:
-                raise DefinitionException(
-                    f"Plugin {self.plugin.__class__.__name__} don't allows "
-                    f'to return multiple values', self.cfg)
-            values = self.plugin.trait_values(
-                [(str(match.full_path), match.value) for match in matches])
-        else:
-            values = [match.value for match in matches]
         if return_all_values:
-            return list(values)
-        for value in values:
+            if self.is_constant:
+                return [self.constant]
+            return self._values(obj, all_values=True)
+        return self.first(obj)
+
+    def _values(self, obj: Any, all_values: bool = False) -> list[Any]:
+        if self.compiled is not None:
+            return self.compiled(obj)
+        matches = self.getter.find(obj)
+        if self.plugin is None:
+            return [match.value for match in matches]
+        if all_values and not self.supports_all_values:
+            raise DefinitionException(
+                f"Plugin {self.plugin.__class__.__name__} don't allows "
+                f'to return multiple values', self.cfg)
+        return list(self.plugin.trait_values(
+            [(str(match.full_path), match.value) for match in matches]))
+
+    def _first_of_matches(self, obj: Any) -> Any:
+        for value in self._values(obj):
             if value is not None:
                 return value
         return None

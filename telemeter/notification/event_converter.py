@@ -15,8 +15,8 @@ from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log
-from oslo_utils import timeutils
 
+from telemeter import utils
 from telemeter.notification import declarative
 from telemeter.storage import models
 
@@ -45,6 +45,8 @@ OPTS = [
 ]
 
 TRAIT_TYPES = ('text', 'int', 'float', 'datetime')
+#: Event types whose definition is remembered (see meters.MATCH_CACHE_SIZE).
+MATCH_CACHE_SIZE = 4096
 
 
 def _default_traits() -> dict[str, Any]:
@@ -90,7 +92,7 @@ class TraitDefinition:
         A value that cannot be converted to the trait's type is logged
         and the trait left out (the rest of the event is kept).
         """
-        value = self.fields.parse(notification)
+        value = self.fields.first(notification)
         if value is None:
             return None
         if self.trait_type != models.Trait.TEXT_TYPE and value == '':
@@ -160,8 +162,8 @@ class EventDefinition:
     def to_event(self, priority: str, notification: dict,
                  store_raw: list[str]) -> models.Event:
         metadata = notification.get('metadata') or {}
-        generated = timeutils.normalize_time(
-            timeutils.parse_isotime(str(metadata['timestamp'])))
+        generated = utils.naive_utc(
+            utils.parse_isotime(str(metadata['timestamp'])))
         traits = [trait for trait in (
             definition.to_trait(notification)
             for definition in self.traits.values()) if trait is not None]
@@ -213,13 +215,21 @@ class NotificationEventsConverter:
             self.catchall = EventDefinition(
                 {'event_type': '*', 'traits': {}}, plugin_manager)
         self.store_raw = [p.lower() for p in conf.event.store_raw]
+        self._found: dict[str, EventDefinition | None] = {}
 
     def find_definition(self, event_type: str) -> EventDefinition | None:
-        """The last configured definition matching, else the catch-all."""
-        for definition in reversed(self.definitions):
-            if definition.match_type(event_type):
-                return definition
-        return self.catchall
+        """The last configured definition matching, else the catch-all
+        (remembered per event type)."""
+        try:
+            return self._found[event_type]
+        except KeyError:
+            pass
+        if len(self._found) >= MATCH_CACHE_SIZE:
+            self._found.clear()
+        found = next((definition for definition in reversed(self.definitions)
+                      if definition.match_type(event_type)), self.catchall)
+        self._found[event_type] = found
+        return found
 
     def to_event(self, priority: str, notification: dict
                  ) -> models.Event | None:

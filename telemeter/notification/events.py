@@ -44,12 +44,16 @@ class EventsNotificationEndpoint:
 
     def process_notifications(self, priority: str,
                               notifications: list[dict]) -> Any:
+        """Convert the batch, then publish its events in one context.
+
+        With ``ack_on_event_error`` a notification that cannot be converted
+        is logged, counted and dropped, and a publishing error is logged
+        and the batch acknowledged; otherwise either requeues the batch.
+        """
+        events: list[Any] = []
         for notification in notifications:
             try:
                 event = self.event_converter.to_event(priority, notification)
-                if event is not None:
-                    with self.manager.publisher() as publish:
-                        publish([event])
             except Exception:
                 if not self.conf.notification.ack_on_event_error:
                     LOG.warning('Fail to process a notification, requeuing '
@@ -58,4 +62,21 @@ class EventsNotificationEndpoint:
                     return oslo_messaging.NotificationResult.REQUEUE
                 self.failures += 1
                 LOG.error('Fail to process a notification', exc_info=True)
+                continue
+            if event is not None:
+                events.append(event)
+        if not events:
+            return oslo_messaging.NotificationResult.HANDLED
+        try:
+            with self.manager.publisher() as publish:
+                publish(events)
+        except Exception:
+            if not self.conf.notification.ack_on_event_error:
+                LOG.warning('Fail to publish %d event(s), requeuing the '
+                            'batch (ack_on_event_error is False)',
+                            len(events), exc_info=True)
+                return oslo_messaging.NotificationResult.REQUEUE
+            self.failures += len(events)
+            LOG.error('Fail to process a notification batch: publishing '
+                      '%d event(s) failed', len(events), exc_info=True)
         return oslo_messaging.NotificationResult.HANDLED

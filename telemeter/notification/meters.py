@@ -54,6 +54,9 @@ REQUIRED_FIELDS = ['name', 'type', 'event_type', 'unit', 'volume',
 # Attributes whose default is the literal configuration text: a value that
 # is not valid JSONPath (``%``, ``B/s``) is simply that literal.
 LITERAL_ATTRIBUTES = ('name', 'type', 'unit')
+#: Event types whose matching definitions are remembered (a bound against
+#: a stream of made-up event types; real clouds have a few hundred).
+MATCH_CACHE_SIZE = 4096
 
 
 def _context_value(message: dict, *keys: str) -> Any:
@@ -291,16 +294,27 @@ class ProcessMeterNotifications(plugin_base.NotificationBase):
         plugins = extension.ExtensionManager(TRAIT_PLUGIN_NAMESPACE)
         self.definitions, self.definition_errors = load_definitions(
             self.conf, plugins)
+        self._matching: dict[str, list[MeterDefinition]] = {}
         LOG.info('Loaded %d meter definitions (%d skipped for errors)',
                  len(self.definitions), self.definition_errors)
+
+    def matching(self, event_type: str) -> list[MeterDefinition]:
+        """The definitions whose ``event_type`` matches, in order
+        (remembered per event type: the set of event types is small)."""
+        found = self._matching.get(event_type)
+        if found is None:
+            if len(self._matching) >= MATCH_CACHE_SIZE:
+                self._matching.clear()
+            found = [definition for definition in self.definitions
+                     if definition.match_type(event_type)]
+            self._matching[event_type] = found
+        return found
 
     def process_notification(self, message: dict
                              ) -> Iterator[sample_util.Sample]:
         event_type = message.get('event_type')
         if not isinstance(event_type, str):
             return
-        for definition in self.definitions:
-            if not definition.match_type(event_type):
-                continue
+        for definition in self.matching(event_type):
             for kwargs in definition.to_samples(message):
                 yield sample_util.Sample.from_notification(**kwargs)

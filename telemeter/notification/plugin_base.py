@@ -55,17 +55,23 @@ class NotificationBase(metaclass=abc.ABCMeta):
         self._process(notifications)
 
     def _process(self, notifications: list[dict]) -> None:
+        """Build the samples of every notification, then publish them in
+        one context: transformers are flushed and publishers called once
+        per batch. A notification that cannot be processed is logged,
+        counted and dropped; the others are published."""
+        samples: list[Any] = []
         for notification in notifications:
             try:
-                self.to_samples_and_publish(notification)
+                # All of a notification's samples or none of them.
+                built = list(self.process_notification(notification))
             except Exception:
                 self.failures += 1
                 LOG.error('Fail to process notification', exc_info=True)
-
-    def to_samples_and_publish(self, notification: dict) -> None:
-        """Publish one notification's samples in their own context."""
-        with self.manager.publisher() as publish:
-            publish(list(self.process_notification(notification)))
+                continue
+            samples.extend(built)
+        if samples:
+            with self.manager.publisher() as publish:
+                publish(samples)
 
     # Other priorities are acknowledged and discarded.
     def audit(self, notifications: list[dict]) -> None:

@@ -103,12 +103,16 @@ class NotificationService(cotyledon.Service):
         with self._lock:
             if self._stopping:
                 return
+            batch_size = self.conf.notification.batch_size
+            # Batches are processed one at a time, in order (Ceilometer
+            # does the same); single messages go to a pool of threads.
+            pool = 1 if batch_size > 1 else self.conf.max_parallel_requests
             for url in urls:
                 listener = messaging.get_batch_notification_listener(
                     messaging.get_transport(self.conf, url), targets,
-                    endpoints, allow_requeue=True)
-                listener.start(
-                    override_pool_size=self.conf.max_parallel_requests)
+                    endpoints, allow_requeue=True, batch_size=batch_size,
+                    batch_timeout=self.conf.notification.batch_timeout)
+                listener.start(override_pool_size=pool)
                 self.listeners.append(listener)
             if partitioned:
                 self.partition_coordinator.join_partitioned_group(

@@ -21,22 +21,42 @@ from telemeter import publisher
 LOG = log.getLogger(__name__)
 
 
-def rotating_logger(name: str, path: str, max_bytes: int,
-                    backup_count: int) -> logging.Logger:
-    """A private INFO logger writing bare messages to a rotating file.
+class LineFile:
+    """Appends lines to a file, rotating it as
+    :class:`logging.handlers.RotatingFileHandler` does (before a line that
+    would take it to ``max_bytes``, keeping ``backup_count`` old files).
 
-    The logger is not registered with :mod:`logging`, so two instances
-    writing to different files never share handlers and nothing reaches
-    the daemon's own log.
+    One call writes a batch and flushes it to the operating system, so a
+    batch is in the file when the call returns; several threads may write.
     """
-    handler = logging.handlers.RotatingFileHandler(
-        path, encoding='utf8', maxBytes=max_bytes, backupCount=backup_count)
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter('%(message)s'))
-    logger = logging.Logger(name, logging.INFO)
-    logger.propagate = False
-    logger.addHandler(handler)
-    return logger
+
+    def __init__(self, path: str, max_bytes: int, backup_count: int
+                 ) -> None:
+        self.handler = logging.handlers.RotatingFileHandler(
+            path, encoding='utf8', maxBytes=max_bytes,
+            backupCount=backup_count)
+        self.max_bytes = max_bytes
+
+    def write_lines(self, lines: list[str]) -> None:
+        handler = self.handler
+        with handler.lock:  # type: ignore[union-attr]
+            if handler.stream is None:
+                handler.stream = handler._open()
+            if self.max_bytes <= 0:
+                handler.stream.write('\n'.join(lines) + '\n')
+            else:
+                for line in lines:
+                    if (handler.stream.tell() + len(line) + 1
+                            >= self.max_bytes):
+                        handler.doRollover()
+                    handler.stream.write(line + '\n')
+            handler.stream.flush()
+
+    def close(self) -> None:
+        self.handler.close()
+
+
+_JSON = json.JSONEncoder(default=str).encode
 
 
 class FilePublisher(publisher.ConfigPublisherBase):
@@ -45,7 +65,7 @@ class FilePublisher(publisher.ConfigPublisherBase):
 
     def __init__(self, conf: cfg.ConfigOpts, parsed_url: Any) -> None:
         super().__init__(conf, parsed_url)
-        self.publisher_logger: logging.Logger | None = None
+        self.publisher_logger: LineFile | None = None
         path = parsed_url.path
         if not path:
             LOG.error('The path for the file publisher is required')
@@ -62,8 +82,7 @@ class FilePublisher(publisher.ConfigPublisherBase):
                 LOG.error('max_bytes and backup_count should be numbers.')
                 return
         try:
-            self.publisher_logger = rotating_logger(
-                'publisher.file', path, max_bytes, backup_count)
+            self.publisher_logger = LineFile(path, max_bytes, backup_count)
         except OSError as err:
             LOG.error('The file publisher cannot open %(path)s: %(err)s; '
                       'fix the path or its permissions',
@@ -71,23 +90,18 @@ class FilePublisher(publisher.ConfigPublisherBase):
 
     def close(self) -> None:
         if self.publisher_logger is not None:
-            for handler in list(self.publisher_logger.handlers):
-                handler.close()
-                self.publisher_logger.removeHandler(handler)
+            self.publisher_logger.close()
             self.publisher_logger = None
 
-    def publish_samples(self, samples: list[Any]) -> None:
-        if self.publisher_logger is None:
+    def _write(self, items: list[Any]) -> None:
+        if self.publisher_logger is None or not items:
             return
-        for s in samples:
-            line = (json.dumps(s.as_dict(), default=str) if self.json
-                    else str(s.as_dict()))
-            self.publisher_logger.info(line)
+        render = _JSON if self.json else str
+        self.publisher_logger.write_lines(
+            [render(item.as_dict()) for item in items])
+
+    def publish_samples(self, samples: list[Any]) -> None:
+        self._write(samples)
 
     def publish_events(self, events: list[Any]) -> None:
-        if self.publisher_logger is None:
-            return
-        for event in events:
-            line = (json.dumps(event.as_dict(), default=str) if self.json
-                    else str(event.as_dict()))
-            self.publisher_logger.info(line)
+        self._write(events)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from oslo_utils import timeutils
-
+from telemeter import utils
 from telemeter.storage import base
 
 TEXT_MAX_LENGTH = 255
@@ -23,12 +22,25 @@ class Event(base.Model):
     UNKNOWN_PROBLEM = 2
     INCOMPATIBLE_TRAIT = 3
 
+    # Built for every notification: plain attributes, no keyword dict.
+    fields = ('message_id', 'event_type', 'generated', 'traits', 'raw')
+
     def __init__(self, message_id: str, event_type: str,
                  generated: datetime.datetime, traits: list[Trait],
                  raw: dict | None) -> None:
-        base.Model.__init__(self, message_id=message_id,
-                            event_type=event_type, generated=generated,
-                            traits=traits, raw=raw)
+        self.message_id = message_id
+        self.event_type = event_type
+        self.generated = generated
+        self.traits = traits
+        self.raw = raw
+
+    def as_dict(self) -> dict:
+        return {'message_id': self.message_id,
+                'event_type': self.event_type,
+                'generated': self.generated,
+                'traits': ([trait.as_dict() for trait in self.traits]
+                           if self.traits else self.traits),
+                'raw': self.raw}
 
     def append_trait(self, trait_model: Trait) -> None:
         """Add one trait to the event."""
@@ -68,10 +80,16 @@ class Trait(base.Model):
         DATETIME_TYPE: 'datetime',
     }
 
+    # Built ~20 times per event: plain attributes, no keyword dict.
+    fields = ('name', 'dtype', 'value')
+
     def __init__(self, name: str, dtype: int | None, value: Any) -> None:
-        if not dtype:
-            dtype = Trait.NONE_TYPE
-        base.Model.__init__(self, name=name, dtype=dtype, value=value)
+        self.name = name
+        self.dtype = dtype or Trait.NONE_TYPE
+        self.value = value
+
+    def as_dict(self) -> dict:
+        return {'name': self.name, 'dtype': self.dtype, 'value': self.value}
 
     def __repr__(self) -> str:
         return f'<Trait: {self.name} {self.dtype} {self.value}>'
@@ -114,8 +132,8 @@ class Trait(base.Model):
             return float(value)
         if trait_type == cls.DATETIME_TYPE:
             if not isinstance(value, datetime.datetime):
-                value = timeutils.parse_isotime(value)
-            return timeutils.normalize_time(value)
+                value = utils.parse_isotime(value)
+            return utils.naive_utc(value)
         if isinstance(value, bytes):
             value = value.decode('utf-8')
         return str(value)[:TEXT_MAX_LENGTH]

@@ -48,6 +48,10 @@ def agent_conf(conf, fake_transport_url, write_yaml, meters_dir):
                       write_yaml('pipeline.yaml', SAMPLE_PIPELINE))
     conf.set_override('event_pipeline_cfg_file',
                       write_yaml('event_pipeline.yaml', EVENT_PIPELINE))
+    # The fake transport runs oslo.messaging's batch listener, which holds
+    # a partial batch for batch_timeout seconds: one message at a time
+    # keeps these tests about the agent, not about waiting.
+    conf.set_override('batch_size', 1, group='notification')
     return conf
 
 
@@ -164,8 +168,36 @@ def test_listener_options(run_agent, agent_conf, monkeypatch):
     monkeypatch.setattr(messaging, 'get_batch_notification_listener',
                         recording)
     agent_conf.set_override('max_parallel_requests', 7)
+    agent_conf.set_override('batch_size', 50, group='notification')
+    agent_conf.set_override('batch_timeout', 2, group='notification')
     run_agent()
-    assert calls == [{'allow_requeue': True, 'pool': 7}]
+    # Batches are handled one at a time, in order.
+    assert calls == [{'allow_requeue': True, 'batch_size': 50,
+                      'batch_timeout': 2, 'pool': 1}]
+
+
+def test_listener_without_batches_uses_the_request_pool(
+        run_agent, agent_conf, monkeypatch):
+    calls = []
+    real = messaging.get_batch_notification_listener
+
+    def recording(transport, targets, endpoints, **kwargs):
+        calls.append(kwargs)
+        listener = real(transport, targets, endpoints, **kwargs)
+        real_start = listener.start
+
+        def start(override_pool_size=None):
+            calls[-1]['pool'] = override_pool_size
+            real_start(override_pool_size=override_pool_size)
+        listener.start = start
+        return listener
+
+    monkeypatch.setattr(messaging, 'get_batch_notification_listener',
+                        recording)
+    agent_conf.set_override('max_parallel_requests', 7)
+    agent_conf.set_override('batch_size', 1, group='notification')
+    run_agent()
+    assert [call['pool'] for call in calls] == [7]
 
 
 def test_samples_and_events_from_the_service_exchanges(run_agent):
@@ -276,12 +308,14 @@ def test_events_endpoint_results(conf, event_pipelines, caplog):
     assert len(published_events(event_pipelines)) == 1
 
 
-def test_each_event_in_its_own_publish_context(conf, event_pipelines):
+def test_a_batch_of_events_is_published_in_one_call(conf, event_pipelines):
     endpoint = events.EventsNotificationEndpoint(event_pipelines)
     endpoint.info([payloads.message(payloads.instance()),
                    payloads.message(payloads.volume())])
     publisher = event_pipelines.pipelines[0].sink.publishers[0]
-    assert publisher.calls == 2
+    assert publisher.calls == 1
+    assert sorted(e.event_type for e in published_events(event_pipelines)
+                  ) == ['compute.instance.create.end', 'volume.create.end']
 
 
 def test_several_messaging_urls_get_one_listener_each(run_agent,

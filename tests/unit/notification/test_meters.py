@@ -43,6 +43,7 @@ def _samples(conf, plugins, notification):
     handler = meters.ProcessMeterNotifications.__new__(
         meters.ProcessMeterNotifications)
     handler.definitions = definitions
+    handler._matching = {}
     return list(handler.process_notification(payloads.message(notification)))
 
 

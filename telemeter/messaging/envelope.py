@@ -1,0 +1,113 @@
+"""oslo.messaging's notification wire format, read without its listener.
+
+A notification travels on RabbitMQ as a JSON body
+``{"oslo.version": "2.0", "oslo.message": "<JSON text>"}`` (or, from very
+old senders, the inner message itself). The inner message holds
+``priority``, ``event_type``, ``publisher_id``, ``payload``, ``message_id``,
+``timestamp`` and the request context flattened as ``_context_<key>``.
+
+:func:`decode` turns one body into what oslo.messaging's notification
+dispatcher hands an endpoint: ``(priority, notification)`` with
+``notification = {'ctxt', 'publisher_id', 'event_type', 'payload',
+'metadata': {'message_id', 'timestamp'}}``. The rules are oslo.messaging's
+(``deserialize_msg``, ``unpack_context``, ``_extract_user_message``), so an
+endpoint cannot tell which listener it runs under; a body that breaks them
+raises :class:`MalformedMessage` instead of looping in a dispatcher.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypedDict
+
+#: The priorities oslo.messaging dispatches (lower case).
+PRIORITIES = frozenset(
+    ['audit', 'debug', 'info', 'warn', 'error', 'critical', 'sample'])
+
+_VERSION_KEY = 'oslo.version'
+_MESSAGE_KEY = 'oslo.message'
+_SUPPORTED_MAJOR = '2'
+_CONTEXT_PREFIX = '_context_'
+
+
+class Metadata(TypedDict):
+    """Envelope facts of a notification."""
+
+    message_id: str | None
+    timestamp: str | None
+
+
+class Notification(TypedDict):
+    """One notification as every endpoint receives it."""
+
+    ctxt: dict[str, Any]
+    publisher_id: str | None
+    event_type: str | None
+    payload: Any
+    metadata: Metadata
+
+
+class MalformedMessage(ValueError):
+    """A bus message that no endpoint can be given; it is dropped."""
+
+
+def decode_body(body: bytes | str) -> Any:
+    """JSON-decode an AMQP body (UTF-8 bytes or text)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise MalformedMessage(f'body is not JSON: {err}') from err
+
+
+def unwrap(message: Any) -> dict[str, Any]:
+    """The inner message of an oslo.messaging envelope (or the message
+    itself when it has no envelope, as oslo.messaging accepts)."""
+    if not isinstance(message, dict):
+        raise MalformedMessage(
+            f'message is a {type(message).__name__}, not a JSON object')
+    if _VERSION_KEY not in message or _MESSAGE_KEY not in message:
+        return message
+    version = str(message[_VERSION_KEY])
+    if version.split('.')[0] != _SUPPORTED_MAJOR:
+        raise MalformedMessage(f'unsupported envelope version {version}')
+    inner = message[_MESSAGE_KEY]
+    try:
+        inner = json.loads(inner)
+    except (TypeError, ValueError) as err:
+        raise MalformedMessage(f'{_MESSAGE_KEY} is not JSON text: {err}'
+                               ) from err
+    if not isinstance(inner, dict):
+        raise MalformedMessage(f'{_MESSAGE_KEY} is not a JSON object')
+    return inner
+
+
+def to_notification(message: dict[str, Any]) -> tuple[str, Notification]:
+    """Split an inner message into ``(priority, notification)``."""
+    priority = message.get('priority', '')
+    if not isinstance(priority, str):
+        raise MalformedMessage(f'priority {priority!r} is not a string')
+    priority = priority.lower()
+    if priority not in PRIORITIES:
+        raise MalformedMessage(f'unknown priority {priority!r}')
+    ctxt = {key[9:]: value for key, value in message.items()
+            if key.startswith(_CONTEXT_PREFIX)}
+    # What oslo.messaging's RpcContext adds to every context.
+    ctxt['msg_id'] = message.get('_msg_id')
+    ctxt['reply_q'] = message.get('_reply_q')
+    ctxt['client_timeout'] = message.get('_timeout')
+    return priority, {
+        'ctxt': ctxt,
+        'publisher_id': message.get('publisher_id'),
+        'event_type': message.get('event_type'),
+        'payload': message.get('payload'),
+        'metadata': {'message_id': message.get('message_id'),
+                     'timestamp': message.get('timestamp')},
+    }
+
+
+def decode(body: bytes | str) -> tuple[str, Notification]:
+    """``(priority, notification)`` of one AMQP body.
+
+    Raises :class:`MalformedMessage` saying what is wrong.
+    """
+    return to_notification(unwrap(decode_body(body)))

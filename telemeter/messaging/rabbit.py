@@ -1,0 +1,294 @@
+"""A batch notification listener for oslo.messaging's RabbitMQ driver.
+
+oslo.messaging's own batch listener spends about 0.25 ms of CPU per
+message on this project's 2-core machine before an endpoint sees it: one
+guarded ``consume()`` round per message, two JSON decodes through kombu's
+generic serializer registry, a deep copy of the context, one executor
+hand-off per batch and one ``basic.ack`` frame per message. At the rates
+the daemons must sustain that is most of a core.
+
+:class:`RabbitBatchListener` keeps everything an operator configures in
+oslo.messaging's hands - the transport URL and its failover hosts, TLS,
+``[oslo_messaging_rabbit]`` queue options (durable, quorum, HA), the
+queues and bindings it declares, reconnection - by using the driver's own
+connection and consumer classes. What it replaces is the per-message path:
+
+* one thread per listener drains the socket and fills a batch until
+  ``batch_size`` messages, ``batch_timeout`` seconds since the first one,
+  or a pause in the flow (:data:`IDLE_GAP`), so a short tail is never left
+  waiting;
+* bodies are decoded once with :mod:`json` (:mod:`.envelope`);
+* the batch goes through :class:`~telemeter.messaging.dispatch.
+  BatchDispatcher` (oslo.messaging's rules) in that thread;
+* then requeued messages are rejected one by one and the rest
+  acknowledged with one ``basic.ack(multiple=True)``: a message is settled
+  only after its endpoint returned, i.e. after the next hop took what it
+  produced;
+* a message that cannot be decoded is logged, counted and acknowledged
+  (dropped), since redelivering it would fail the same way forever;
+* the channel's prefetch is raised to twice the batch size, so
+  ``rabbit_qos_prefetch_count`` cannot cap a batch.
+
+If the connection fails mid-batch the messages received on it are
+discarded unprocessed: the broker redelivers them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import kombu.compression
+from oslo_log import log
+from oslo_messaging._drivers import common as rpc_common
+from oslo_messaging._drivers import impl_rabbit
+
+from telemeter.messaging import dispatch, envelope
+
+LOG = log.getLogger(__name__)
+
+#: Seconds without a new message after which a partial batch is handed on.
+IDLE_GAP = 0.05
+#: Seconds one wait for the first message of a batch may take, so that
+#: ``stop()`` is noticed.
+POLL_TIMEOUT = 1.0
+
+
+def supports(transport: Any) -> bool:
+    """Whether ``transport`` runs on oslo.messaging's RabbitMQ driver."""
+    return isinstance(getattr(transport, '_driver', None),
+                      impl_rabbit.RabbitDriver)
+
+
+class _RawConsumer(impl_rabbit.Consumer):
+    """The driver's consumer (same declarations), handing the raw AMQP
+    message to the listener instead of decoding it on the way."""
+
+    def __init__(self, sink: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sink = sink
+
+    def _callback(self, message: Any) -> None:
+        self.sink(message)
+
+
+def topic_consumer(conn: impl_rabbit.Connection, sink: Any,
+                   exchange_name: str, topic: str,
+                   queue_name: str | None = None) -> _RawConsumer:
+    """What ``Connection.declare_topic_consumer`` builds, feeding ``sink``.
+
+    The arguments are the driver's, read from the connection, so queue
+    durability, quorum and HA settings follow ``[oslo_messaging_rabbit]``.
+    """
+    return _RawConsumer(
+        sink,
+        exchange_name=exchange_name,
+        queue_name=queue_name or topic,
+        routing_key=topic,
+        type='topic',
+        durable=conn.durable,
+        exchange_auto_delete=conn.amqp_auto_delete,
+        queue_auto_delete=conn.amqp_auto_delete,
+        callback=None,
+        rabbit_ha_queues=conn.rabbit_ha_queues,
+        enable_cancel_on_failover=conn.enable_cancel_on_failover,
+        rabbit_quorum_queue=conn.rabbit_quorum_queue,
+        rabbit_quorum_queue_config=conn.rabbit_quorum_queue_config)
+
+
+class Stats:
+    """What a listener has seen (read by tests and logged at stop)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.malformed = 0
+        self.requeued = 0
+        self.batches = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+class RabbitBatchListener:
+    """Consumes ``<topic>.<priority>`` queues of every target in batches.
+
+    The interface is that of the listener oslo.messaging returns:
+    ``start()``, ``stop()`` (no new batch is begun) and ``wait()`` (the
+    batch in flight is finished and settled, then the connection closed).
+    """
+
+    def __init__(self, transport: Any, targets: list[Any],
+                 endpoints: list[Any], batch_size: int = 1,
+                 batch_timeout: float | None = None,
+                 pool: str | None = None) -> None:
+        self.transport = transport
+        self.driver = transport._driver
+        self.targets = targets
+        self.dispatcher: dispatch.BatchDispatcher[Any] = (
+            dispatch.BatchDispatcher(endpoints))
+        self.batch_size = max(1, batch_size)
+        self.batch_timeout = batch_timeout
+        self.pool = pool
+        self.stats = Stats()
+        self._received: list[Any] = []
+        self._context: Any = None
+        self._conn: Any = None
+        self._qos_channel: Any = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, override_pool_size: int | None = None) -> None:
+        """Declare the queues and start consuming (one thread; the pool
+        size of oslo.messaging's executor does not apply)."""
+        if self._thread is not None:
+            return
+        self._context = self.driver._get_connection(
+            rpc_common.PURPOSE_LISTEN)
+        self._conn = self._context.connection
+        for target in self.targets:
+            exchange = self.driver._get_exchange(target)
+            for priority in self.dispatcher.priorities:
+                self._conn.declare_consumer(topic_consumer(
+                    self._conn, self._received.append, exchange,
+                    f'{target.topic}.{priority}', self.pool))
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=self._run, name='batch-listener', daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Begin no new batch."""
+        self._stopping.set()
+
+    def wait(self) -> None:
+        """Finish the batch in flight, then close the connection."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._context is not None:
+            try:
+                self._context.close()
+            except Exception:
+                LOG.debug('Closing the listener connection failed',
+                          exc_info=True)
+            self._context = self._conn = None
+        LOG.debug('Batch listener stopped: %s', self.stats.as_dict())
+
+    # -- the loop ----------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = self._next_batch()
+            except Exception:
+                LOG.exception('Consuming failed; retrying')
+                self._received.clear()
+                self._stopping.wait(1.0)
+                continue
+            if batch:
+                self._handle(batch)
+
+    def _next_batch(self) -> list[Any]:
+        """Raw messages of one batch (empty after a quiet poll)."""
+        conn = self._conn
+        received = self._received
+        if not received:
+            try:
+                # The driver's guarded consume: (re)connects, (re)declares,
+                # starts the consumers, and returns after the first frame.
+                # Deliveries may arrive while consumers start, so a time-out
+                # can still leave messages to hand over.
+                conn.consume(timeout=POLL_TIMEOUT)
+            except rpc_common.Timeout:
+                if not received:
+                    return []
+        self._ensure_prefetch()
+        deadline = (None if self.batch_timeout is None
+                    else time.monotonic() + self.batch_timeout)
+        drain = conn.connection.drain_events
+        try:
+            while len(received) < self.batch_size:
+                wait = IDLE_GAP
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        break
+                try:
+                    drain(timeout=wait)
+                except TimeoutError:
+                    break
+        except conn.connection.connection_errors + \
+                conn.connection.channel_errors as err:
+            LOG.warning('Connection lost while filling a batch (%s); its %d '
+                        'unacknowledged message(s) will be redelivered',
+                        err, len(received))
+            received.clear()
+            return []
+        # Deliveries are in tag order: the first batch_size have the lowest
+        # tags, so acknowledging up to the last of them settles only them.
+        batch = received[:self.batch_size]
+        del received[:self.batch_size]
+        # Only what the current channel delivered can be acknowledged.
+        channel = conn.channel
+        return [m for m in batch if m.channel is channel]
+
+    def _ensure_prefetch(self) -> None:
+        channel = self._conn.channel
+        if channel is None or channel is self._qos_channel:
+            return
+        prefetch = max(self._conn.rabbit_qos_prefetch_count,
+                       2 * self.batch_size)
+        channel.basic_qos(0, prefetch, False)
+        self._qos_channel = channel
+
+    def _handle(self, raw: list[Any]) -> None:
+        batch = []
+        for message in raw:
+            try:
+                priority, notification = envelope.decode(_body(message))
+            except envelope.MalformedMessage as err:
+                self.stats.malformed += 1
+                LOG.error('Dropping a malformed message from %s: %s '
+                          '(body %.200r)', _queue(message), err,
+                          message.body)
+                continue
+            batch.append((priority, notification, message))
+        self.stats.received += len(raw)
+        self.stats.batches += 1
+        requeue = self.dispatcher.dispatch(batch) if batch else []
+        self._settle(raw, requeue)
+
+    def _settle(self, raw: list[Any], requeue: list[Any]) -> None:
+        """Requeue ``requeue``, then acknowledge every other message of
+        ``raw`` with one ``basic.ack(multiple=True)``."""
+        try:
+            for message in requeue:
+                message.channel.basic_reject(message.delivery_tag,
+                                             requeue=True)
+            self.stats.requeued += len(requeue)
+            chosen = {id(m) for m in requeue}
+            last = next((m for m in reversed(raw) if id(m) not in chosen),
+                        None)
+            if last is not None:
+                last.channel.basic_ack(last.delivery_tag, multiple=True)
+        except Exception as err:
+            LOG.warning('Settling a batch of %d message(s) failed (%s); the '
+                        'broker will redeliver them', len(raw), err)
+
+
+def _body(message: Any) -> bytes | str:
+    """The body of a raw AMQP message, decompressed if the sender used
+    ``[oslo_messaging_rabbit] kombu_compression``."""
+    headers = message.headers or {}
+    compression = headers.get('compression')
+    if compression:
+        return kombu.compression.decompress(message.body, compression)
+    return message.body
+
+
+def _queue(message: Any) -> str:
+    info = getattr(message, 'delivery_info', None) or {}
+    return info.get('routing_key') or 'the bus'

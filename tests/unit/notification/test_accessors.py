@@ -1,0 +1,86 @@
+"""Compiled JSONPath accessors give exactly what jsonpath-rw-ext gives."""
+
+import pytest
+
+from telemeter.notification import accessors, declarative
+
+DOCUMENTS = [
+    {'payload': {'a': 1, 'b': None, 'image_meta': {
+        'org.openstack__1__os': 'ubuntu', 'min_disk': '20'},
+        'attachments': [{'server_id': 's1'}, {'server_id': 's2'}],
+        'metrics': [{'name': 'cpu', 'value': 3}, {'name': 'mem'}],
+        'text': 'x', 'number': 7, 'empty': []},
+     'publisher_id': 'compute.host-1.example', 'event_type': 'a.b'},
+    {'payload': {'attachments': [], 'metrics': {'name': 'solo'},
+                 'image_meta': 'not a mapping'},
+     'publisher_id': 'nodots'},
+    {'payload': ['a', 'list'], 'publisher_id': 12},
+    {'payload': {'attachments': 'string', 'metrics': 'abc'}},
+    {},
+]
+
+EXPRESSIONS = [
+    '$', '$.payload', 'payload.a', '$.payload.b', 'payload.missing',
+    "payload.image_meta.'org.openstack__1__os'",
+    'payload.attachments[0].server_id', 'payload.attachments[1]',
+    'payload.attachments[5].server_id', '$.payload.metrics.[*].name',
+    '$.payload.metrics[*].value', 'payload.a,b', 'payload.text.`split(x, 0, 1)`',
+    'publisher_id.`split(., 0, -1)`', 'publisher_id.`split(., 1, 1)`',
+    'publisher_id.`split(., 5, -1)`', '(payload.missing)|(payload.a)',
+    '(payload.b)|(payload.a)|(event_type)',
+]
+
+
+def _reference(expression, document):
+    """What jsonpath-rw-ext itself finds (its parse tree, uncompiled)."""
+    tree = declarative._PARSER.parse(expression)
+    try:
+        return [match.value for match in tree.find(document)]
+    except Exception as err:  # the compiled form must fail alike
+        return type(err)
+
+
+@pytest.mark.parametrize('expression', EXPRESSIONS)
+@pytest.mark.parametrize('document', range(len(DOCUMENTS)))
+def test_compiled_values_equal_jsonpath(expression, document):
+    document = DOCUMENTS[document]
+    compiled = accessors.compile_values(
+        declarative._PARSER.parse(expression))
+    assert compiled is not None, expression
+    expected = _reference(expression, document)
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            compiled(document)
+    else:
+        assert compiled(document) == expected
+
+
+@pytest.mark.parametrize('expression', [
+    "$.payload.metrics[?(@.name='cpu')].value",
+    '$.payload.a * 100',
+    '$.payload.host + "_" + $.payload.nodename',
+    'payload.glance_metadata[?key=image_id].value',
+    '$.payload.metrics[0:1]',
+    '$..name',
+    'payload.*',
+])
+def test_what_is_not_compiled_is_left_to_jsonpath(expression):
+    assert accessors.compile_values(
+        declarative._PARSER.parse(expression)) is None
+
+
+def test_definitions_use_the_compiled_form_and_keep_their_results():
+    definition = declarative.Definition(
+        'os', {'fields': "payload.image_meta.'org.openstack__1__os'"}, {})
+    assert definition.compiled is not None
+    assert definition.parse(DOCUMENTS[0]) == 'ubuntu'
+    assert definition.parse(DOCUMENTS[1]) is None
+    assert definition.parse(DOCUMENTS[0], return_all_values=True) == [
+        'ubuntu']
+
+
+def test_first_value_skips_none():
+    first = accessors.first_value(accessors.compile_values(
+        declarative._PARSER.parse('(payload.b)|(payload.a)')))
+    assert first(DOCUMENTS[0]) == 1
+    assert first({}) is None
