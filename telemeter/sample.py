@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
+import os
 import uuid
 from typing import Any
 
@@ -71,6 +73,45 @@ def add_reserved_user_metadata(conf: cfg.ConfigOpts, src_metadata: dict,
     return dest_metadata
 
 
+#: Namespace of the sample ids derived from notifications (UUID version 5).
+ID_NAMESPACE = uuid.UUID('b7b4f7a4-3f0e-4d5c-9a61-5a8f3c1e2d40').bytes
+
+
+def _as_uuid(digest: str, version: str) -> str:
+    """A UUID string of ``version`` from 32 hex digits (RFC 4122 bits)."""
+    variant = '89ab'[int(digest[16], 16) & 0x3]
+    return (f'{digest[:8]}-{digest[8:12]}-{version}{digest[13:16]}-'
+            f'{variant}{digest[17:20]}-{digest[20:32]}')
+
+
+_ID_SEED: tuple[int, int, int] = (0, 0, 0)
+
+
+def new_id() -> str:
+    """A new sample id: ``str(uuid1())`` as Ceilometer's, made without
+    the system's UUID clock lock (20 µs a call here).
+
+    The node is random with the multicast bit set (RFC 4122 §4.5) and so
+    is the clock sequence, drawn again in each process so that forked
+    workers never share them.
+    """
+    global _ID_SEED
+    pid, node, clock_seq = _ID_SEED
+    if pid != os.getpid():
+        node = int.from_bytes(os.urandom(6), 'big') | (1 << 40)
+        clock_seq = int.from_bytes(os.urandom(2), 'big') & 0x3fff
+        _ID_SEED = (os.getpid(), node, clock_seq)
+    return str(uuid.uuid1(node=node, clock_seq=clock_seq))
+
+
+def derived_id(*parts: str) -> str:
+    """The version 5 UUID of ``parts`` joined by ``/`` in the sample id
+    namespace: the same parts always give the same id, so a notification
+    delivered twice makes samples that storage keeps once."""
+    name = '/'.join(parts).encode('utf-8')
+    return _as_uuid(hashlib.sha1(ID_NAMESPACE + name).hexdigest(), '5')
+
+
 def from_metering_dict(data: dict, **extra: Any) -> Sample:
     """Rebuild a Sample from a metering dict (``counter_*`` keys).
 
@@ -115,7 +156,7 @@ class Sample:
         self.timestamp = timestamp
         self.resource_metadata = resource_metadata or {}
         self.source = source or self.SOURCE_DEFAULT
-        self.id = id or str(uuid.uuid1())
+        self.id = id or new_id()
         self.monotonic_time = monotonic_time
 
     def as_dict(self) -> dict[str, Any]:

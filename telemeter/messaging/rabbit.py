@@ -134,7 +134,6 @@ class RabbitBatchListener:
         self._received: list[Any] = []
         self._context: Any = None
         self._conn: Any = None
-        self._qos_channel: Any = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -148,6 +147,7 @@ class RabbitBatchListener:
         self._context = self.driver._get_connection(
             rpc_common.PURPOSE_LISTEN)
         self._conn = self._context.connection
+        self._raise_prefetch()
         for target in self.targets:
             exchange = self.driver._get_exchange(target)
             for priority in self.dispatcher.priorities:
@@ -158,6 +158,21 @@ class RabbitBatchListener:
         self._thread = threading.Thread(
             target=self._run, name='batch-listener', daemon=True)
         self._thread.start()
+
+    def _raise_prefetch(self) -> None:
+        """At least two batches in flight per consumer, whatever
+        ``rabbit_qos_prefetch_count`` says.
+
+        RabbitMQ applies a channel's prefetch to the consumers started
+        after it is set, and the driver sets it on every new channel from
+        this attribute: set both before any consumer starts.
+        """
+        conn = self._conn
+        prefetch = max(conn.rabbit_qos_prefetch_count, 2 * self.batch_size)
+        if prefetch != conn.rabbit_qos_prefetch_count:
+            conn.rabbit_qos_prefetch_count = prefetch
+            if conn.channel is not None:
+                conn.channel.basic_qos(0, prefetch, False)
 
     def stop(self) -> None:
         """Begin no new batch."""
@@ -205,7 +220,6 @@ class RabbitBatchListener:
             except rpc_common.Timeout:
                 if not received:
                     return []
-        self._ensure_prefetch()
         deadline = (None if self.batch_timeout is None
                     else time.monotonic() + self.batch_timeout)
         drain = conn.connection.drain_events
@@ -234,15 +248,6 @@ class RabbitBatchListener:
         # Only what the current channel delivered can be acknowledged.
         channel = conn.channel
         return [m for m in batch if m.channel is channel]
-
-    def _ensure_prefetch(self) -> None:
-        channel = self._conn.channel
-        if channel is None or channel is self._qos_channel:
-            return
-        prefetch = max(self._conn.rabbit_qos_prefetch_count,
-                       2 * self.batch_size)
-        channel.basic_qos(0, prefetch, False)
-        self._qos_channel = channel
 
     def _handle(self, raw: list[Any]) -> None:
         batch = []

@@ -26,6 +26,8 @@ class TelemetryIpc(plugin_base.NotificationBase):
     """
 
     event_types = ['telemetry.api', 'telemetry.polling']
+    # The polling agent's samples keep the ids it gave them.
+    derive_sample_ids = False
 
     def get_targets(self, conf: cfg.ConfigOpts) -> list[oslo_messaging.Target]:
         return [oslo_messaging.Target(

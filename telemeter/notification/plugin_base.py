@@ -10,6 +10,8 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log
 
+from telemeter import sample
+
 LOG = log.getLogger(__name__)
 
 
@@ -25,6 +27,9 @@ class NotificationBase(metaclass=abc.ABCMeta):
     #: Regular expressions of the event types this handler accepts; empty
     #: means every event type.
     event_types: list[str] = []
+    #: Whether sample ids are derived from the notification's message id
+    #: (False for handlers whose samples carry their own ids).
+    derive_sample_ids = True
 
     def __init__(self, manager: Any) -> None:
         self.manager = manager
@@ -68,6 +73,8 @@ class NotificationBase(metaclass=abc.ABCMeta):
                 self.failures += 1
                 LOG.error('Fail to process notification', exc_info=True)
                 continue
+            if self.derive_sample_ids:
+                _derive_ids(type(self).__name__, notification, built)
             samples.extend(built)
         if samples:
             with self.manager.publisher() as publish:
@@ -88,3 +95,15 @@ class NotificationBase(metaclass=abc.ABCMeta):
 
     def critical(self, notifications: list[dict]) -> None:
         """Discard ``critical`` notifications."""
+
+
+def _derive_ids(handler: str, notification: dict, samples: list[Any]
+                ) -> None:
+    """Give the samples of a notification ids derived from its message id,
+    the handler and their position, so a redelivered notification makes
+    the same samples (which storage keeps once) rather than new ones."""
+    message_id = (notification.get('metadata') or {}).get('message_id')
+    if not message_id:
+        return
+    for index, made in enumerate(samples):
+        made.id = sample.derived_id(str(message_id), handler, str(index))

@@ -133,3 +133,30 @@ def test_from_metering_dict_round_trips_the_measurement():
     assert rebuilt.as_dict() == {**original.as_dict(), 'monotonic_time': None}
     fresh = sample.from_metering_dict(wire, monotonic_time=4.5)
     assert fresh.id != original.id and fresh.monotonic_time == 4.5
+
+
+def test_new_ids_are_version_1_and_unique():
+    ids = [sample.new_id() for _ in range(20000)]
+    assert len(set(ids)) == len(ids)
+    assert {uuid.UUID(i).version for i in ids} == {1}
+    # A random node: the multicast bit says it is not a MAC address.
+    assert uuid.UUID(ids[0]).node & (1 << 40)
+
+
+def test_forked_workers_draw_their_own_node(monkeypatch):
+    import os
+    parent = uuid.UUID(sample.new_id()).node
+    assert uuid.UUID(sample.new_id()).node == parent
+    # What a forked worker sees: another process id.
+    child_pid = os.getpid() + 1
+    monkeypatch.setattr(sample.os, 'getpid', lambda: child_pid)
+    assert uuid.UUID(sample.new_id()).node != parent
+
+
+def test_derived_ids_are_the_uuid5_of_their_parts():
+    namespace = uuid.UUID(bytes=sample.ID_NAMESPACE)
+    assert sample.derived_id('m-1', 'handler', '0') == str(
+        uuid.uuid5(namespace, 'm-1/handler/0'))
+    assert sample.derived_id('m-1', 'handler', '0') != sample.derived_id(
+        'm-1', 'handler', '1')
+    assert uuid.UUID(sample.derived_id('é')).version == 5

@@ -1,0 +1,205 @@
+"""The RabbitMQ batch listener against a real broker: batches, acks,
+requeues, malformed messages, prefetch, tails and stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import kombu
+import oslo_messaging
+import pytest
+from oslo_config import cfg
+
+from telemeter import messaging
+from telemeter.messaging import rabbit
+
+REQUEUE = oslo_messaging.NotificationResult.REQUEUE
+
+
+class Endpoint:
+    """Records batches; optionally requeues the first ``requeue`` calls."""
+
+    def __init__(self, requeue: int = 0, delay: float = 0.0) -> None:
+        self.batches: list[list[int]] = []
+        self.requeue = requeue
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    def info(self, notifications):
+        time.sleep(self.delay)
+        with self.lock:
+            self.batches.append([n['payload']['n'] for n in notifications])
+            if self.requeue:
+                self.requeue -= 1
+                return REQUEUE
+        return None
+
+    def seen(self) -> list[int]:
+        with self.lock:
+            return [n for batch in self.batches for n in batch]
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture
+def bus(rabbit_url):
+    """A transport, a fresh topic and a notifier on it."""
+    conf = cfg.ConfigOpts()
+    conf([], project='telemeter-batch-test', default_config_files=[])
+    transport = oslo_messaging.get_notification_transport(conf, rabbit_url)
+    conf.set_override('heartbeat_timeout_threshold', 0,
+                      group='oslo_messaging_rabbit')
+    topic = f'batch-{uuid.uuid4().hex[:8]}'
+    notifier = oslo_messaging.Notifier(transport, publisher_id='test.host',
+                                       driver='messagingv2', topics=[topic])
+
+    class Bus:
+        pass
+    bus = Bus()
+    bus.conf, bus.transport, bus.topic = conf, transport, topic
+    bus.targets = [oslo_messaging.Target(topic=topic)]
+    bus.send = lambda n: notifier.info({}, 'test.event', {'n': n})
+    bus.listeners = []
+
+    def listen(endpoint, **kwargs):
+        listener = messaging.get_batch_notification_listener(
+            transport, bus.targets, [endpoint], allow_requeue=True, **kwargs)
+        listener.start()
+        bus.listeners.append(listener)
+        return listener
+    bus.listen = listen
+    yield bus
+    messaging.stop_listeners(bus.listeners)
+    transport.cleanup()
+
+
+def _unacked(rabbit_admin, queue: str) -> int:
+    out = rabbit_admin.rabbitmqctl(
+        'list_queues', '-q', 'name', 'messages_unacknowledged')
+    for line in out.splitlines():
+        name, _sep, count = line.partition('\t')
+        if name == queue:
+            return int(count)
+    raise AssertionError(f'no queue {queue}')
+
+
+def test_rabbit_transports_get_the_batch_listener(bus):
+    listener = bus.listen(Endpoint(), batch_size=10)
+    assert isinstance(listener, rabbit.RabbitBatchListener)
+
+
+def test_batches_are_delivered_whole_and_acknowledged(bus, rabbit_admin):
+    for n in range(250):
+        bus.send(n)
+    endpoint = Endpoint()
+    listener = bus.listen(endpoint, batch_size=100, batch_timeout=5)
+    assert _wait(lambda: len(endpoint.seen()) == 250)
+    assert endpoint.seen() == list(range(250))
+    # Queued before the start: the batches fill up to the size.
+    assert max(len(b) for b in endpoint.batches) == 100
+    assert listener.stats.received == 250
+    assert _wait(lambda: rabbit_admin.list_queues()[
+        f'{bus.topic}.info'] == 0), 'messages left unacknowledged'
+
+
+def test_a_short_tail_is_handed_over_without_waiting(bus):
+    endpoint = Endpoint()
+    bus.listen(endpoint, batch_size=1000, batch_timeout=None)
+    for n in range(7):
+        bus.send(n)
+    # No batch_timeout and far fewer than batch_size: the pause in the
+    # flow closes the batch.
+    assert _wait(lambda: endpoint.seen() == list(range(7)), timeout=10)
+
+
+def test_prefetch_does_not_cap_a_batch(bus):
+    bus.conf.set_override('rabbit_qos_prefetch_count', 10,
+                          group='oslo_messaging_rabbit')
+    for n in range(300):
+        bus.send(n)
+    endpoint = Endpoint()
+    bus.listen(endpoint, batch_size=200, batch_timeout=5)
+    assert _wait(lambda: len(endpoint.seen()) == 300)
+    assert max(len(b) for b in endpoint.batches) == 200
+
+
+def test_requeued_batches_come_back_and_are_not_lost(bus, rabbit_admin):
+    endpoint = Endpoint(requeue=2)
+    bus.listen(endpoint, batch_size=50, batch_timeout=1)
+    for n in range(40):
+        bus.send(n)
+    assert _wait(lambda: sorted(set(endpoint.seen())) == list(range(40)))
+    # Every message was handled once after its requeues.
+    assert _wait(lambda: rabbit_admin.list_queues()[
+        f'{bus.topic}.info'] == 0)
+    handled = endpoint.batches[2:]
+    assert sorted(n for batch in handled for n in batch) == list(range(40))
+
+
+def test_malformed_messages_are_dropped_and_do_not_block(
+        bus, rabbit_url, rabbit_admin):
+    endpoint = Endpoint()
+    listener = bus.listen(endpoint, batch_size=20, batch_timeout=1)
+    bus.send(0)
+    assert _wait(lambda: endpoint.seen() == [0])
+    # What broke oslo.messaging's dispatcher (a priority that is not a
+    # string) and what is not JSON at all, then valid notifications.
+    queue = f'{bus.topic}.info'
+    with kombu.Connection(rabbit_url.replace('rabbit://', 'amqp://')) as c:
+        producer = c.Producer()
+        for body in (b'{"oslo.version": "2.0", "oslo.message": '
+                     b'"{\\"priority\\": 3, \\"payload\\": {}}"}',
+                     b'not json at all', b'{"priority": null}'):
+            producer.publish(body, routing_key=queue, exchange='',
+                             content_type='application/json')
+    for n in range(1, 101):
+        bus.send(n)
+    assert _wait(lambda: endpoint.seen() == list(range(101)))
+    assert listener.stats.malformed == 3
+    assert _wait(lambda: rabbit_admin.list_queues()[queue] == 0)
+
+
+def test_stop_finishes_the_batch_in_flight(bus, rabbit_admin):
+    endpoint = Endpoint(delay=1.0)
+    listener = bus.listen(endpoint, batch_size=30, batch_timeout=0.5)
+    for n in range(30):
+        bus.send(n)
+    # A batch is in the endpoint (which takes a second over it).
+    assert _wait(lambda: listener.stats.batches >= 1, timeout=10)
+    started = time.monotonic()
+    messaging.stop_listeners([listener])
+    bus.listeners.remove(listener)
+    assert time.monotonic() - started < 5
+    # Whatever was handled was acknowledged; the rest is still queued.
+    assert endpoint.seen()
+    left = rabbit_admin.list_queues()[f'{bus.topic}.info']
+    assert left == 30 - len(endpoint.seen())
+    assert _unacked(rabbit_admin, f'{bus.topic}.info') == 0
+
+
+def test_the_consumer_declares_what_the_driver_declares(bus):
+    """The queue options (durability, quorum, HA) are the driver's."""
+    bus.conf.set_override('amqp_durable_queues', True,
+                          group='oslo_messaging_rabbit')
+    listener = bus.listen(Endpoint(), batch_size=5)
+    conn = listener._conn
+    ours = next(iter(conn._consumers))
+    conn.declare_topic_consumer(ours.exchange_name, ours.routing_key,
+                                callback=lambda message: None)
+    theirs = [c for c in conn._consumers
+              if not isinstance(c, rabbit._RawConsumer)][0]
+    for attribute in ('queue_name', 'exchange_name', 'routing_key', 'type',
+                      'durable', 'exchange_auto_delete', 'queue_auto_delete',
+                      'queue_arguments'):
+        assert getattr(ours, attribute) == getattr(theirs, attribute), (
+            attribute)
+    assert ours.durable is True

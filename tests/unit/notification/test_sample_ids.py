@@ -1,0 +1,78 @@
+"""Samples made from a notification get ids derived from its message id,
+so a redelivered notification does not make new samples."""
+
+from telemeter.notification import ipc, meters
+from tests.unit.notification import payloads
+
+
+class _Manager:
+    def __init__(self, conf):
+        self.conf = conf
+        self.published = []
+
+    def publisher(self):
+        manager = self
+
+        class _Context:
+            def __enter__(self):
+                return manager.published.extend
+
+            def __exit__(self, *exc):
+                return False
+        return _Context()
+
+
+def _handler(conf, meters_dir):
+    meters_dir('m.yaml', """
+metric:
+  - name: memory
+    event_type: compute.instance.create.end
+    type: gauge
+    unit: MiB
+    volume: $.payload.memory_mb
+    resource_id: $.payload.instance_id
+  - name: vcpus
+    event_type: compute.instance.create.end
+    type: gauge
+    unit: vcpu
+    volume: $.payload.vcpus
+    resource_id: $.payload.instance_id
+""")
+    manager = _Manager(conf)
+    return meters.ProcessMeterNotifications(manager), manager
+
+
+def test_same_notification_same_sample_ids(conf, meters_dir):
+    handler, manager = _handler(conf, meters_dir)
+    notification = payloads.message(payloads.instance())
+    handler.info([notification])
+    handler.info([notification])
+    first, second = manager.published[:2], manager.published[2:]
+    assert [s.id for s in first] == [s.id for s in second]
+    assert len({s.id for s in first}) == 2
+
+
+def test_other_notifications_other_ids(conf, meters_dir):
+    handler, manager = _handler(conf, meters_dir)
+    one = payloads.message(payloads.instance())
+    other = payloads.message(payloads.instance())
+    other['metadata'] = dict(other['metadata'], message_id='another-id')
+    handler.info([one, other])
+    assert len({s.id for s in manager.published}) == 4
+
+
+def test_polling_samples_keep_their_own_ids(conf):
+    manager = _Manager(conf)
+    handler = ipc.TelemetryIpc(manager)
+    data = {'counter_name': 'cpu', 'counter_type': 'cumulative',
+            'counter_unit': 'ns', 'counter_volume': 1, 'user_id': 'u',
+            'project_id': 'p', 'resource_id': 'r',
+            'timestamp': '2026-01-01T00:00:00+00:00',
+            'resource_metadata': {}, 'source': 'openstack',
+            'message_id': 'polled-sample-id'}
+    handler.sample([{'ctxt': {}, 'publisher_id': 'telemeter.polling',
+                     'event_type': 'telemetry.polling',
+                     'payload': {'samples': [data]},
+                     'metadata': {'message_id': 'n-1',
+                                  'timestamp': '2026-01-01 00:00:00'}}])
+    assert [s.id for s in manager.published] == ['polled-sample-id']
