@@ -109,7 +109,8 @@ def derived_id(*parts: str) -> str:
     namespace: the same parts always give the same id, so a notification
     delivered twice makes samples that storage keeps once."""
     name = '/'.join(parts).encode('utf-8')
-    return _as_uuid(hashlib.sha1(ID_NAMESPACE + name).hexdigest(), '5')
+    digest = hashlib.sha1(ID_NAMESPACE + name, usedforsecurity=False)
+    return _as_uuid(digest.hexdigest(), '5')
 
 
 def from_metering_dict(data: dict, **extra: Any) -> Sample:

@@ -84,8 +84,8 @@ def _split_step(node: _string.Split) -> Step:
         for value in values:
             try:
                 found.append(value.split(separator, max_split)[segment])
-            except Exception:  # jsonpath-rw-ext's rule: no match
-                pass
+            except Exception:  # noqa: S112 (jsonpath-rw-ext: no match)
+                continue
         return found
     return split
 

@@ -188,18 +188,23 @@ def test_stop_finishes_the_batch_in_flight(bus, rabbit_admin):
 
 def test_the_consumer_declares_what_the_driver_declares(bus):
     """The queue options (durability, quorum, HA) are the driver's."""
+    from oslo_messaging._drivers import common as rpc_common
     bus.conf.set_override('amqp_durable_queues', True,
                           group='oslo_messaging_rabbit')
-    listener = bus.listen(Endpoint(), batch_size=5)
-    conn = listener._conn
-    ours = next(iter(conn._consumers))
-    conn.declare_topic_consumer(ours.exchange_name, ours.routing_key,
-                                callback=lambda message: None)
-    theirs = [c for c in conn._consumers
-              if not isinstance(c, rabbit._RawConsumer)][0]
-    for attribute in ('queue_name', 'exchange_name', 'routing_key', 'type',
-                      'durable', 'exchange_auto_delete', 'queue_auto_delete',
-                      'queue_arguments'):
-        assert getattr(ours, attribute) == getattr(theirs, attribute), (
-            attribute)
-    assert ours.durable is True
+    context = bus.transport._driver._get_connection(
+        rpc_common.PURPOSE_LISTEN)
+    try:
+        conn = context.connection
+        conn.declare_topic_consumer('telemeter', f'{bus.topic}.info',
+                                    callback=lambda message: None)
+        theirs = next(iter(conn._consumers))
+        ours = rabbit.topic_consumer(conn, list.append, 'telemeter',
+                                     f'{bus.topic}.info')
+        for attribute in ('queue_name', 'exchange_name', 'routing_key',
+                          'type', 'durable', 'exchange_auto_delete',
+                          'queue_auto_delete', 'queue_arguments'):
+            assert getattr(ours, attribute) == getattr(theirs, attribute), (
+                attribute)
+        assert ours.durable is True
+    finally:
+        context.close()
