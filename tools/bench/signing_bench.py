@@ -6,9 +6,10 @@ Signs and verifies a realistic metering dict (the 13 fields of
 11 keys, one of them a nested dict and one a list) with the current
 ``telemeter.publisher.utils`` and with a reference: the signing code as it
 was before the fast path (the rule transcribed: ``recursive_keypairs``, a
-new HMAC per message, two ``update()`` calls per pair). It prints the best
-of ``--rounds`` timings of ``--count`` calls each, in µs per call, and the
-load average before and after (the figures mean little on a busy machine).
+new HMAC per message, two ``update()`` calls per pair). It prints, in µs
+per message, the best of ``--rounds`` interleaved timings of ``--count``
+messages each, and the load average before and after (on a busy machine
+the best round is the one least disturbed; the figures still drift).
 
     .venv/bin/python tools/bench/signing_bench.py
     .venv/bin/python tools/bench/signing_bench.py --profile
@@ -94,9 +95,21 @@ def reference_verify(message: dict, secret: str) -> bool:
         expected, message['message_signature'].encode('ascii'))
 
 
-def best_us(call: Callable[[], Any], count: int, rounds: int) -> float:
-    """Return the best of ``rounds`` timings, in µs per call."""
-    return min(timeit.repeat(call, number=count, repeat=rounds)) / count * 1e6
+def best_us(calls: list[tuple[Callable[[], Any], int]], count: int,
+            rounds: int) -> list[float]:
+    """Return the best timing of each call, in µs per message.
+
+    Each call is ``(function, messages per call)``. The rounds interleave
+    the calls so that each sees the same share of a busy machine, and the
+    best of the rounds is kept (the others measured the neighbours).
+    """
+    best = [float('inf')] * len(calls)
+    for _ in range(rounds):
+        for index, (call, per_call) in enumerate(calls):
+            number = max(1, count // per_call)
+            seconds = timeit.timeit(call, number=number)
+            best[index] = min(best[index], seconds / (number * per_call))
+    return [seconds * 1e6 for seconds in best]
 
 
 def load() -> str:
@@ -121,8 +134,9 @@ def run(count: int, rounds: int, batch: int) -> None:
         (f'verify new, batches of {batch}',
          lambda: signing.verify_signatures(messages, SECRET), batch),
     ]
-    for label, call, per_call in rows:
-        us = best_us(call, max(1, count // per_call), rounds) / per_call
+    timings = best_us([(call, per_call) for _, call, per_call in rows],
+                      count, rounds)
+    for (label, _, _), us in zip(rows, timings, strict=True):
         print(f'{label:<28} {us:8.2f} µs per message')
     print(f'load average after:  {load()}')
 
@@ -142,10 +156,10 @@ def profile(count: int) -> None:
 def main() -> None:
     """Parse the options and run the benchmark or the profile."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--count', type=int, default=5000,
-                        help='calls per timing (default 5000)')
-    parser.add_argument('--rounds', type=int, default=20,
-                        help='timings, the best is kept (default 20)')
+    parser.add_argument('--count', type=int, default=1000,
+                        help='messages per timing (default 1000)')
+    parser.add_argument('--rounds', type=int, default=100,
+                        help='timings, the best is kept (default 100)')
     parser.add_argument('--batch', type=int, default=100,
                         help='messages per verify_signatures call')
     parser.add_argument('--profile', action='store_true',
