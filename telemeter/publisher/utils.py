@@ -8,7 +8,7 @@ the top-level ``message_signature``, the MAC is fed ``str(name)`` then
 
 Signing is on the hot path (once per sample in the notification agent, once
 per sample in the collector), so the message is rendered in one pass into
-one string for a MAC keyed once per secret. That fast path takes plain
+one string for a MAC keyed once per secret and copied per message. That fast path takes plain
 dicts with ``str`` keys whose values are ``str``, ``int``, ``float``,
 ``bool``, ``None``, plain lists and tuples, plain dicts (recursively) or any
 other non-container object; anything else (another key type, a subclass of
@@ -51,12 +51,9 @@ _STR_TYPE = frozenset({str})
 #: The types of a ``message_signature`` the fast path skips.
 _SIGNATURE_TYPES = frozenset({str, bytes})
 
-#: SHA-256 block size: the length of the HMAC key pads (RFC 2104).
-_BLOCK_SIZE = 64
-
-#: Keyed (inner, outer) SHA-256 states per secret (a process has one or
-#: two secrets; the bound only guards against a caller cycling them).
-_KEYED: dict[str | bytes, tuple[Any, Any]] = {}
+#: A MAC keyed with each secret, copied for every message (a process has
+#: one or two secrets; the bound only guards against a caller cycling them).
+_KEYED: dict[str | bytes, Any] = {}
 _KEYED_MAX = 16
 
 
@@ -64,35 +61,25 @@ class _Unusual(Exception):
     """The message holds something the fast path does not render."""
 
 
-def _keyed(secret: str | bytes | bytearray) -> tuple[Any, Any]:
-    """Return the inner and outer SHA-256 states keyed with ``secret``.
-
-    These are the states of HMAC-SHA256 (RFC 2104) after the padded key
-    block; each signature copies them instead of keying a new MAC.
-    """
+def _keyed(secret: str | bytes | bytearray) -> Any:
+    """An HMAC-SHA256 keyed with ``secret``, to be copied, not updated."""
     if isinstance(secret, (bytearray, memoryview)):
         secret = bytes(secret)
-    pads = _KEYED.get(secret)
-    if pads is None:
+    keyed = _KEYED.get(secret)
+    if keyed is None:
         key = secret.encode('utf-8') if isinstance(secret, str) else secret
-        if len(key) > _BLOCK_SIZE:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(_BLOCK_SIZE, b'\0')
-        pads = (hashlib.sha256(bytes(b ^ 0x36 for b in key)),
-                hashlib.sha256(bytes(b ^ 0x5C for b in key)))
+        keyed = hmac.new(key, b'', hashlib.sha256)
         if len(_KEYED) >= _KEYED_MAX:
             _KEYED.clear()
-        _KEYED[secret] = pads
-    return pads
+        _KEYED[secret] = keyed
+    return keyed
 
 
-def _hexdigest(pads: tuple[Any, Any], data: bytes) -> str:
-    """Return the hex HMAC-SHA256 of ``data`` from the keyed ``pads``."""
-    inner = pads[0].copy()
-    inner.update(data)
-    outer = pads[1].copy()
-    outer.update(inner.digest())
-    return outer.hexdigest()
+def _hexdigest(keyed: Any, data: bytes) -> str:
+    """The hex HMAC of ``data`` from a copy of the ``keyed`` MAC."""
+    mac = keyed.copy()
+    mac.update(data)
+    return mac.hexdigest()
 
 
 def _render_sequence(value: list | tuple) -> str:
@@ -174,8 +161,8 @@ def _payload(message: Mapping) -> bytes:
         return _generic_payload(message)
 
 
-def _matches(message: Mapping, pads: tuple[Any, Any]) -> bool:
-    """Check ``message['message_signature']`` against the keyed ``pads``.
+def _matches(message: Mapping, keyed: Any) -> bool:
+    """Check ``message['message_signature']`` against the ``keyed`` MAC.
 
     The signature may be ASCII text or bytes; anything else fails.
     """
@@ -186,7 +173,7 @@ def _matches(message: Mapping, pads: tuple[Any, Any]) -> bool:
         old_sig = old_sig.encode('ascii')
     elif not isinstance(old_sig, bytes):
         return False
-    new_sig = _hexdigest(pads, _payload(message)).encode('ascii')
+    new_sig = _hexdigest(keyed, _payload(message)).encode('ascii')
     return hmac.compare_digest(new_sig, old_sig)
 
 
@@ -206,8 +193,8 @@ def compute_signatures(messages: Iterable[dict],
     """Return :func:`compute_signature` of each message, keyed once."""
     if not secret:
         return ['' for _ in messages]
-    pads = _keyed(secret)
-    return [_hexdigest(pads, _payload(message)) for message in messages]
+    keyed = _keyed(secret)
+    return [_hexdigest(keyed, _payload(message)) for message in messages]
 
 
 def verify_signature(message: dict, secret: str | bytes | None) -> bool:
@@ -225,8 +212,8 @@ def verify_signatures(messages: Iterable[dict],
     """Return :func:`verify_signature` of each message, keyed once."""
     if not secret:
         return [True for _ in messages]
-    pads = _keyed(secret)
-    return [_matches(message, pads) for message in messages]
+    keyed = _keyed(secret)
+    return [_matches(message, keyed) for message in messages]
 
 
 def meter_message_from_counter(sample: Any, secret: str | bytes | None,
