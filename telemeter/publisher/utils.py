@@ -8,12 +8,13 @@ the top-level ``message_signature``, the MAC is fed ``str(name)`` then
 
 Signing is on the hot path (once per sample in the notification agent, once
 per sample in the collector), so the message is rendered in one pass into
-one string for a MAC keyed once per secret and copied per message. That fast path takes plain
-dicts with ``str`` keys whose values are ``str``, ``int``, ``float``,
-``bool``, ``None``, plain lists and tuples, plain dicts (recursively) or any
-other non-container object; anything else (another key type, a subclass of
-dict, list or tuple, a ``message_signature`` that is neither text nor bytes)
-goes through the generic path, a direct transcription of the rule.
+one string for a MAC keyed once per secret and copied per message. That
+fast path takes plain dicts with ``str`` keys whose values are ``str``,
+``int``, ``float``, ``bool``, ``None``, plain lists and tuples, plain dicts
+(recursively) or any other non-container object; anything else (another
+key type, a subclass of dict, list or tuple, a ``message_signature`` that
+is neither text nor bytes) goes through the generic path, a direct
+transcription of the rule.
 """
 
 from __future__ import annotations
