@@ -193,12 +193,15 @@ def test_the_consumer_declares_what_the_driver_declares(bus):
                           group='oslo_messaging_rabbit')
     context = bus.transport._driver._get_connection(
         rpc_common.PURPOSE_LISTEN)
+    # An exchange of its own: a durable one would clash with the
+    # non-durable exchanges other tests declare under the same name.
+    exchange = f'{bus.topic}-durable'
     try:
         conn = context.connection
-        conn.declare_topic_consumer('telemeter', f'{bus.topic}.info',
+        conn.declare_topic_consumer(exchange, f'{bus.topic}.info',
                                     callback=lambda message: None)
         theirs = next(iter(conn._consumers))
-        ours = rabbit.topic_consumer(conn, list.append, 'telemeter',
+        ours = rabbit.topic_consumer(conn, list.append, exchange,
                                      f'{bus.topic}.info')
         for attribute in ('queue_name', 'exchange_name', 'routing_key',
                           'type', 'durable', 'exchange_auto_delete',
@@ -207,4 +210,6 @@ def test_the_consumer_declares_what_the_driver_declares(bus):
                 attribute)
         assert ours.durable is True
     finally:
+        context.connection.channel.queue_delete(f'{bus.topic}.info')
+        context.connection.channel.exchange_delete(exchange)
         context.close()
