@@ -83,6 +83,22 @@ def get_batch_notification_listener(transport: oslo_messaging.Transport,
         batch_timeout=batch_timeout, serializer=NoOpSerializer())
 
 
+def send_notification(transport: oslo_messaging.Transport,
+                      target: oslo_messaging.Target, message: dict,
+                      version: float = 2.0, retry: int | None = None
+                      ) -> None:
+    """Put one notification dict (``priority``, ``payload``, ...) on the
+    bus as a ``messagingv2`` (2.0) or ``messaging`` (1.0) Notifier would.
+
+    Unlike the Notifier, a failure raises ``MessageDeliveryFailure``.
+    """
+    if version == 2.0 and rabbit.supports(transport):
+        rabbit.notify(transport, target, message, retry=retry)
+        return
+    transport._send_notification(target, {}, message, version=version,
+                                 retry=retry)
+
+
 def stop_listeners(listeners: list[Any]) -> None:
     """Stop consuming on every listener, then wait for the batches in
     flight (their messages are acknowledged only once handled)."""

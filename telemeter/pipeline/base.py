@@ -91,6 +91,26 @@ def check_source_filtering(data: list | None, d_type: str) -> None:
         raise ValueError(f'Included {d_type} specified with wildcard')
 
 
+class NameFilter:
+    """:func:`is_supported` of one validated match list, remembered per
+    name (a cloud has a few hundred meter names and event types)."""
+
+    LIMIT = 4096
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = patterns
+        self._known: dict[str, bool] = {}
+
+    def __call__(self, name: str) -> bool:
+        try:
+            return self._known[name]
+        except KeyError:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            verdict = self._known[name] = is_supported(self.patterns, name)
+            return verdict
+
+
 def is_supported(patterns: list[str], name: str) -> bool:
     """Whether ``name`` passes a validated match list."""
     if any(fnmatch.fnmatchcase(name, p[1:]) for p in patterns

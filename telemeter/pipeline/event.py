@@ -20,9 +20,7 @@ class EventSource(PipelineSource):
         super().__init__(cfg)
         self.events = cfg.get('events')
         self.check_source_filtering(self.events, 'events')
-
-    def support_event(self, event_type: str) -> bool:
-        return base.is_supported(self.events, event_type)
+        self.support_event = base.NameFilter(self.events)
 
 
 class EventSink(Sink):

@@ -35,9 +35,7 @@ class SampleSource(PipelineSource):
         except KeyError as err:
             raise base.PipelineException('Missing meters value', cfg) from err
         self.check_source_filtering(self.meters, 'meters')
-
-    def support_meter(self, meter_name: str) -> bool:
-        return base.is_supported(self.meters, meter_name)
+        self.support_meter = base.NameFilter(self.meters)
 
 
 class Sink:

@@ -45,7 +45,10 @@ POLICIES = ('default', 'drop', 'queue')
 # Notifier drivers that put messages on the transport, and their format.
 _WIRE_VERSIONS = {'messagingv2': 2.0, 'messaging': 1.0}
 _OWN_PARAMS = ('topic', 'driver', 'policy', 'max_queue_length', 'max_retry',
-               'per_meter_topic')
+               'per_meter_topic', 'max_per_message')
+#: Datapoints one bus message carries at most (``max_per_message``): the
+#: collector's batches, memory and requeues are counted in messages.
+MAX_PER_MESSAGE = 100
 
 
 class DeliveryFailure(Exception):
@@ -75,6 +78,8 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
             options.get('max_queue_length', [1024])[-1])
         self.per_meter_topic = bool(int(
             options.get('per_meter_topic', [0])[-1]))
+        self.max_per_message = max(1, int(
+            options.get('max_per_message', [MAX_PER_MESSAGE])[-1]))
         self.local_queue: list[tuple[str, list[dict]]] = []
         self._queue_lock = threading.Lock()
 
@@ -121,15 +126,20 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
                    'timestamp': str(timeutils.utcnow())}
         for topic in self.topics:
             try:
-                self.transport._send_notification(
-                    oslo_messaging.Target(topic=f'{topic}.sample'), {},
-                    message, version=version, retry=self.retry)
+                messaging.send_notification(
+                    self.transport,
+                    oslo_messaging.Target(topic=f'{topic}.sample'), message,
+                    version=version, retry=self.retry)
             except oslo_messaging.MessageDeliveryFailure as err:
                 raise DeliveryFailure(str(err), err) from err
 
     def _enqueue(self, entries: list[tuple[str, list[dict]]]) -> None:
+        size = self.max_per_message
         with self._queue_lock:
-            self.local_queue.extend(entries)
+            for event_type, payload in entries:
+                self.local_queue.extend(
+                    (event_type, payload[start:start + size])
+                    for start in range(0, len(payload), size))
         self.flush()
 
     def flush(self) -> None:

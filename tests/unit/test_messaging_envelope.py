@@ -1,6 +1,8 @@
 """telemeter.messaging.envelope reads bodies as oslo.messaging does."""
 
+import datetime
 import json
+import uuid
 
 import pytest
 from oslo_messaging._drivers import amqp as rpc_amqp
@@ -88,3 +90,23 @@ def test_nan_and_infinity_are_read_as_python_reads_them():
 def test_malformed_bodies_say_what_is_wrong(body, reason):
     with pytest.raises(envelope.MalformedMessage, match=reason):
         envelope.decode(body)
+
+
+@pytest.mark.parametrize('message', [
+    {'payload': [{'counter_volume': 1.5, 'resource_metadata': {
+        'nested': {'a': [1, 2, None]}, 'text': 'é \u2028 "quoted"'}}]},
+    {'payload': {'when': datetime.datetime(2026, 1, 2, 3, 4, 5, 6)}},
+    {'payload': {'big': 2 ** 70, 'small': -2 ** 70}},
+    {'payload': {1: 'int key', 'set': {3}}},
+    {'payload': {'id': uuid.UUID(int=5), 'tuple': (1, 'a')}},
+])
+def test_dumps_gives_the_objects_oslo_serialization_gives(message):
+    ours = json.loads(envelope.dumps(message))
+    assert ours == json.loads(jsonutils.dumps(message))
+
+
+def test_wrap_is_the_oslo_envelope():
+    message = {'priority': 'SAMPLE', 'payload': [{'a': 1}]}
+    wrapped = envelope.wrap(message)
+    assert rpc_common.deserialize_msg(json.loads(json.dumps(wrapped))) == \
+        message

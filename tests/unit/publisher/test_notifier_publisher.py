@@ -184,3 +184,20 @@ def test_other_notifier_drivers_go_through_the_notifier(conf,
     assert [e for e, _ in sent] == ['metering']
     assert publisher.retry == 1
     assert _publisher(conf, 'notifier://').retry is None
+
+
+def test_large_batches_go_out_in_messages_of_max_per_message(conf):
+    publisher = _publisher(conf, 'notifier://?max_per_message=2')
+    sent = []
+    publisher._send = lambda event_type, payload: sent.append(
+        [m['counter_name'] for m in payload])
+    publisher.publish_samples(_samples('a', 'b', 'c', 'd', 'e'))
+    assert sent == [['a', 'b'], ['c', 'd'], ['e']]
+
+
+def test_default_message_size_and_url_parameter_not_passed_on(conf):
+    assert _publisher(conf).max_per_message == notifier.MAX_PER_MESSAGE
+    publisher = _publisher(
+        conf, 'notifier://guest:guest@localhost:5672/?max_per_message=7')
+    assert publisher.max_per_message == 7
+    assert 'max_per_message' not in str(publisher.transport._driver._url)
