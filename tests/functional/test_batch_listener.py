@@ -213,3 +213,34 @@ def test_the_consumer_declares_what_the_driver_declares(bus):
         context.connection.channel.queue_delete(f'{bus.topic}.info')
         context.connection.channel.exchange_delete(exchange)
         context.close()
+
+
+def test_fast_sends_are_read_by_oslo_messaging_itself(bus):
+    """What telemeter puts on the bus is what a Notifier would: an
+    oslo.messaging listener (Ceilometer's, say) reads it unchanged."""
+    received = []
+    done = threading.Event()
+
+    class Plain:
+        def sample(self, ctxt, publisher_id, event_type, payload, metadata):
+            received.append((publisher_id, event_type, payload,
+                             metadata['message_id']))
+            done.set()
+
+    listener = oslo_messaging.get_notification_listener(
+        bus.transport, bus.targets, [Plain()], executor='threading')
+    listener.start()
+    try:
+        payload = [{'counter_name': 'cpu', 'counter_volume': 1.5,
+                    'resource_metadata': {'é': ['x', None, 2 ** 40]}}]
+        messaging.send_notification(
+            bus.transport, oslo_messaging.Target(topic=f'{bus.topic}.sample'),
+            {'message_id': 'm-1', 'publisher_id': 'telemetry.publisher.h',
+             'event_type': 'metering', 'priority': 'SAMPLE',
+             'payload': payload, 'timestamp': '2026-01-01 00:00:00'})
+        assert done.wait(30)
+    finally:
+        listener.stop()
+        listener.wait()
+    assert received == [('telemetry.publisher.h', 'metering', payload,
+                         'm-1')]
