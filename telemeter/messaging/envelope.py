@@ -56,9 +56,14 @@ class MalformedMessage(ValueError):
 
 
 # orjson reads integers of 20 digits or more as floats, where json keeps
-# them exact: a body with such a digit run is left to json.
-_DIGITS_ONLY = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
-_LONG_NUMBER = b'0' * 20
+# them exact: a body with such a number is left to json. A JSON number
+# follows one of ``:[,-`` or white space; digits map to '0', those
+# characters to '+' and the rest to ' ', so hex ids and signatures (digits
+# among letters) do not count as numbers.
+_NUMBER_STARTS = frozenset(b':[,- \t\r\n')
+_DIGITS_ONLY = bytes(48 if 48 <= i <= 57 else 43 if i in _NUMBER_STARTS
+                     else 32 for i in range(256))
+_LONG_NUMBER = b'+' + b'0' * 20
 
 
 def _loads(text: bytes | str) -> Any:

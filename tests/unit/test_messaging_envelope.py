@@ -110,3 +110,15 @@ def test_wrap_is_the_oslo_envelope():
     wrapped = envelope.wrap(message)
     assert rpc_common.deserialize_msg(json.loads(json.dumps(wrapped))) == \
         message
+
+
+@pytest.mark.parametrize('body, python_parser', [
+    (b'{"a": 12345678901234567890}', True),
+    (b'{"a":[-12345678901234567890]}', True),
+    (b'{"a": 1234567890123456789}', False),
+    # Digits inside hex ids and signatures are not numbers.
+    (b'{"sig": "ab12345678901234567890cd"}', False),
+    ('{"a": 1}', True),  # text, not bytes
+])
+def test_long_numbers_choose_python_parser(body, python_parser):
+    assert (envelope.parser_for(body) is json.loads) == python_parser
