@@ -416,6 +416,15 @@ def is_flat(growth: float | None, offered_per_s: float) -> bool | None:
     return abs(growth) <= 0.02 * offered_per_s + 1.0
 
 
+def after_rate(times: Sequence[float], start: float) -> float:
+    """Events per second from ``start`` to the last event after it (the
+    drain rate; 0 when nothing happened after ``start``)."""
+    later = [t for t in times if t >= start]
+    if not later or max(later) <= start:
+        return 0.0
+    return len(later) / (max(later) - start)
+
+
 def window_rate(times: Iterable[float], start: float, end: float) -> float:
     """Events per second in ``[start, end)``."""
     if end <= start:
@@ -1008,6 +1017,7 @@ class ProcRecord:
     peak_hwm_mb: float = 0.0
     last_rss_mb: float = 0.0
     cpu_s: float = 0.0
+    cpu_base: float = 0.0
     cpu_at: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
@@ -1017,12 +1027,18 @@ class ProcWatch:
     def __init__(self) -> None:
         self.roots: dict[str, int] = {}
         self.records: dict[str, dict[int, ProcRecord]] = {}
+        self.baseline: set[str] = set()
         self._lock = threading.Lock()
 
-    def track(self, name: str, root: int) -> None:
+    def track(self, name: str, root: int, baseline: bool = False) -> None:
+        """Watch ``root`` and its descendants as ``name``; with
+        ``baseline`` (a server that ran before) CPU counts from the first
+        sight of each process."""
         with self._lock:
             self.roots[name] = root
             self.records.setdefault(name, {})
+            if baseline:
+                self.baseline.add(name)
 
     def sample(self) -> None:
         """Read /proc for every process of every tracked daemon."""
@@ -1040,7 +1056,8 @@ class ProcWatch:
         if record is None:
             record = self.records[name][pid] = ProcRecord(
                 pid=pid, label=proc.label,
-                role='master' if pid == root else 'worker')
+                role='master' if pid == root else 'worker',
+                cpu_base=proc.cpu_s if name in self.baseline else 0.0)
         record.label = proc.label or record.label
         record.peak_rss_mb = max(record.peak_rss_mb, proc.rss_mb)
         record.peak_hwm_mb = max(record.peak_hwm_mb, proc.hwm_mb)
@@ -1069,10 +1086,11 @@ class ProcWatch:
                                key=lambda r: (r.role != 'master', r.pid))
                 result[name] = {
                     'processes': [dataclasses.asdict(r) for r in procs],
-                    'cpu_s': round(sum(r.cpu_s for r in procs), 2),
+                    'cpu_s': round(sum(r.cpu_s - r.cpu_base
+                                       for r in procs), 2),
                     'cpu_s_window': round(sum(
                         r.cpu_at.get('window_end', r.cpu_s)
-                        - r.cpu_at.get('window_start', 0.0)
+                        - r.cpu_at.get('window_start', r.cpu_base)
                         for r in procs), 2),
                     'peak_rss_mb_sum': round(sum(
                         r.peak_rss_mb for r in procs), 1),
@@ -1236,7 +1254,18 @@ class Services:
         self.env = dict(os.environ, TELEMETER_SERVICES_DIR=state_dir,
                         TELEMETER_RABBIT_PORT=str(rabbit_port),
                         TELEMETER_PG_PORT=str(pg_port))
+        self.state_dir = Path(state_dir)
+        self.ports = {'rabbitmq': rabbit_port, 'postgresql': pg_port}
         self.started: list[str] = []
+
+    def pid(self, service: str) -> int | None:
+        """The launcher PID services.sh recorded for ``service``."""
+        path = (self.state_dir / f'{service}-{self.ports[service]}'
+                / 'launcher.pid')
+        try:
+            return int(path.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def _run(self, *args: str, check: bool = True,
              capture: bool = True) -> subprocess.CompletedProcess:
@@ -1688,6 +1717,7 @@ class Run:
         if not admin_url:
             self.services.ensure('postgresql')
             admin_url = self.services.url('postgresql')
+        self.track_servers()
         self.db = ScratchDatabase(admin_url, f'telemeter_e2e_{self.tag}')
         self.db.create()
         say(f'scratch database {self.db.name} created')
@@ -1703,6 +1733,16 @@ class Run:
         self.check_queues_empty()
         if self.args.mode == 'notifications':
             self.dryrun = self.run_dryrun()
+
+    def track_servers(self) -> None:
+        """CPU and RSS of the servers of services.sh (when used): where
+        the two cores go besides the daemons."""
+        servers = [('rabbitmq', not self.args.transport_url),
+                   ('postgresql', not self.args.database_url)]
+        for service, ours in servers:
+            pid = self.services.pid(service) if ours else None
+            if pid is not None:
+                self.procs.track(service, pid, baseline=True)
 
     def dbsync(self) -> None:
         say('telemeter-dbsync')
@@ -1818,6 +1858,8 @@ class Run:
             f'{self.args.rate or "as fast as the sender can"}')
         self.sender = SenderGroup(self.args, self.config, self.id_prefix,
                                   seconds, self.log_dir)
+        for index, member in enumerate(self.sender.members):
+            self.procs.track(f'sender-{index}', member.process.pid)
         self.monitor_until(lambda: not self.sender.running(),
                            seconds + 120, phase='load')
         if self.sender.running():
@@ -2126,9 +2168,8 @@ def build_report(run: Run, scan: StorageScan) -> dict[str, Any]:
                 scan.all_recorded, *window), 1),
             'samples_cv_5s_bins_window': _round(variation(bins5), 3),
             'samples_5s_bins_window': bins5,
-            'samples_per_s_after_send': round(window_rate(
-                scan.all_recorded, times.send_end,
-                times.drained or times.end), 1),
+            'samples_per_s_after_send': round(
+                after_rate(scan.all_recorded, times.send_end), 1),
             'events_rows': scan.events,
             'events_by_type': scan.events_by_type,
             'events_per_s_window': round(counter_rate(event_series,
@@ -2249,10 +2290,13 @@ def print_report(report: dict[str, Any]) -> None:
                 for n, q in final.items() if q['ready'] or q['unacked']}
         print(f'after the drain (rabbitmqctl, ready + unacked): '
               f'{held or "every queue empty"}')
-    print(f'daemons [load {load.get("end")}]:')
+    print(f'processes (daemons, senders, servers) [load {load.get("end")}]'
+          f':')
     for name, d in report['daemons'].items():
         print(f"  {name}: CPU {d['cpu_s']:.1f} s ({d['cpu_s_window']:.1f} s"
               f" in the window), peak RSS sum {d['peak_rss_mb_sum']:.0f} MB")
+        if not name.startswith('telemeter-'):
+            continue
         for p in d['processes']:
             print(f"    {p['role']:6} pid {p['pid']:>7}: peak RSS "
                   f"{p['peak_rss_mb']:.0f} MB (VmHWM {p['peak_hwm_mb']:.0f}"

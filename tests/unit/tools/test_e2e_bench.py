@@ -263,6 +263,27 @@ def test_window_rate_counts_half_open_window():
     assert bench.window_rate(times, 20.0, 20.0) == 0.0
 
 
+def test_after_rate_runs_to_the_last_event():
+    assert bench.after_rate([1.0, 5.0, 6.0, 10.0], 5.0) == pytest.approx(
+        3 / 5)
+    assert bench.after_rate([1.0, 2.0], 5.0) == 0.0
+
+
+def test_proc_watch_reads_this_process():
+    watch = bench.ProcWatch()
+    watch.track('me', __import__('os').getpid(), baseline=True)
+    watch.sample()
+    watch.mark('window_start')
+    sum(range(200_000))
+    watch.sample()
+    watch.mark('window_end')
+    summary = watch.summary()['me']
+    [me] = [p for p in summary['processes'] if p['role'] == 'master']
+    assert me['peak_rss_mb'] > 10
+    assert me['peak_hwm_mb'] >= me['peak_rss_mb'] - 1
+    assert 0 <= summary['cpu_s_window'] <= summary['cpu_s'] + 0.01
+
+
 def test_binned_and_variation():
     times = [0.1, 0.2, 1.5, 2.2, 2.3, 2.4, 3.9]
     assert bench.binned(times, 0.0, 3.0) == [2, 1, 3]
