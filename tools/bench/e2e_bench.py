@@ -83,9 +83,17 @@ What is measured, and how
   one per id; samples the transformers derive have ids of their own and
   are counted apart, against the number the packaged pipeline should
   derive); in notifications mode from the expected counts;
-* RSS (current and peak VmHWM) and CPU seconds (utime + stime) of every
-  process of each daemon (cotyledon master and workers), from /proc every
-  second; load average at start and end and with every figure.
+* RSS (peak per process, its VmHWM, and the peak of the sum over all of
+  a daemon's processes at one moment) and CPU seconds (utime + stime,
+  whole run and window) of every process of each daemon (cotyledon master
+  and workers), of the sender(s) and of the servers services.sh runs,
+  from /proc every second (RSS counts shared memory in every process:
+  PostgreSQL's shared buffers make its sum an overstatement);
+* the load average (and CPU pressure, PSI avg10) on every progress line
+  and with every figure, and the cores the whole machine, the bench's
+  processes and everything else used in the window (from /proc/stat):
+  the box is shared, so the "others" figure says how much the run was
+  disturbed.
 
 Profiling a daemon during a run: the worker PIDs are printed once the
 daemons are up; ``py-spy record --pid <worker pid> -d 30 -o worker.svg``
@@ -206,9 +214,25 @@ def loadavg() -> str:
         return ' '.join(stream.read().split()[:3])
 
 
-def load1() -> float:
-    """The one-minute load average."""
-    return float(loadavg().split()[0])
+def cpu_pressure() -> str:
+    """``psi N%``: share of the last 10 s some task waited for a CPU
+    (empty where the kernel has no /proc/pressure)."""
+    try:
+        with open('/proc/pressure/cpu') as stream:
+            first = stream.readline().split()
+    except OSError:
+        return ''
+    fields = dict(f.split('=', 1) for f in first[1:] if '=' in f)
+    return f" psi {float(fields.get('avg10', 0)):.0f}%"
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    with open('/proc/stat') as stream:
+        values = [int(v) for v in stream.readline().split()[1:9]]
+    total = sum(values)
+    idle = values[3] + values[4]
+    return (total - idle) / CLK_TCK, total / CLK_TCK
 
 
 def utc_epoch(value: datetime.datetime) -> float:
@@ -1028,6 +1052,7 @@ class ProcWatch:
         self.roots: dict[str, int] = {}
         self.records: dict[str, dict[int, ProcRecord]] = {}
         self.baseline: set[str] = set()
+        self.tree_peak: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def track(self, name: str, root: int, baseline: bool = False) -> None:
@@ -1045,13 +1070,17 @@ class ProcWatch:
         parents = parent_map()
         with self._lock:
             for name, root in self.roots.items():
+                now = 0.0
                 for pid in descendants(root, parents):
-                    self._update(name, root, pid)
+                    now += self._update(name, root, pid)
+                self.tree_peak[name] = max(self.tree_peak.get(name, 0.0),
+                                           now)
 
-    def _update(self, name: str, root: int, pid: int) -> None:
+    def _update(self, name: str, root: int, pid: int) -> float:
+        """Record one process; return its RSS (MB) now."""
         proc = read_proc(pid)
         if proc is None:
-            return
+            return 0.0
         record = self.records[name].get(pid)
         if record is None:
             record = self.records[name][pid] = ProcRecord(
@@ -1063,6 +1092,7 @@ class ProcWatch:
         record.peak_hwm_mb = max(record.peak_hwm_mb, proc.hwm_mb)
         record.last_rss_mb = proc.rss_mb
         record.cpu_s = proc.cpu_s
+        return proc.rss_mb
 
     def mark(self, label: str) -> None:
         """Remember every process's CPU seconds now (e.g. at the window
@@ -1092,8 +1122,8 @@ class ProcWatch:
                         r.cpu_at.get('window_end', r.cpu_s)
                         - r.cpu_at.get('window_start', r.cpu_base)
                         for r in procs), 2),
-                    'peak_rss_mb_sum': round(sum(
-                        r.peak_rss_mb for r in procs), 1),
+                    'peak_rss_mb_tree': round(
+                        self.tree_peak.get(name, 0.0), 1),
                     'peak_hwm_mb_max': round(max(
                         (r.peak_hwm_mb for r in procs), default=0.0), 1),
                 }
@@ -1495,8 +1525,8 @@ _T0 = time.monotonic()
 
 def say(message: str) -> None:
     """A progress line with the time since start and the load average."""
-    print(f'[e2e +{time.monotonic() - _T0:6.1f}s load {loadavg()}] '
-          f'{message}', flush=True)
+    print(f'[e2e +{time.monotonic() - _T0:6.1f}s load {loadavg()}'
+          f'{cpu_pressure()}] {message}', flush=True)
 
 
 # ------------------------------------------------------- the sender proc
@@ -1693,6 +1723,7 @@ class Run:
         self.counts: list[tuple[float, int, int]] = []
         self.times = Timeline()
         self.load: dict[str, str] = {}
+        self.machine: dict[str, tuple[float, float]] = {}
         self.managed_broker = False
         self.dryrun: dict[str, dict[str, int]] | None = None
         self.amqp: AmqpProbe | None = None
@@ -1908,7 +1939,8 @@ class Run:
                            + self.args.duration)):
             if label not in self.load and now >= at:
                 self.procs.mark(label)
-                self.load[label] = loadavg()
+                self.load[label] = loadavg() + cpu_pressure()
+                self.machine[label] = machine_cpu()
 
     def sample_once(self) -> None:
         assert self.counter is not None
@@ -2178,6 +2210,7 @@ def build_report(run: Run, scan: StorageScan) -> dict[str, Any]:
         },
         'queues': queue_report(run.queues.copy() if run.queues else [],
                                window, times.start, offered_msgs),
+        'machine_cpu_window': machine_share(run),
         'queues_after_drain_rabbitmqctl': run.final_queues,
         'drained': times.drained is not None,
         'daemons': run.procs.summary(),
@@ -2190,6 +2223,23 @@ def build_report(run: Run, scan: StorageScan) -> dict[str, Any]:
     else:
         report['delivery'] = notification_delivery(run, final, scan)
     return report
+
+
+def machine_share(run: Run) -> dict[str, float] | None:
+    """Cores busy in the window: the whole machine, the processes the
+    bench watched, and the rest (other users of a shared box)."""
+    start, end = (run.machine.get('window_start'),
+                  run.machine.get('window_end'))
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    cores = os.cpu_count() or 1
+    wall = (end[1] - start[1]) / cores
+    busy = (end[0] - start[0]) / wall
+    ours = sum(d['cpu_s_window']
+               for d in run.procs.summary().values()) / wall
+    return {'cores': cores, 'busy_cores': round(busy, 2),
+            'bench_processes_cores': round(ours, 2),
+            'other_cores': round(busy - ours, 2)}
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -2290,11 +2340,17 @@ def print_report(report: dict[str, Any]) -> None:
                 for n, q in final.items() if q['ready'] or q['unacked']}
         print(f'after the drain (rabbitmqctl, ready + unacked): '
               f'{held or "every queue empty"}')
+    share = report.get('machine_cpu_window')
+    if share:
+        print(f"CPU in the window: {share['busy_cores']} of "
+              f"{share['cores']} cores busy, {share['bench_processes_cores']}"
+              f" by the processes below, {share['other_cores']} by others")
     print(f'processes (daemons, senders, servers) [load {load.get("end")}]'
           f':')
     for name, d in report['daemons'].items():
         print(f"  {name}: CPU {d['cpu_s']:.1f} s ({d['cpu_s_window']:.1f} s"
-              f" in the window), peak RSS sum {d['peak_rss_mb_sum']:.0f} MB")
+              f" in the window), peak RSS of all its processes at once "
+              f"{d['peak_rss_mb_tree']:.0f} MB")
         if not name.startswith('telemeter-'):
             continue
         for p in d['processes']:
