@@ -1361,9 +1361,10 @@ class ScratchDatabase:
         except Exception as err:
             raise BenchError(
                 f'cannot create database {self.name} with '
-                f'{self.admin_url.render_as_string()}: {err}\nGive '
-                f'--database-url an account that may CREATE DATABASE') \
-                from err
+                f'{self.admin_url.render_as_string()}: {err}\nCheck that '
+                f'the server runs and that the account of --database-url '
+                f'may CREATE DATABASE (or leave --database-url out: the '
+                f'bench then starts PostgreSQL itself)') from err
         finally:
             engine.dispose()
         self.created = True
@@ -2221,7 +2222,15 @@ def build_report(run: Run, scan: StorageScan) -> dict[str, Any]:
         report['stored']['polled_samples_per_s_window'] = round(
             window_rate(scan.own_recorded, *window), 1)
     else:
-        report['delivery'] = notification_delivery(run, final, scan)
+        delivery = notification_delivery(run, final, scan)
+        report['delivery'] = delivery
+        expected = delivery.get('expected_telemeter_dryrun',
+                               delivery['expected_ceilometer'])
+        offered = report['offered']
+        offered['expected_samples_per_s_whole_send'] = round(
+            expected['samples'] / send_seconds, 1)
+        offered['expected_events_per_s_whole_send'] = round(
+            expected['events'] / send_seconds, 1)
     return report
 
 
@@ -2310,11 +2319,17 @@ def print_report(report: dict[str, Any]) -> None:
     unit = offered['unit']
     print()
     print(f"== e2e bench {report['tag']} ({report['mode']}) {at}")
-    print(f"offered: {fmt_int(offered['total'])} {unit} "
-          f"({fmt_int(offered['notifications'])} notifications), "
+    notes = (f" ({fmt_int(offered['notifications'])} notifications)"
+             if unit == 'samples' else '')
+    print(f"offered: {fmt_int(offered['total'])} {unit}{notes}, "
           f"{offered['per_s_whole_send']:,.1f} {unit}/s over the send, "
           f"{offered['per_s_window']:,.1f}/s in the window; "
           f"{offered['send_errors']} send errors")
+    if 'expected_samples_per_s_whole_send' in offered:
+        samples = offered['expected_samples_per_s_whole_send']
+        events = offered['expected_events_per_s_whole_send']
+        print(f'  i.e. {samples:,.1f} samples/s and {events:,.1f} events/s'
+              f' to store (telemeter dry run counts)')
     print(f"stored, steady window: {stored['samples_per_s_window']:,.1f} "
           f"samples/s (CV of 5 s bins {stored['samples_cv_5s_bins_window']}"
           f"), {stored['events_per_s_window']:,.1f} events/s "
@@ -2486,7 +2501,9 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args)
     run.times.start = time.time()
     run.load['start'] = loadavg()
+    # SIGINT too: a shell's background job starts with it ignored.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     status = 0
     try:
         run.setup()
@@ -2508,6 +2525,9 @@ def main(argv: list[str] | None = None) -> int:
         say('interrupted: stopping everything this run started')
         status = 130
     finally:
+        # A second Ctrl-C must not leave servers or daemons behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         run.cleanup()
     return status
 
