@@ -7,6 +7,7 @@ import collections
 import dataclasses
 import os
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from .machine import CLK_TCK
@@ -24,6 +25,12 @@ class ProcSample:
     cpu_s: float
 
 
+def stat_fields(stat: str) -> list[str]:
+    """The fields of a /proc/<pid>/stat line after the command name
+    (which may hold spaces and parentheses): state, ppid, ..."""
+    return stat[stat.rindex(')') + 2:].split()
+
+
 def read_proc(pid: int) -> ProcSample | None:
     """RSS, peak RSS (VmHWM), CPU seconds and command line of ``pid``."""
     try:
@@ -35,7 +42,7 @@ def read_proc(pid: int) -> ProcSample | None:
             cmdline = stream.read()
     except OSError:
         return None
-    fields = stat[stat.rindex(')') + 2:].split()
+    fields = stat_fields(stat)
     memory = {}
     for line in status.splitlines():
         if line.startswith(('VmRSS:', 'VmHWM:')):
@@ -59,7 +66,7 @@ def parent_map() -> dict[int, int]:
                 stat = stream.read()
         except OSError:
             continue
-        parents[int(entry)] = int(stat[stat.rindex(')') + 2:].split()[1])
+        parents[int(entry)] = int(stat_fields(stat)[1])
     return parents
 
 
@@ -90,6 +97,11 @@ class ProcRecord:
     cpu_s: float = 0.0
     cpu_base: float = 0.0
     cpu_at: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def masters_first(records: Iterable[ProcRecord]) -> list[ProcRecord]:
+    """A daemon's processes, the master first, then by pid."""
+    return sorted(records, key=lambda r: (r.role != 'master', r.pid))
 
 
 class ProcWatch:
@@ -151,16 +163,14 @@ class ProcWatch:
 
     def pids(self, name: str) -> list[ProcRecord]:
         with self._lock:
-            return sorted(self.records.get(name, {}).values(),
-                          key=lambda r: (r.role != 'master', r.pid))
+            return masters_first(self.records.get(name, {}).values())
 
     def summary(self) -> dict[str, Any]:
         """Per daemon: processes, total CPU, summed and largest peaks."""
         result = {}
         with self._lock:
             for name, records in self.records.items():
-                procs = sorted(records.values(),
-                               key=lambda r: (r.role != 'master', r.pid))
+                procs = masters_first(records.values())
                 result[name] = {
                     'processes': [dataclasses.asdict(r) for r in procs],
                     'cpu_s': round(sum(r.cpu_s - r.cpu_base

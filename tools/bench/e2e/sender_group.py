@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .accounting import merge_ranges
+from .console import tail
 from .rates import counter_at
 
 # The entry point the sender processes run (``e2e_bench.py _sender``).
@@ -84,11 +85,7 @@ class SenderProcess:
             self._stderr.close()
 
     def stderr_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.stderr_path.read_text(errors='replace')
-        except OSError:
-            return ''
-        return '\n'.join(text.splitlines()[-lines:])
+        return tail(self.stderr_path, lines)
 
 
 def merge_series(all_series: Sequence[Sequence[tuple[float, ...]]]
