@@ -25,3 +25,9 @@ def test_queue_report():
     short = queues.queue_report(series, (104.0, 108.0), 100.0, 20.0)['q']
     assert short['growth_per_s_in_window'] is None
     assert short['flat_in_window'] is None
+
+
+def test_queued_keeps_the_queues_that_hold_messages():
+    d = queues.QueueDepth
+    snap = {'a': d(0, 0, 1), 'b': d(3, None, 1), 'c': d(0, 2, 1)}
+    assert queues.queued(snap) == {'b': 3, 'c': 2}

@@ -45,3 +45,8 @@ def test_slope_and_flatness():
     assert rates.is_flat(-3.0, 200.0)
     assert not rates.is_flat(30.0, 200.0)
     assert rates.is_flat(None, 10.0) is None
+
+
+def test_steady_window_follows_the_warmup():
+    assert rates.steady_window(100.0, 10.0, 60.0) == (110.0, 170.0)
+

@@ -3,6 +3,7 @@ on the bus, and its pacing."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -79,3 +80,14 @@ def test_pacer_keeps_the_rate_without_bursting():
     pacer.wait()
     assert sleeps[-1] == pytest.approx(0.25)
     assert sender.Pacer(None).interval == 0.0
+
+
+def test_send_errors_counts_what_oslo_messaging_logs():
+    errors = sender.SendErrors.install()
+    logger = logging.getLogger('oslo_messaging')
+    try:
+        logger.warning('not an error')
+        logger.error('send failed')
+    finally:
+        logger.removeHandler(errors)
+    assert errors.count == 1

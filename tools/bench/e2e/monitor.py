@@ -11,7 +11,8 @@ from .console import fmt_int, say, tail
 from .errors import BenchError
 from .machine import cpu_pressure, loadavg, machine_cpu
 from .packaged import AGENT_QUEUES, COLLECTOR_QUEUES
-from .rates import recent_rate
+from .queues import queued
+from .rates import recent_rate, steady_window
 
 if TYPE_CHECKING:
     from .run import Run
@@ -74,9 +75,8 @@ def mark_window(run: Run, now: float) -> None:
     first = run.sender.first_time() if run.sender else None
     if first is None:
         return
-    for label, at in (('window_start', first + run.args.warmup),
-                      ('window_end', first + run.args.warmup
-                       + run.args.duration)):
+    start, end = steady_window(first, run.args.warmup, run.args.duration)
+    for label, at in (('window_start', start), ('window_end', end)):
         if label not in run.load and now >= at:
             run.procs.mark(label)
             run.load[label] = loadavg() + cpu_pressure()
@@ -108,8 +108,8 @@ def print_progress(run: Run, phase: str) -> None:
     sent = run.sender.latest() if run.sender else (0, 0, 0)
     stored = run.counts[-1] if run.counts else (0, 0, 0)
     rate = recent_rate(run.counts)
-    queues = ', '.join(f'{n} {q.total}' for n, q in sorted(
-        run.queues.latest().items()) if q.total) or 'all empty'
+    queues = ', '.join(f'{n} {total}' for n, total in sorted(
+        queued(run.queues.latest()).items())) or 'all empty'
     unit = 'samples' if run.args.mode == 'polling' else 'notif'
     say(f'{phase}: sent {fmt_int(sent[2])} {unit} | stored '
         f'{fmt_int(stored[1])} samples ({fmt_int(rate)}/s last 10 s), '

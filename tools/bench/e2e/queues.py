@@ -129,6 +129,11 @@ class QueueWatch(threading.Thread):
             return list(self.series)
 
 
+def queued(snap: dict[str, QueueDepth]) -> dict[str, int]:
+    """The queues of a snapshot that hold messages, and how many."""
+    return {n: q.total for n, q in snap.items() if q.total}
+
+
 def queue_report(series: list[tuple[float, dict[str, QueueDepth]]],
                  window: tuple[float, float], origin: float,
                  offered_msgs_per_s: float) -> dict[str, Any]:

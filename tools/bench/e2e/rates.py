@@ -97,6 +97,15 @@ def window_rate(times: Iterable[float], start: float, end: float) -> float:
     return count_in_window(times, start, end) / (end - start)
 
 
+def steady_window(first_sent: float, warmup: float,
+                  duration: float) -> tuple[float, float]:
+    """The window the figures are taken over: the ``duration`` seconds
+    after the ``warmup`` seconds that follow the first notification
+    sent."""
+    start = first_sent + warmup
+    return start, start + duration
+
+
 def recent_rate(counts: Sequence[tuple[float, int, int]],
                 span: float = 10.0) -> float:
     """Stored samples per second over the last ``span`` seconds of the

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .accounting import count_delivery, expected_derived
+from .accounting import Delivery, count_delivery, expected_derived
 from .notification_plan import expected_totals
 from .packaged import is_derived_meter
 from .queues import queue_report
@@ -117,11 +117,17 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def numbered_delivery(final: dict, scan: StorageScan) -> Delivery:
+    """The id ranges the senders sent against the numbered samples
+    stored."""
+    return count_delivery([tuple(r) for r in final['sent_ranges']],
+                          scan.own_seqs)
+
+
 def polling_delivery(final: dict, scan: StorageScan) -> dict[str, Any]:
     """Sent / stored / lost / duplicated of the numbered samples, and the
     derived samples against the packaged pipeline's expectation."""
-    ranges = [tuple(r) for r in final['sent_ranges']]
-    delivery = count_delivery(ranges, scan.own_seqs)
+    delivery = numbered_delivery(final, scan)
     derived = scan.rows - delivery.stored_rows
     return dict(dataclasses.asdict(delivery),
                 derived_rows=derived,
@@ -165,7 +171,6 @@ def notification_delivery(run: Run, final: dict,
         result['lost_events'] = t_events - scan.events
     result['duplicated_samples'] = scan.rows - scan.distinct_ids
     result['duplicated_events'] = scan.events - scan.distinct_events
-    own = count_delivery([tuple(r) for r in final['sent_ranges']],
-                         scan.own_seqs)
+    own = numbered_delivery(final, scan)
     result['polled_samples'] = dataclasses.asdict(own)
     return result

@@ -21,8 +21,14 @@ from .errors import BenchError
 from .monitor import monitor_until, wait_ready
 from .notification_plan import run_dryrun
 from .procwatch import ProcWatch
-from .queues import AmqpProbe, QueueDepth, QueueWatch, RabbitmqctlProbe
-from .rates import counts_settled
+from .queues import (
+    AmqpProbe,
+    QueueDepth,
+    QueueWatch,
+    RabbitmqctlProbe,
+    queued,
+)
+from .rates import counts_settled, steady_window
 from .report import build_report
 from .sender_group import SenderGroup
 from .servers import ScratchDatabase, Services, TableCounter
@@ -126,7 +132,7 @@ class Run:
         snap = self.full_snapshot()
         if snap is None:
             snap = self.queues.poll() or {}
-        busy = {n: q.total for n, q in snap.items() if q.total}
+        busy = queued(snap)
         if busy:
             raise BenchError(
                 f'the broker already holds messages: {busy}. They would '
@@ -185,8 +191,8 @@ class Run:
                              + self.sender.stderr_tail())
         first = self.sender.first_time() or time.time()
         self.times.send_start = first
-        self.times.window_start = first + self.args.warmup
-        self.times.window_end = self.times.window_start + self.args.duration
+        self.times.window_start, self.times.window_end = steady_window(
+            first, self.args.warmup, self.args.duration)
         self.times.send_end = self.sender.latest()[0]
         say(f'sender done: {fmt_int(self.sender.final["samples"])} '
             f'{"samples" if self.args.mode == "polling" else "notifications"}'
@@ -204,7 +210,7 @@ class Run:
         def drained() -> bool:
             if self.queues.latest_at() < started:
                 return False
-            if any(q.total for q in self.queues.latest().values()):
+            if queued(self.queues.latest()):
                 return False
             return counts_settled(self.counts, self.args.settle)
 
@@ -220,7 +226,7 @@ class Run:
         if final is not None:
             self.final_queues = {n: dataclasses.asdict(q)
                                  for n, q in sorted(final.items())}
-            held = {n: q.total for n, q in final.items() if q.total}
+            held = queued(final)
             say(f'still queued (ready + unacked): {held or "nothing"}')
 
     def stop_daemons(self) -> None:

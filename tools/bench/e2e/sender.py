@@ -35,6 +35,13 @@ class SendErrors(logging.Handler):
         super().__init__(logging.ERROR)
         self.count = 0
 
+    @classmethod
+    def install(cls) -> SendErrors:
+        """A counter of the errors oslo.messaging logs from now on."""
+        handler = cls()
+        logging.getLogger('oslo_messaging').addHandler(handler)
+        return handler
+
     def emit(self, record: logging.LogRecord) -> None:
         self.count += 1
 
@@ -107,8 +114,7 @@ class StatusWriter:
 def run_polling_sender(args: argparse.Namespace) -> int:
     """The sender process of ``--mode polling``."""
     conf = sender_conf(args.config_file)
-    errors = SendErrors()
-    logging.getLogger('oslo_messaging').addHandler(errors)
+    errors = SendErrors.install()
     notifier = polling_notifier(conf)
     instances = make_instances(args.instances)[args.index::args.senders]
     load = PollingLoad(instances, conf.publisher.telemetry_secret,
@@ -148,8 +154,7 @@ def run_notification_sender(args: argparse.Namespace) -> int:
     peer_dir = Path(args.peer_dir)
     send_mod = load_peer_send(peer_dir)
     sequence = mix_entries(peer_dir, send_mod)
-    errors = SendErrors()
-    logging.getLogger('oslo_messaging').addHandler(errors)
+    errors = SendErrors.install()
     url = conf.transport_url
     sender = send_mod.Sender(url)
     pacer = Pacer(args.rate)
