@@ -50,3 +50,17 @@ def test_slope_and_flatness():
 def test_steady_window_follows_the_warmup():
     assert rates.steady_window(100.0, 10.0, 60.0) == (110.0, 170.0)
 
+
+def test_recent_rate_over_the_last_seconds():
+    counts = [(0.0, 0, 0), (5.0, 100, 0), (10.0, 300, 0), (15.0, 700, 0)]
+    assert rates.recent_rate(counts) == pytest.approx(600 / 10)
+    assert rates.recent_rate(counts, span=100.0) == pytest.approx(700 / 15)
+    assert rates.recent_rate(counts[:1]) == 0.0
+
+
+def test_counts_settled_once_still_for_the_settle_time():
+    moving = [(0.0, 0, 0), (5.0, 10, 1), (10.0, 10, 1)]
+    assert not rates.counts_settled(moving, 10.0)
+    assert rates.counts_settled(moving, 5.0)
+    assert not rates.counts_settled(moving[:1], 5.0)
+    assert not rates.counts_settled([], 1.0)
