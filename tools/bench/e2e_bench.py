@@ -17,9 +17,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-for path in (HERE, REPO):  # the e2e package, then telemeter first
+HERE = Path(__file__).resolve().parent  # holds the e2e package
+REPO = HERE.parents[1]  # telemeter of this checkout before any other
+for path in (HERE, REPO):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
