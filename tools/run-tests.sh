@@ -184,8 +184,8 @@ main() {
     fi
     [ -x "$VENV/bin/python" ] || die "no venv at $VENV: run tools/install.sh"
 
-    banner "ruff check telemeter tests"
-    "$VENV/bin/ruff" check telemeter tests || FAILED+=("ruff check")
+    banner "ruff check telemeter tests tools"
+    "$VENV/bin/ruff" check telemeter tests tools || FAILED+=("ruff check")
 
     check_config_sample || true
 
