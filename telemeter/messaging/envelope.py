@@ -81,8 +81,13 @@ def parser_for(body: bytes | str) -> Callable[[bytes | str], Any]:
     Four times faster than :func:`json.loads` and the same objects: orjson
     for standard JSON, json for what only Python's parser reads alike.
     """
-    if isinstance(body, bytes) and body.translate(_DIGITS_ONLY).find(
-            _LONG_NUMBER) < 0:
+    if isinstance(body, str):
+        # py-amqp hands over text when the sender named an encoding.
+        try:
+            body = body.encode('utf-8')
+        except UnicodeEncodeError:  # lone surrogates: only json reads them
+            return json.loads
+    if body.translate(_DIGITS_ONLY).find(_LONG_NUMBER) < 0:
         return _loads
     return json.loads
 

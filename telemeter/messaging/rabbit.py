@@ -51,9 +51,11 @@ LOG = log.getLogger(__name__)
 
 #: Seconds without a new message after which a partial batch is handed on.
 IDLE_GAP = 0.05
-#: Seconds one wait for the first message of a batch may take, so that
-#: ``stop()`` is noticed.
-POLL_TIMEOUT = 1.0
+#: Seconds one wait for the first message of a batch may take. Short: the
+#: consumers start inside that wait and their first deliveries, which can
+#: fill the prefetch window, are only handed on after it; and ``stop()``
+#: is noticed between waits.
+POLL_TIMEOUT = 0.1
 
 
 def supports(transport: Any) -> bool:

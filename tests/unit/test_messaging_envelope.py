@@ -118,7 +118,9 @@ def test_wrap_is_the_oslo_envelope():
     (b'{"a": 1234567890123456789}', False),
     # Digits inside hex ids and signatures are not numbers.
     (b'{"sig": "ab12345678901234567890cd"}', False),
-    ('{"a": 1}', True),  # text, not bytes
+    ('{"a": 12345678901234567890}', True),  # text, as py-amqp gives
+    ('{"a": 1}', False),
+    ('{"a": "\ud800"}', True),
 ])
 def test_long_numbers_choose_python_parser(body, python_parser):
     assert (envelope.parser_for(body) is json.loads) == python_parser
