@@ -29,7 +29,9 @@ def test_defaults(conf):
     assert conf.meter_dispatchers == ['database']
     assert conf.event_dispatchers == ['database']
     assert conf.collector.udp_address == '0.0.0.0'
-    assert conf.collector.batch_timeout is None
+    # Faster defaults than Ceilometer's (1 message, no timeout).
+    assert conf.collector.batch_size == 50
+    assert conf.collector.batch_timeout == 1
     assert conf.publisher_notifier.metering_topic == 'metering'
     assert conf.publisher.telemetry_secret == ('change this for valid '
                                                'signing')
