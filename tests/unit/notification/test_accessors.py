@@ -1,6 +1,8 @@
 """Compiled JSONPath accessors give exactly what jsonpath-rw-ext gives."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from telemeter.notification import accessors, declarative
 
@@ -85,3 +87,20 @@ def test_first_value_skips_none():
         declarative._PARSER.parse('(payload.b)|(payload.a)')))
     assert first(DOCUMENTS[0]) == 1
     assert first({}) is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(['a', 'b', 'c']), children, max_size=3),
+    max_leaves=10)
+
+
+@given(obj=json_values,
+       fields=st.lists(st.sampled_from(['a', 'b', 'c']), min_size=1,
+                       max_size=5))
+def test_chain_getter_is_the_dotted_path(obj, fields):
+    path = declarative._DottedPath(fields)
+    value = path.get(obj)
+    expected = None if value is declarative._MISSING else value
+    assert path.first(obj) == expected
