@@ -95,7 +95,11 @@ class TraitDefinition:
         value = self.fields.first(notification)
         if value is None:
             return None
-        if self.trait_type != models.Trait.TEXT_TYPE and value == '':
+        if self.trait_type == models.Trait.TEXT_TYPE:
+            if type(value) is str:  # the usual case, as convert_value does
+                return models.Trait(self.name, self.trait_type,
+                                    value[:models.TEXT_MAX_LENGTH])
+        elif value == '':
             return None
         try:
             converted = models.Trait.convert_value(self.trait_type, value)
@@ -144,6 +148,7 @@ class EventDefinition:
         self.traits = {name: TraitDefinition(name, trait_cfg,
                                              plugin_manager)
                        for name, trait_cfg in merged.items()}
+        self.trait_list = list(self.traits.values())
 
     def included_type(self, event_type: str) -> bool:
         return any(fnmatch.fnmatch(event_type, t) for t in self.included)
@@ -164,9 +169,11 @@ class EventDefinition:
         metadata = notification.get('metadata') or {}
         generated = utils.naive_utc(
             utils.parse_isotime(str(metadata['timestamp'])))
-        traits = [trait for trait in (
-            definition.to_trait(notification)
-            for definition in self.traits.values()) if trait is not None]
+        traits = []
+        for definition in self.trait_list:
+            trait = definition.to_trait(notification)
+            if trait is not None:
+                traits.append(trait)
         raw = notification if priority in store_raw else {}
         return models.Event(metadata.get('message_id'),
                             notification['event_type'], generated, traits,
