@@ -157,8 +157,21 @@ class Sample:
         self.timestamp = timestamp
         self.resource_metadata = resource_metadata or {}
         self.source = source or self.SOURCE_DEFAULT
-        self.id = id or new_id()
+        self._id = id or None
         self.monotonic_time = monotonic_time
+
+    @property
+    def id(self) -> str:
+        """The sample's id, :func:`new_id` unless one was given (drawn on
+        first use: notification handlers give most samples an id of their
+        own, see :func:`derived_id`)."""
+        if self._id is None:
+            self._id = new_id()
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
 
     def as_dict(self) -> dict[str, Any]:
         return {

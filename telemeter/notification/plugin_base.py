@@ -15,6 +15,36 @@ from telemeter import sample
 LOG = log.getLogger(__name__)
 
 
+class EventTypeFilter:
+    """An endpoint's ``filter_rule`` on the event type alone.
+
+    It matches as ``oslo_messaging.NotificationFilter(event_type=...)``
+    does (any of the regular expressions, searched from the start) and
+    remembers its verdict per event type.
+    """
+
+    LIMIT = 4096
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.rule = oslo_messaging.NotificationFilter(
+            event_type='|'.join(patterns))
+        self._known: dict[Any, bool] = {}
+
+    def match(self, ctxt: Any, publisher_id: Any, event_type: Any,
+              metadata: Any, payload: Any) -> bool:
+        try:
+            return self._known[event_type]
+        except (KeyError, TypeError):
+            pass
+        verdict = self.rule.match(ctxt, publisher_id, event_type, metadata,
+                                  payload)
+        if isinstance(event_type, str):
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[event_type] = verdict
+        return verdict
+
+
 class NotificationBase(metaclass=abc.ABCMeta):
     """Turns notifications into samples and publishes them.
 
@@ -37,8 +67,7 @@ class NotificationBase(metaclass=abc.ABCMeta):
         #: Notifications that could not be processed (logged and dropped).
         self.failures = 0
         if self.event_types:
-            self.filter_rule = oslo_messaging.NotificationFilter(
-                event_type='|'.join(self.event_types))
+            self.filter_rule = EventTypeFilter(self.event_types)
 
     def get_targets(self, conf: cfg.ConfigOpts) -> list[oslo_messaging.Target]:
         """Every notification topic on every configured exchange."""

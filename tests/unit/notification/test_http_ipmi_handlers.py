@@ -158,3 +158,21 @@ def test_family_absent_gives_nothing_and_not_a_mapping_warns(
 ])
 def test_parse_reading(reading, expected):
     assert ipmi.parse_reading(reading) == expected
+
+
+def test_event_type_filter_matches_like_oslo_and_remembers():
+    import oslo_messaging
+
+    from telemeter.notification import plugin_base
+    patterns = ['hardware.ipmi.*', 'http\\.request']
+    ours = plugin_base.EventTypeFilter(patterns)
+    theirs = oslo_messaging.NotificationFilter(event_type='|'.join(patterns))
+    for event_type in ('hardware.ipmi.metrics', 'http.request',
+                       'http.requests', 'xhttp.request', 'compute.x', None,
+                       3):
+        for _ in range(2):  # the second answer comes from the cache
+            assert ours.match({}, 'p', event_type, {}, {}) == \
+                theirs.match({}, 'p', event_type, {}, {}), event_type
+    assert set(ours._known) == {'hardware.ipmi.metrics', 'http.request',
+                                'http.requests', 'xhttp.request',
+                                'compute.x'}

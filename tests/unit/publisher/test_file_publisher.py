@@ -1,8 +1,12 @@
 """file:// publisher (publishers.md §4)."""
 
 import ast
+import datetime
 import json
 
+import pytest
+
+from telemeter.publisher import file as file_publisher
 from tests.unit.publisher.helpers import event, samples
 
 
@@ -84,3 +88,17 @@ def test_unwritable_path_is_logged(make, tmp_path, caplog):
     publisher = make(f'file://{tmp_path / "missing-dir" / "x.log"}')
     publisher.publish_samples(samples('a'))
     assert 'The file publisher cannot open' in caplog.text
+
+
+@pytest.mark.parametrize('data', [
+    {'name': 'cpu', 'volume': 1.5, 'resource_metadata': {'a': [1, None]}},
+    {'generated': datetime.datetime(2026, 1, 2, 3, 4, 5, 678901),
+     'traits': [{'name': 't', 'dtype': 4,
+                 'value': datetime.datetime(2026, 1, 1)}]},
+    {'big': 2 ** 70, 'text': 'é\u2028"'},
+    {1: 'int key'},
+])
+def test_json_lines_hold_what_json_dumps_holds(data):
+    line = file_publisher.json_line(data)
+    assert '\n' not in line
+    assert json.loads(line) == json.loads(json.dumps(data, default=str))
