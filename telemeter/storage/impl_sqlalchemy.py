@@ -23,13 +23,15 @@ from telemeter.storage.sqlalchemy import (
     events,
     expiry,
     metering,
-    migration,
     statistics,
     tables,
     writer,
 )
 
 LOG = log.getLogger(__name__)
+
+# ``migration`` (Alembic, ~10 MB) is imported by upgrade() and clear() only:
+# the collector never needs it.
 
 
 def _connect(conf: cfg.ConfigOpts, url: str) -> Engine:
@@ -71,10 +73,12 @@ class Connection(base.Connection):
 
     def upgrade(self) -> None:
         """Create or migrate the metering schema (idempotent)."""
+        from telemeter.storage.sqlalchemy import migration
         migration.upgrade(self._engine, migration.METERING)
 
     def clear(self) -> None:
         """Drop every metering table."""
+        from telemeter.storage.sqlalchemy import migration
         migration.drop(self._engine, migration.METERING)
         self._writer.forget_meters()
 
@@ -198,10 +202,12 @@ class EventConnection(base.EventConnection):
 
     def upgrade(self) -> None:
         """Create or migrate the event schema (idempotent)."""
+        from telemeter.storage.sqlalchemy import migration
         migration.upgrade(self._engine, migration.EVENT)
 
     def clear(self) -> None:
         """Drop every event table."""
+        from telemeter.storage.sqlalchemy import migration
         migration.drop(self._engine, migration.EVENT)
         self._store.forget_event_types()
 
