@@ -19,6 +19,8 @@ The public names are also importable from :mod:`telemeter.declarative`.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import re
@@ -224,7 +226,10 @@ def parse_jsonpath(expression: str) -> Any:
     # The ply parser keeps state while parsing: one parse at a time.
     with _PARSER_LOCK:
         if expression not in _PARSED:
-            _PARSED[expression] = _PARSER.parse(expression)
+            # jsonpath-rw-ext's `sub()` prints itself to stdout when parsed;
+            # a daemon's journal has no use for it.
+            with contextlib.redirect_stdout(io.StringIO()):
+                _PARSED[expression] = _PARSER.parse(expression)
     return _PARSED[expression]
 
 
