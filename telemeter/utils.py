@@ -6,6 +6,7 @@ import calendar
 import copy
 import datetime
 import decimal
+import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -153,3 +154,20 @@ def update_nested(original: Mapping, updates: Mapping) -> dict:
         else:
             result[key] = copy.deepcopy(value)
     return result
+
+
+class LazyModule:
+    """A module imported on first attribute access.
+
+    For libraries that only some daemons use but every daemon imports for
+    the options of the module that uses them (pysnmp: 0.1 s and 4.5 MB).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attribute)

@@ -55,3 +55,26 @@ def test_update_nested_deep_merges_without_touching_input():
     merged = utils.update_nested(original, {'a': {'c': 4}, 'e': 5})
     assert merged == {'a': {'b': 1, 'c': 4}, 'd': 3, 'e': 5}
     assert original == {'a': {'b': 1, 'c': 2}, 'd': 3}
+
+
+def test_lazy_module_imports_on_first_use(monkeypatch):
+    import sys
+    monkeypatch.delitem(sys.modules, 'colorsys', raising=False)
+    lazy = utils.LazyModule('colorsys')
+    assert 'colorsys' not in sys.modules
+    assert lazy.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+    assert 'colorsys' in sys.modules
+
+
+def test_daemons_do_not_load_snmp_or_libvirt_for_their_options():
+    import subprocess
+    import sys
+    code = ('import sys, telemeter.cmd; from telemeter import service; '
+            'from oslo_config import cfg; '
+            "service.prepare_service(argv=['x'], config_files=[], "
+            'conf=cfg.ConfigOpts()); '
+            "print(sorted(m for m in ('pysnmp', 'libvirt', 'eventlet', "
+            "'alembic') if sys.modules.get(m)))")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == '[]'

@@ -23,13 +23,18 @@ from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log
-from pysnmp.hlapi.v3arch import asyncio as snmp
-from pysnmp.proto import rfc1902, rfc1905
 
+from telemeter import utils
 from telemeter.polling.dynamic import expression
 from telemeter.polling.hardware import inspector
 
 LOG = log.getLogger(__name__)
+
+# pysnmp is loaded when first used: every daemon imports this module for
+# its options, only the polling agent talks SNMP.
+snmp = utils.LazyModule('pysnmp.hlapi.v3arch.asyncio')
+rfc1902 = utils.LazyModule('pysnmp.proto.rfc1902')
+rfc1905 = utils.LazyModule('pysnmp.proto.rfc1905')
 
 OPTS = [
     cfg.FloatOpt('snmp_timeout', default=1.0, min=0.1,
@@ -43,16 +48,19 @@ MAX_REPETITIONS = 100
 MEMORY_TOTAL_OID = '1.3.6.1.4.1.2021.4.5.0'
 IP_INTERFACE_INDEX_OID = '1.3.6.1.2.1.4.20.1.2'
 
-AUTH_PROTOCOLS = {'md5': snmp.USM_AUTH_HMAC96_MD5,
-                  'sha': snmp.USM_AUTH_HMAC96_SHA}
-PRIV_PROTOCOLS = {'des': snmp.USM_PRIV_CBC56_DES,
-                  'aes128': snmp.USM_PRIV_CFB128_AES,
-                  '3des': snmp.USM_PRIV_CBC168_3DES,
-                  'aes192': snmp.USM_PRIV_CFB192_AES,
-                  'aes256': snmp.USM_PRIV_CFB256_AES}
+# URL names of the USM protocols -> pysnmp's constant names.
+AUTH_PROTOCOLS = {'md5': 'USM_AUTH_HMAC96_MD5', 'sha': 'USM_AUTH_HMAC96_SHA'}
+PRIV_PROTOCOLS = {'des': 'USM_PRIV_CBC56_DES',
+                  'aes128': 'USM_PRIV_CFB128_AES',
+                  '3des': 'USM_PRIV_CBC168_3DES',
+                  'aes192': 'USM_PRIV_CFB192_AES',
+                  'aes256': 'USM_PRIV_CFB256_AES'}
 
-_ABSENT = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance,
-           rfc1905.EndOfMibView)
+
+def _absent(value: Any) -> bool:
+    """Whether ``value`` is one of SNMP's "no such ..." answers."""
+    return isinstance(value, (rfc1905.NoSuchObject, rfc1905.NoSuchInstance,
+                              rfc1905.EndOfMibView))
 
 
 class SNMPException(Exception):
@@ -61,7 +69,7 @@ class SNMPException(Exception):
 
 def native(value: Any) -> Any:
     """A pysnmp value as a plain Python value (None when absent)."""
-    if value is None or isinstance(value, _ABSENT):
+    if value is None or _absent(value):
         return None
     if isinstance(value, rfc1902.OctetString):
         raw = value.asOctets()
@@ -184,13 +192,14 @@ class SNMPInspector(inspector.Inspector):
                 or options.get('priv_password')):
             # v2c is what the operator's URL asks for (no v3 credentials).
             community = user or 'public'
-            return snmp.CommunityData(community, mpModel=1)  # noqa: S508
+            return snmp.CommunityData(community, mpModel=1)
         kwargs: dict[str, Any] = {}
         if password:
             kwargs['authKey'] = password
         if options.get('auth_proto'):
             try:
-                kwargs['authProtocol'] = AUTH_PROTOCOLS[options['auth_proto']]
+                kwargs['authProtocol'] = getattr(
+                    snmp, AUTH_PROTOCOLS[options['auth_proto']])
             except KeyError:
                 raise SNMPException(
                     f'auth_proto {options["auth_proto"]!r} is not one of '
@@ -199,13 +208,14 @@ class SNMPInspector(inspector.Inspector):
             kwargs['privKey'] = options['priv_password']
         if options.get('priv_proto'):
             try:
-                kwargs['privProtocol'] = PRIV_PROTOCOLS[options['priv_proto']]
+                kwargs['privProtocol'] = getattr(
+                    snmp, PRIV_PROTOCOLS[options['priv_proto']])
             except KeyError:
                 raise SNMPException(
                     f'priv_proto {options["priv_proto"]!r} is not one of '
                     f'{sorted(PRIV_PROTOCOLS)}') from None
         # The URL decides the security level (authNoPriv is allowed).
-        return snmp.UsmUserData(user or '', **kwargs)  # noqa: S509
+        return snmp.UsmUserData(user or '', **kwargs)
 
     async def _target(self, host: inspector.HardwareResource) -> Any:
         return await snmp.UdpTransportTarget.create(
@@ -311,7 +321,7 @@ class SNMPInspector(inspector.Inspector):
 
     @staticmethod
     def _convert(converter: Callable[[Any], Any], value: Any) -> Any:
-        if value is None or isinstance(value, _ABSENT):
+        if value is None or _absent(value):
             return None
         return converter(value)
 
