@@ -79,7 +79,7 @@ def _load() -> str:
 
 
 def _write_through_dispatcher(dispatcher: database.MeterDatabaseDispatcher,
-                              args: argparse.Namespace,
+                              args: argparse.Namespace, cpu: CPUMeter,
                               profiler=None) -> tuple[int, float]:
     total = 0
     write_time = 0.0
@@ -87,7 +87,7 @@ def _write_through_dispatcher(dispatcher: database.MeterDatabaseDispatcher,
                                     args.meters, args.batch):
         if profiler:
             profiler.enable()
-        with data.Stopwatch() as watch:
+        with cpu.client_part(), data.Stopwatch() as watch:
             dispatcher.record_metering_data(batch)
         if profiler:
             profiler.disable()
@@ -114,7 +114,7 @@ def run(url: str, args: argparse.Namespace) -> None:
         conn.upgrade()
         load = _load()
         with CPUMeter(conn.engine) as cpu:
-            rows, seconds = raw.ceiling(conn.engine, args)
+            rows, seconds = raw.ceiling(conn.engine, args, cpu)
         print(f'raw ceiling ({raw.METHOD[conn.engine.dialect.name]}): '
               f'{rows:,} rows in {seconds:.1f} s: {rows / seconds:,.0f} '
               f'rows/s (load {load} -> {_load()}; '
@@ -128,7 +128,7 @@ def run(url: str, args: argparse.Namespace) -> None:
         profiler = cProfile.Profile(time.process_time)
     with CPUMeter(conn.engine) as cpu:
         total, write_time = _write_through_dispatcher(dispatcher, args,
-                                                      profiler)
+                                                      cpu, profiler)
     if profiler:
         profiler.dump_stats(args.profile)
         print(f'profile of the dispatcher calls in {args.profile}')

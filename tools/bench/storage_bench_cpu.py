@@ -7,8 +7,10 @@ serving its database move much less, so the benchmark prints both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 
 from sqlalchemy.engine import Engine
 
@@ -27,9 +29,11 @@ def _process_cpu(pid: int) -> float:
 
 
 class CPUMeter:
-    """``with CPUMeter(engine) as cpu: ...``; then ``cpu.client`` and
-    ``cpu.server`` seconds (server: PostgreSQL backends on this machine
-    connected to the database, else 0)."""
+    """``with CPUMeter(engine) as cpu: ...`` around a run, ``with
+    cpu.client_part(): ...`` around what the client time should count
+    (not the generation of the data); then ``cpu.client`` and
+    ``cpu.server`` seconds (server: the PostgreSQL backends on this
+    machine connected to the database, else 0)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -45,17 +49,24 @@ class CPUMeter:
 
     def __enter__(self) -> CPUMeter:
         self._server = self._server_cpu()
-        self._client = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.client = time.process_time() - self._client
         after = self._server_cpu()
         self.server = sum(after[pid] - self._server.get(pid, 0.0)
                           for pid in after)
 
+    @contextlib.contextmanager
+    def client_part(self) -> Iterator[None]:
+        """Count this process's CPU time inside the block."""
+        start = time.process_time()
+        try:
+            yield
+        finally:
+            self.client += time.process_time() - start
+
     def per_sample(self, count: int) -> str:
-        """``client X µs, server Y µs`` CPU per sample."""
+        """``client X us, server Y us`` CPU per sample."""
         text = f'CPU/sample: client {self.client / count * 1e6:.1f} us'
         if self._engine.dialect.name == 'postgresql':
             text += f', server {self.server / count * 1e6:.1f} us'

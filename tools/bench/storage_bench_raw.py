@@ -13,6 +13,7 @@ import argparse
 
 import storage_bench_data as data
 from sqlalchemy.engine import Engine
+from storage_bench_cpu import CPUMeter
 
 METHOD = {'postgresql': 'binary COPY', 'sqlite': 'executemany',
           'mysql': 'executemany'}
@@ -55,7 +56,8 @@ def _executemany(dbapi_conn, statement: str, rows: list[tuple],
     dbapi_conn.commit()
 
 
-def ceiling(engine: Engine, args: argparse.Namespace) -> tuple[int, float]:
+def ceiling(engine: Engine, args: argparse.Namespace,
+            cpu: CPUMeter) -> tuple[int, float]:
     """Load ``args.samples`` pre-built rows; return (rows, seconds spent
     in the driver)."""
     dialect = engine.dialect.name
@@ -68,7 +70,7 @@ def ceiling(engine: Engine, args: argparse.Namespace) -> tuple[int, float]:
                                      args.meters, args.batch):
             if dialect == 'sqlite':
                 rows = _sqlite_rows(rows)
-            with data.Stopwatch() as watch:
+            with cpu.client_part(), data.Stopwatch() as watch:
                 if dialect == 'postgresql':
                     _copy(dbapi_conn, rows)
                 elif dialect == 'sqlite':
