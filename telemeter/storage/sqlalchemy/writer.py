@@ -35,7 +35,6 @@ redoes the batch once through the conflict-safe path.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Iterator
 
@@ -48,12 +47,11 @@ from telemeter.storage.sqlalchemy import engine as db_engine
 from telemeter.storage.sqlalchemy import loading, tables
 from telemeter.storage.sqlalchemy.preparation import (
     SAMPLE_COLUMNS,
-    IdentityCache,
     MeterKey,
     PreparedSample,
+    Preparer,
+    ResourceState,
     metadata_rows,
-    metadata_text,
-    prepare,
 )
 
 LOG = log.getLogger(__name__)
@@ -80,8 +78,7 @@ class SampleWriter:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._meter_cache: dict[MeterKey, int] = {}
-        self._identities = IdentityCache()
-        self._valid_meters: set[MeterKey] = set()
+        self._preparer = Preparer()
         self.checker = validation.SampleChecker()
         self.max_attempts = max_attempts
         self.retry_interval = retry_interval
@@ -104,24 +101,8 @@ class SampleWriter:
 
     def record(self, samples: Iterable[dict]) -> None:
         """Record a batch of metering dicts in one transaction."""
-        now = tables.utcnow()
-        prepared: list[PreparedSample] = []
-        seen: set[str] = set()
-        for data in samples:
-            try:
-                item = prepare(data, now, self._identities)
-                reason = self._problem(item)
-            except (KeyError, TypeError, ValueError, AttributeError) as err:
-                reason = validation.problem(data) or str(err)
-            if reason:
-                self.checker.drop(data, reason)
-                continue
-            message_id = item.sample[-1]
-            if message_id is not None:
-                if message_id in seen:
-                    continue
-                seen.add(message_id)
-            prepared.append(item)
+        prepared = self._preparer.prepare(samples, tables.utcnow(),
+                                          self.checker.drop)
         if not prepared:
             return
         safe = False
@@ -156,29 +137,6 @@ class SampleWriter:
             self._meter_cache.update(meters)
             return
 
-    def _problem(self, item: PreparedSample) -> str | None:
-        """What the database would reject in a prepared sample (resource
-        fields were checked by prepare, meters once per process)."""
-        volume, _timestamp, _recorded, signature, message_id = item.sample
-        if volume is not None and not math.isfinite(volume):
-            return f'counter_volume {volume!r} is not finite'
-        if message_id is not None and (message_id.__class__ is not str
-                                       or len(message_id) > 128):
-            return validation.problem({'counter_name': '-',
-                                       'resource_id': '-',
-                                       'message_id': message_id})
-        if signature is not None and (signature.__class__ is not str
-                                      or len(signature) > 64):
-            return validation.problem({'counter_name': '-',
-                                       'resource_id': '-',
-                                       'message_signature': signature})
-        if item.meter not in self._valid_meters:
-            reason = validation.meter_problem(*item.meter)
-            if reason:
-                return reason
-            self._valid_meters.add(item.meter)
-        return None
-
     def _write(self, prepared: list[PreparedSample],
                safe: bool) -> dict[MeterKey, int]:
         dbapi_error = self._engine.dialect.loaded_dbapi.Error
@@ -195,10 +153,13 @@ class SampleWriter:
                            safe: bool) -> dict[MeterKey, int]:
         with db_engine.write_transaction(self._engine) as conn:
             db_engine.residual_data_lock(conn, exclusive=False)
-            meters = self._resolve_meters(conn, {p.meter for p in prepared})
-            resources = self._resolve_resources(conn, prepared)
-            rows = [(meters[p.meter], resources[p.identity], *p.sample)
-                    for p in prepared]
+            meters = self._resolve_meters(
+                conn, {meter for meter, _state, _values in prepared})
+            resources = self._resolve_resources(
+                conn, {state.identity: state
+                       for _meter, state, _values in prepared})
+            rows = [(meters[meter], resources[state.identity], *values)
+                    for meter, state, values in prepared]
             if self._use_copy:
                 if safe:
                     loading.copy_samples_safely(conn, rows)
@@ -262,17 +223,14 @@ class SampleWriter:
         return found
 
     def _resolve_resources(self, conn: Connection,
-                           prepared: list[PreparedSample]) -> dict[str, int]:
-        by_identity = {p.identity: p for p in prepared}
-        found = self._read_resources(conn, sorted(by_identity))
-        missing = sorted(by_identity.keys() - found.keys())
+                           states: dict[str, ResourceState]
+                           ) -> dict[str, int]:
+        found = self._read_resources(conn, sorted(states))
+        missing = sorted(states.keys() - found.keys())
         if not missing:
             return found
-        conn.execute(self._insert_resource, [
-            dict(by_identity[identity].resource,
-                 resource_metadata=metadata_text(
-                     by_identity[identity].metadata))
-            for identity in missing])
+        conn.execute(self._insert_resource,
+                     [states[identity].insert_row() for identity in missing])
         created = self._read_resources(conn, missing)
         lost = set(missing) - created.keys()
         if lost:
@@ -282,7 +240,7 @@ class SampleWriter:
         rows: dict[sa.Table, list[dict]] = {}
         for identity in missing:
             for table, row in metadata_rows(created[identity],
-                                            by_identity[identity].metadata):
+                                            states[identity].metadata):
                 rows.setdefault(table, []).append(row)
         for table, table_rows in rows.items():
             conn.execute(self._insert_metadata[table], table_rows)
