@@ -210,7 +210,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-_RESIDUAL_LOCK_ID = 0x7E1E3E7F  # PostgreSQL advisory lock key
+RESIDUAL_LOCK_ID = 0x7E1E3E7F  # PostgreSQL advisory lock key
 _MYSQL_SHARED = ("SELECT name FROM storage_lock WHERE name = 'residual' "
                  "LOCK IN SHARE MODE")
 _MYSQL_LOCK_ROW = "INSERT IGNORE INTO storage_lock (name) VALUES ('residual')"
@@ -232,7 +232,7 @@ def residual_data_lock(conn: Connection, exclusive: bool) -> None:
     if name == 'postgresql':
         function = ('pg_advisory_xact_lock' if exclusive
                     else 'pg_advisory_xact_lock_shared')
-        conn.exec_driver_sql(f'SELECT {function}({_RESIDUAL_LOCK_ID})')
+        conn.exec_driver_sql(f'SELECT {function}({RESIDUAL_LOCK_ID})')
     elif name == 'mysql':
         statement = _MYSQL_EXCLUSIVE if exclusive else _MYSQL_SHARED
         if conn.exec_driver_sql(statement).first() is None:

@@ -10,8 +10,6 @@ writer.)
 
 from __future__ import annotations
 
-import datetime
-
 from sqlalchemy.engine import Connection
 
 from telemeter.storage.sqlalchemy.preparation import SAMPLE_COLUMNS
@@ -84,27 +82,26 @@ _SQLITE_INSERT = (
     'VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
 
 
-def _sqlite_time(value: datetime.datetime | None) -> str | None:
-    """The text SQLAlchemy's SQLite DateTime stores (always with
-    microseconds)."""
-    if value is None:
-        return None
-    text = value.isoformat(' ')
-    return text if value.microsecond else text + '.000000'
-
-
 def insert_sqlite_samples(conn: Connection, rows: list[tuple]) -> None:
-    """SQLite: one driver-level executemany of ``INSERT ... ON CONFLICT DO
-    NOTHING`` (SQLAlchemy's per-value type processing of an executemany
-    cost more than the insert itself)."""
-    recorded = {}
+    """SQLite: one executemany of ``INSERT ... ON CONFLICT DO NOTHING`` on
+    the driver cursor (SQLAlchemy's per-value type processing of an
+    executemany cost more than the insert itself). Timestamps are bound as
+    the text SQLAlchemy's SQLite DateTime stores (always with
+    microseconds)."""
+    recorded_at = None
+    recorded_text = None
     values = []
-    for (meter_id, resource_id, volume, timestamp, recorded_at, signature,
+    append = values.append
+    for (meter_id, resource_id, volume, timestamp, recorded, signature,
          message_id) in rows:
-        recorded_text = recorded.get(recorded_at)
-        if recorded_text is None:
-            recorded_text = recorded[recorded_at] = _sqlite_time(recorded_at)
-        values.append((meter_id, resource_id, volume,
-                       _sqlite_time(timestamp), recorded_text, signature,
-                       message_id))
-    conn.exec_driver_sql(_SQLITE_INSERT, values)
+        if recorded is not recorded_at:
+            recorded_at = recorded
+            recorded_text = recorded.isoformat(' ', 'microseconds')
+        append((meter_id, resource_id, volume,
+                timestamp.isoformat(' ', 'microseconds'), recorded_text,
+                signature, message_id))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(_SQLITE_INSERT, values)
+    finally:
+        cursor.close()

@@ -36,7 +36,7 @@ redoes the batch once through the conflict-safe path.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 from oslo_log import log
@@ -44,7 +44,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from telemeter.storage import validation
 from telemeter.storage.sqlalchemy import engine as db_engine
-from telemeter.storage.sqlalchemy import loading, tables
+from telemeter.storage.sqlalchemy import loading, lookup, tables
 from telemeter.storage.sqlalchemy.preparation import (
     SAMPLE_COLUMNS,
     MeterKey,
@@ -55,16 +55,6 @@ from telemeter.storage.sqlalchemy.preparation import (
 )
 
 LOG = log.getLogger(__name__)
-
-_LOOKUP_CHUNK = 500
-_RESOURCE_IDS = ('SELECT identity_hash, internal_id FROM resource '
-                 'WHERE identity_hash = ANY(%s)')
-
-
-def _chunks(items: list, size: int = _LOOKUP_CHUNK) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
 
 def _meter_sort_key(key: MeterKey) -> tuple:
     return tuple('' if part is None else part for part in key)
@@ -79,6 +69,8 @@ class SampleWriter:
         self._dialect = engine.dialect.name
         self._meter_cache: dict[MeterKey, int] = {}
         self._preparer = Preparer()
+        self._lookup = lookup.BatchLookup(self._dialect,
+                                          engine.dialect.driver)
         self.checker = validation.SampleChecker()
         self.max_attempts = max_attempts
         self.retry_interval = retry_interval
@@ -151,13 +143,26 @@ class SampleWriter:
 
     def _write_transaction(self, prepared: list[PreparedSample],
                            safe: bool) -> dict[MeterKey, int]:
+        states = {state.identity: state for _meter, state, _values
+                  in prepared}
+        meter_keys = {meter for meter, _state, _values in prepared}
+        cached = {key: self._meter_cache[key] for key in meter_keys
+                  if key in self._meter_cache}
         with db_engine.write_transaction(self._engine) as conn:
-            db_engine.residual_data_lock(conn, exclusive=False)
-            meters = self._resolve_meters(
-                conn, {meter for meter, _state, _values in prepared})
-            resources = self._resolve_resources(
-                conn, {state.identity: state
-                       for _meter, state, _values in prepared})
+            # Under the residual-data lock: a cached meter the expirer
+            # deleted meanwhile is missing now, and cannot go later.
+            alive, resources = self._lookup.open_batch(
+                conn, sorted(set(cached.values())), sorted(states))
+            meters = {key: meter_id for key, meter_id in cached.items()
+                      if meter_id in alive}
+            for key in cached.keys() - meters.keys():
+                del self._meter_cache[key]
+            if len(meters) < len(meter_keys):
+                meters.update(self._create_meters(
+                    conn, meter_keys - meters.keys()))
+            if len(resources) < len(states):
+                resources.update(self._create_resources(
+                    conn, states, states.keys() - resources.keys()))
             rows = [(meters[meter], resources[state.identity], *values)
                     for meter, state, values in prepared]
             if self._use_copy:
@@ -173,27 +178,11 @@ class SampleWriter:
                               for row in rows])
         return meters
 
-    def _resolve_meters(self, conn: Connection,
-                        keys: set[MeterKey]) -> dict[MeterKey, int]:
-        cached = {key: self._meter_cache[key] for key in keys
-                  if key in self._meter_cache}
-        found: dict[MeterKey, int] = {}
-        if cached:
-            # Under the residual-data lock: a cached row the expirer
-            # deleted meanwhile is missing now, and cannot go later.
-            meter = tables.meter
-            alive = set(conn.execute(
-                sa.select(meter.c.id).where(
-                    meter.c.id.in_(sorted(cached.values())))).scalars())
-            for key, meter_id in cached.items():
-                if meter_id in alive:
-                    found[key] = meter_id
-                else:
-                    del self._meter_cache[key]
-        missing = keys - found.keys()
-        if missing:
-            found.update(self._read_meters(conn, missing))
-            missing -= found.keys()
+    def _create_meters(self, conn: Connection,
+                       missing: set[MeterKey]) -> dict[MeterKey, int]:
+        """Ids of meters not in the cache, rows inserted if need be."""
+        found = self._read_meters(conn, missing)
+        missing = missing - found.keys()
         if missing:
             conn.execute(self._insert_meter, [
                 {'name': name, 'type': type_, 'unit': unit}
@@ -211,7 +200,7 @@ class SampleWriter:
         meter = tables.meter
         names = sorted({key[0] for key in keys})
         found: dict[MeterKey, int] = {}
-        for chunk in _chunks(names):
+        for chunk in lookup.chunks(names):
             query = (sa.select(meter.c.id, meter.c.name, meter.c.type,
                                meter.c.unit)
                      .where(meter.c.name.in_(chunk))
@@ -222,45 +211,24 @@ class SampleWriter:
                     found.setdefault(key, row.id)
         return found
 
-    def _resolve_resources(self, conn: Connection,
-                           states: dict[str, ResourceState]
-                           ) -> dict[str, int]:
-        found = self._read_resources(conn, sorted(states))
-        missing = sorted(states.keys() - found.keys())
-        if not missing:
-            return found
+    def _create_resources(self, conn: Connection,
+                          states: dict[str, ResourceState],
+                          missing: set[str]) -> dict[str, int]:
+        """Insert the rows (and typed metadata rows) of resource states
+        without one; return their ids."""
+        ordered = sorted(missing)
         conn.execute(self._insert_resource,
-                     [states[identity].insert_row() for identity in missing])
-        created = self._read_resources(conn, missing)
-        lost = set(missing) - created.keys()
+                     [states[identity].insert_row() for identity in ordered])
+        created = self._lookup.resource_ids(conn, ordered)
+        lost = missing - created.keys()
         if lost:
             raise RuntimeError(f'{len(lost)} resource rows could not be '
                                f'created')
-        found.update(created)
         rows: dict[sa.Table, list[dict]] = {}
-        for identity in missing:
+        for identity in ordered:
             for table, row in metadata_rows(created[identity],
                                             states[identity].metadata):
                 rows.setdefault(table, []).append(row)
         for table, table_rows in rows.items():
             conn.execute(self._insert_metadata[table], table_rows)
-        return found
-
-    def _read_resources(self, conn: Connection,
-                        identities: list[str]) -> dict[str, int]:
-        resource = tables.resource
-        found: dict[str, int] = {}
-        if self._use_copy:
-            # One round trip with a binary array parameter: far cheaper
-            # than an expanded IN list of hundreds of bound parameters.
-            with conn.connection.driver_connection.cursor() as cursor:
-                cursor.execute(_RESOURCE_IDS, (identities,), binary=True)
-                found.update(cursor.fetchall())
-            return found
-        for chunk in _chunks(identities):
-            query = sa.select(resource.c.identity_hash,
-                              resource.c.internal_id).where(
-                resource.c.identity_hash.in_(chunk))
-            found.update((row.identity_hash, row.internal_id)
-                         for row in conn.execute(query))
-        return found
+        return created

@@ -1052,15 +1052,16 @@ class SQLDriverTests(StorageFixtures):
 
         with db_engine.write_transaction(engine) as connection:
             db_engine.residual_data_lock(connection, exclusive=False)
-            meters = sample_writer._resolve_meters(connection, {meter})
-            resources = sample_writer._resolve_resources(
-                connection, {state.identity: state})
+            meter_id = sample_writer._meter_cache[meter]
+            alive, resources = sample_writer._lookup.open_batch(
+                connection, [meter_id], [state.identity])
+            assert alive == {meter_id}
             expirer = threading.Thread(target=expire)
             expirer.start()
             done.wait(1.0)
             connection.execute(tables.sample.insert(), [dict(zip(
                 preparation.SAMPLE_COLUMNS,
-                (meters[meter], resources[state.identity], *values),
+                (meter_id, resources[state.identity], *values),
                 strict=True))])
         expirer.join(60)
         assert not expirer.is_alive()
