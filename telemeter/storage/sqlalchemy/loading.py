@@ -10,6 +10,10 @@ writer.)
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 from sqlalchemy.engine import Connection
 
 from telemeter.storage.sqlalchemy.preparation import SAMPLE_COLUMNS
@@ -61,19 +65,29 @@ def copy_new_samples(conn: Connection, rows: list[tuple],
     caller stores the batch with :func:`copy_samples_safely` instead. With
     ``precheck`` the stored message ids are looked up and left out first.
     """
-    ids = [row[_MESSAGE_ID] for row in rows if row[_MESSAGE_ID] is not None]
     with conn.connection.driver_connection.cursor() as cursor:
-        if precheck and ids:
+        ids = precheck and [row[_MESSAGE_ID] for row in rows
+                            if row[_MESSAGE_ID] is not None]
+        if ids:
             # Binary parameters: no per-string quoting of the text array.
             cursor.execute(_STORED_IDS, (ids,), binary=True)
             stored = {found for found, in cursor.fetchall()}
             if stored:
                 rows = [row for row in rows
                         if row[_MESSAGE_ID] not in stored]
-        with cursor.copy(_COPY_SAMPLE_BINARY) as copy:
-            copy.set_types(_COPY_TYPES)
+        with sample_copy(cursor) as copy:
+            write_row = copy.write_row
             for row in rows:
-                copy.write_row(row)
+                write_row(row)
+
+
+@contextlib.contextmanager
+def sample_copy(cursor: Any) -> Iterator[Any]:
+    """PostgreSQL (psycopg 3): a binary ``COPY`` into ``sample`` on
+    ``cursor``; ``write_row()`` takes the values of SAMPLE_COLUMNS."""
+    with cursor.copy(_COPY_SAMPLE_BINARY) as copy:
+        copy.set_types(_COPY_TYPES)
+        yield copy
 
 
 _SQLITE_INSERT = (

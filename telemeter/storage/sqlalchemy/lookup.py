@@ -1,18 +1,23 @@
-"""The reads that open every sample batch, per database.
+"""The reads of the sample writer, per database.
 
-A batch first takes the residual-data lock (shared), then learns which of
-its cached meter ids still exist and which of its resource states already
-have a row. On PostgreSQL (psycopg 3) the three statements go out in one
-pipeline - one round trip instead of three, each statement still run (and
-its snapshot taken) after the previous one, so the reads see everything
-an expirer committed before the lock was granted. SQLite reads through
-the driver cursor (SQLAlchemy's statement handling cost more than the
-reads). Elsewhere (MySQL) they are SQLAlchemy statements.
+A batch takes the residual-data lock (shared), then learns which of its
+cached meter ids still name the same meter and which of its resource
+states already have a row. On PostgreSQL (psycopg 3) the three statements
+go out in one pipeline - one round trip instead of three, each statement
+still run (and its snapshot taken) after the previous one, so the reads
+see everything an expirer committed before the lock was granted. SQLite
+reads through the driver cursor (SQLAlchemy's statement handling cost more
+than the reads). Elsewhere (MySQL) they are SQLAlchemy statements.
+
+Cached ids are checked against the row they name, not only for presence:
+SQLite (and MySQL after a restart) may give a deleted row's id to a new
+row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -21,10 +26,11 @@ from telemeter.storage.sqlalchemy import engine as db_engine
 from telemeter.storage.sqlalchemy import tables
 
 CHUNK = 500
+MeterRows = dict[int, tuple]
 _PG_LOCK = f'SELECT pg_advisory_xact_lock_shared({db_engine.RESIDUAL_LOCK_ID})'
-_PG_METERS = 'SELECT id FROM meter WHERE id = ANY(%s)'
-_PG_RESOURCES = ('SELECT identity_hash, internal_id FROM resource '
-                 'WHERE identity_hash = ANY(%s)')
+_METERS = 'SELECT id, name, type, unit FROM meter WHERE id '
+_BY_IDENTITY = ('SELECT identity_hash, internal_id FROM resource '
+                'WHERE identity_hash ')
 
 
 def chunks(items: list, size: int = CHUNK) -> Iterator[list]:
@@ -33,92 +39,93 @@ def chunks(items: list, size: int = CHUNK) -> Iterator[list]:
         yield items[start:start + size]
 
 
-def _sqlite_in(statement: str, count: int) -> str:
-    return statement + '(' + ', '.join('?' * count) + ')'
+def _meter_rows(rows: Any) -> MeterRows:
+    return {meter_id: (name, type_, unit)
+            for meter_id, name, type_, unit in rows}
 
 
 class BatchLookup:
-    """Opening reads of a batch for one engine's dialect and driver."""
+    """The writer's reads for one engine's dialect and driver."""
 
     def __init__(self, dialect: str, driver: str) -> None:
         self.pipelined = dialect == 'postgresql' and driver == 'psycopg'
         self.sqlite = dialect == 'sqlite'
 
     def open_batch(self, conn: Connection, meter_ids: list[int],
-                   identities: list[str]) -> tuple[set[int], dict[str, int]]:
-        """Take the residual-data lock (shared); return the ids among
-        ``meter_ids`` that still exist and ``{identity_hash: internal_id}``
-        of the resource rows among ``identities``."""
+                   identities: list[str]
+                   ) -> tuple[MeterRows, dict[str, int]]:
+        """Take the residual-data lock (shared); return ``{id: (name,
+        type, unit)}`` of the meters among ``meter_ids`` and
+        ``{identity_hash: internal_id}`` of the resource rows among
+        ``identities``."""
         if self.pipelined:
-            return self._pipelined(conn, meter_ids, identities)
+            meters, resources = self._pipeline(
+                conn, _PG_LOCK, (_METERS, meter_ids),
+                (_BY_IDENTITY, identities))
+            return _meter_rows(meters), dict(resources)
         db_engine.residual_data_lock(conn, exclusive=False)
-        return (self.alive_meters(conn, meter_ids),
-                self.resource_ids(conn, identities))
+        return self.meters(conn, meter_ids), self.resource_ids(conn,
+                                                               identities)
 
     @staticmethod
-    def _pipelined(conn: Connection, meter_ids: list[int],
-                   identities: list[str]
-                   ) -> tuple[set[int], dict[str, int]]:
+    def _pipeline(conn: Connection, first: str | None,
+                  *queries: tuple[str, list]) -> list[list[tuple]]:
         driver_conn = conn.connection.driver_connection
-        with driver_conn.cursor() as lock, driver_conn.cursor() as meters, \
-                driver_conn.cursor() as resources:
+        cursors = [driver_conn.cursor() for _query in queries]
+        try:
             with driver_conn.pipeline():
-                lock.execute(_PG_LOCK)
-                if meter_ids:
-                    meters.execute(_PG_METERS, (meter_ids,), binary=True)
-                if identities:
-                    resources.execute(_PG_RESOURCES, (identities,),
-                                      binary=True)
+                if first:
+                    driver_conn.execute(first)
+                for cursor, (query, values) in zip(cursors, queries,
+                                                   strict=True):
+                    if values:
+                        cursor.execute(query + '= ANY(%s)', (values,),
+                                       binary=True)
             # Leaving the pipeline waited for every result.
-            return ({found for found, in meters.fetchall()} if meter_ids
-                    else set(),
-                    dict(resources.fetchall()) if identities else {})
-
-    def alive_meters(self, conn: Connection, meter_ids: list[int]
-                     ) -> set[int]:
-        """The ids among ``meter_ids`` that have a ``meter`` row."""
-        if not meter_ids:
-            return set()
-        if self.sqlite:
-            cursor = conn.connection.driver_connection.cursor()
-            try:
-                return {found for chunk in chunks(meter_ids)
-                        for found, in cursor.execute(_sqlite_in(
-                            'SELECT id FROM meter WHERE id IN ',
-                            len(chunk)), chunk)}
-            finally:
+            return [cursor.fetchall() if values else []
+                    for cursor, (_query, values) in zip(cursors, queries,
+                                                        strict=True)]
+        finally:
+            for cursor in cursors:
                 cursor.close()
+
+    @staticmethod
+    def _sqlite(conn: Connection, query: str, values: list) -> list[tuple]:
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            return [row for chunk in chunks(values) for row in cursor.execute(
+                query + 'IN (' + ', '.join('?' * len(chunk)) + ')', chunk)]
+        finally:
+            cursor.close()
+
+    def meters(self, conn: Connection, meter_ids: list[int]) -> MeterRows:
+        """``{id: (name, type, unit)}`` of the meters among ``meter_ids``."""
+        if not meter_ids:
+            return {}
+        if self.pipelined:
+            return _meter_rows(self._pipeline(conn, None,
+                                              (_METERS, meter_ids))[0])
+        if self.sqlite:
+            return _meter_rows(self._sqlite(conn, _METERS, meter_ids))
         meter = tables.meter
-        return set(conn.execute(sa.select(meter.c.id).where(
-            meter.c.id.in_(meter_ids))).scalars())
+        return _meter_rows(conn.execute(
+            sa.select(meter.c.id, meter.c.name, meter.c.type, meter.c.unit)
+            .where(meter.c.id.in_(meter_ids))))
 
     def resource_ids(self, conn: Connection,
                      identities: list[str]) -> dict[str, int]:
         """``{identity_hash: internal_id}`` of the rows among
         ``identities``."""
-        found: dict[str, int] = {}
         if not identities:
-            return found
+            return {}
         if self.pipelined:
-            with conn.connection.driver_connection.cursor() as cursor:
-                cursor.execute(_PG_RESOURCES, (identities,), binary=True)
-                found.update(cursor.fetchall())
-            return found
+            return dict(self._pipeline(conn, None,
+                                       (_BY_IDENTITY, identities))[0])
         if self.sqlite:
-            cursor = conn.connection.driver_connection.cursor()
-            try:
-                for chunk in chunks(identities):
-                    found.update(cursor.execute(_sqlite_in(
-                        'SELECT identity_hash, internal_id FROM resource '
-                        'WHERE identity_hash IN ', len(chunk)), chunk))
-            finally:
-                cursor.close()
-            return found
+            return dict(self._sqlite(conn, _BY_IDENTITY, identities))
         resource = tables.resource
-        for chunk in chunks(identities):
-            query = sa.select(resource.c.identity_hash,
-                              resource.c.internal_id).where(
-                resource.c.identity_hash.in_(chunk))
-            found.update((row.identity_hash, row.internal_id)
-                         for row in conn.execute(query))
-        return found
+        return {row.identity_hash: row.internal_id
+                for chunk in chunks(identities) for row in conn.execute(
+                    sa.select(resource.c.identity_hash,
+                              resource.c.internal_id)
+                    .where(resource.c.identity_hash.in_(chunk)))}

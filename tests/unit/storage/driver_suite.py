@@ -999,6 +999,31 @@ class SQLDriverTests(StorageFixtures):
         [stored] = conn.get_samples(storage.SampleFilter(meter='cpu'))
         assert stored.counter_volume == 7.0
 
+    def test_cached_ids_reused_for_other_rows_are_not_trusted(
+            self, conn, storage_conf, db_url):
+        """Another process expires a meter whose id this writer caches
+        (and its resource), then creates other ones that may get the same
+        ids (SQLite reuses the highest rowid): the writer must not file its
+        samples under them."""
+        old = _utcnow() - datetime.timedelta(days=1)
+        conn.record_metering_data(make_sample('cpu', timestamp=old,
+                                              resource_id='mine'))
+        other = storage.get_connection(storage_conf, db_url)
+        try:
+            other.clear_expired_metering_data(60)
+            other.record_metering_data(make_sample('disk',
+                                                   resource_id='theirs'))
+        finally:
+            other.dispose()
+        # ``conn`` still caches the expired meter's id.
+        conn.record_metering_data_batch([
+            make_sample('cpu', volume=7, resource_id='mine',
+                        timestamp=ts(i)) for i in range(3)])
+        samples = conn.get_samples(storage.SampleFilter())
+        assert sorted((s.counter_name, s.resource_id, s.counter_volume)
+                      for s in samples) == [
+            ('cpu', 'mine', 7.0)] * 3 + [('disk', 'theirs', 1.0)]
+
     def test_event_expiry(self, event_conn, caplog):
         now = _utcnow()
         event_conn.record_events([
@@ -1052,10 +1077,10 @@ class SQLDriverTests(StorageFixtures):
 
         with db_engine.write_transaction(engine) as connection:
             db_engine.residual_data_lock(connection, exclusive=False)
-            meter_id = sample_writer._meter_cache[meter]
+            meter_id = sample_writer._ids.meter_ids[meter]
             alive, resources = sample_writer._lookup.open_batch(
                 connection, [meter_id], [state.identity])
-            assert alive == {meter_id}
+            assert alive == {meter_id: meter}
             expirer = threading.Thread(target=expire)
             expirer.start()
             done.wait(1.0)
