@@ -99,12 +99,10 @@ class BatchLookup:
             cursor.close()
 
     def meters(self, conn: Connection, meter_ids: list[int]) -> MeterRows:
-        """``{id: (name, type, unit)}`` of the meters among ``meter_ids``."""
+        """``{id: (name, type, unit)}`` of the meters among ``meter_ids``
+        (not pipelined: open_batch reads them on PostgreSQL)."""
         if not meter_ids:
             return {}
-        if self.pipelined:
-            return _meter_rows(self._pipeline(conn, None,
-                                              (_METERS, meter_ids))[0])
         if self.sqlite:
             return _meter_rows(self._sqlite(conn, _METERS, meter_ids))
         meter = tables.meter

@@ -11,9 +11,9 @@ the reason and left out.
 
 Per sample the work is a handful of dict lookups: the resource state is
 found by the ``marshal`` serialisation of the resource fields and the
-metadata (exact, type-strict and about five times cheaper than ``repr``);
-the metadata JSON, its hash and the typed metadata rows are computed once
-per resource state.
+metadata (exact and type-strict like the ``repr`` it replaces, at less
+than half the cost); the metadata hash is computed once per resource
+state, its JSON text and typed metadata rows once per new resource row.
 """
 
 from __future__ import annotations
@@ -43,7 +43,10 @@ _KEY_MAX = 255
 _TEXT_MAX = 2 ** 31  # metadata_text.value is unbounded text
 _SIGNATURE_MAX = validation.MAX_LENGTHS['message_signature']
 _MESSAGE_ID_MAX = validation.MAX_LENGTHS['message_id']
-# Version 2: no back-references, so equal values give equal bytes.
+# Equal marshal bytes mean equal values of equal types (marshal.loads is a
+# function), so a state found by its bytes is the right one; equal values
+# may give other bytes (version 4 marks objects referenced elsewhere),
+# which only costs a second entry.
 _MARSHAL_VERSION = 4
 _DATETIME = datetime.datetime
 _isfinite = math.isfinite
@@ -180,6 +183,10 @@ class Preparer:
         if reason:
             raise validation.InvalidSample(reason)
         row = resource_row(*resource, metadata_hash(metadata))
+        if isinstance(key, bytes):
+            # Kept for later batches: a copy, the caller's dict may change.
+            # (The bytes are ours, from marshal.dumps just above.)
+            metadata = marshal.loads(key)[1]  # noqa: S302
         state = ResourceState(row['identity_hash'], row, metadata)
         if len(self._states) >= self.size:
             self._states.clear()

@@ -864,6 +864,30 @@ class SQLDriverTests(StorageFixtures):
         [latest] = conn.get_resources()
         assert latest.metadata == {'v': {'n': True}}
 
+    def test_remembered_resource_state_ignores_later_changes(
+            self, conn, storage_conf, db_url):
+        """The writer keeps resource states across batches: a caller that
+        changes its metadata dict afterwards does not change what is
+        written when the state's row has to be created again."""
+        metadata = {'name': 'vm', 'tags': ['a']}
+        old = _utcnow() - datetime.timedelta(days=1)
+        conn.record_metering_data(make_sample(timestamp=old,
+                                              metadata=metadata))
+        metadata['name'] = 'changed'
+        metadata['tags'].append('b')
+        other = storage.get_connection(storage_conf, db_url)
+        try:
+            other.clear_expired_metering_data(60)
+        finally:
+            other.dispose()
+        assert _count(conn.engine, tables.resource) == 0
+        conn.record_metering_data(make_sample(
+            message_id='again', metadata={'name': 'vm', 'tags': ['a']}))
+        [stored] = conn.get_samples(storage.SampleFilter())
+        assert stored.resource_metadata == {'name': 'vm', 'tags': ['a']}
+        assert [s.message_id for s in conn.get_samples(storage.SampleFilter(
+            metaquery={'metadata.name': 'vm'}))] == ['again']
+
     def test_typed_metadata_rows_written_once(self, conn, caplog):
         metadata = {'name': 'vm', 'n': 3, 'r': 0.25, 'on': True,
                     'none': None, 'deep': {'er': {'x': 'y'}},
