@@ -90,22 +90,76 @@ def dict_to_keyval(value: Any, key_base: str | None = None
             yield name, val
 
 
-def parse_isotime(text: str) -> datetime.datetime:
-    """An ISO 8601 timestamp as an aware datetime (naive text is UTC).
+# The ISO 8601 spellings datetime.isoformat() writes: YYYY-MM-DDTHH:MM:SS
+# (19 characters, a space instead of the T allowed) or with .ffffff (26),
+# then nothing, Z or ±HH:MM. _MARKS: the characters at 4, 7, 10, 13, 16.
+_CANONICAL_LENGTHS = frozenset((19, 20, 25, 26, 27, 32))
+_CANONICAL_MARKS = frozenset(('--T::', '-- ::'))
+_UTC_SUFFIXES = frozenset(('Z', '+00:00', '-00:00'))
+_fromisoformat = datetime.datetime.fromisoformat
 
-    The result of :func:`oslo_utils.timeutils.parse_isotime`, at a tenth of
-    its cost for the forms OpenStack sends (``2025-06-02 08:59:05.123456``,
-    ``2025-06-02T08:59:05Z``, ``...+02:00``); anything
-    :meth:`datetime.datetime.fromisoformat` refuses goes to oslo.utils,
-    which raises ValueError for what it cannot read either.
+
+def _offset_shaped(suffix: str) -> bool:
+    return (len(suffix) == 6 and suffix[0] in '+-' and suffix[3] == ':'
+            and suffix[1:3].isdigit() and suffix[4:].isdigit())
+
+
+def _local_length(text: str) -> int | None:
+    """The length of the date and time part of a canonical spelling
+    (19 or 26), or None if ``text`` is not one."""
+    size = len(text)
+    if size not in _CANONICAL_LENGTHS or text[4:17:3] not in _CANONICAL_MARKS:
+        return None
+    if size < 26:
+        local = 19
+    elif text[19] == '.' and text[20:26].isdigit():
+        local = 26
+    else:
+        return None
+    suffix = text[local:]
+    if suffix and suffix not in _UTC_SUFFIXES and not _offset_shaped(suffix):
+        return None
+    return local
+
+
+def canonical_isotime(text: str) -> datetime.datetime | None:
+    """``text`` as a naive UTC datetime if it has one of the spellings
+    ``datetime.isoformat()`` writes (``T`` or space separator, no or six
+    fraction digits, no offset (UTC), ``Z`` or ``±HH:MM``), else None.
+
+    The fast path of :func:`sanitize_timestamp`: for these spellings
+    ``datetime.fromisoformat`` gives exactly what the ISO 8601 parser
+    gives, 50 times faster; the other spellings it accepts (week dates,
+    any separator, other fraction lengths...) are left to that parser,
+    which decides as before.
     """
+    local = _local_length(text)
+    if local is None:
+        return None
     try:
-        moment = datetime.datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return timeutils.parse_isotime(text)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=datetime.UTC)
-    return moment
+        if len(text) == local:
+            return _fromisoformat(text)
+        if text[local:] in _UTC_SUFFIXES:
+            return _fromisoformat(text[:local])
+        parsed = _fromisoformat(text)
+        return parsed.replace(tzinfo=None) - parsed.utcoffset()
+    except (ValueError, OverflowError):
+        return None
+
+
+def parse_isotime(text: str) -> datetime.datetime:
+    """An ISO 8601 timestamp as an aware datetime (naive text is UTC):
+    exactly :func:`oslo_utils.timeutils.parse_isotime`, with the fast path
+    of :func:`canonical_isotime` for the spellings OpenStack sends."""
+    if text.__class__ is str and _local_length(text) is not None:
+        try:
+            moment = _fromisoformat(text)
+        except (ValueError, OverflowError):
+            return timeutils.parse_isotime(text)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=datetime.UTC)
+        return moment
+    return timeutils.parse_isotime(text)
 
 
 def naive_utc(moment: datetime.datetime) -> datetime.datetime:
@@ -117,9 +171,17 @@ def naive_utc(moment: datetime.datetime) -> datetime.datetime:
 
 
 def sanitize_timestamp(timestamp: Any) -> datetime.datetime | None:
-    """Return a naive UTC datetime for an ISO string or a datetime."""
+    """Return a naive UTC datetime for an ISO string or a datetime.
+
+    Strings without an offset are UTC. Raises ValueError (or TypeError,
+    OverflowError) if ``timestamp`` cannot be read as a time.
+    """
     if not timestamp:
         return timestamp
+    if timestamp.__class__ is str:
+        parsed = canonical_isotime(timestamp)
+        if parsed is not None:
+            return parsed
     if not isinstance(timestamp, datetime.datetime):
         timestamp = parse_isotime(timestamp)
     return naive_utc(timestamp)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 from oslo_log import log
 from oslo_utils import timeutils
 
 from telemeter import dispatcher, storage
-from telemeter.storage import models
+from telemeter.storage import models, validation
 
 LOG = log.getLogger(__name__)
+
+_DATETIME = datetime.datetime
 
 
 def _naive_utc(timestamp: Any) -> datetime.datetime:
@@ -22,20 +25,40 @@ def _naive_utc(timestamp: Any) -> datetime.datetime:
     return timeutils.normalize_time(timestamp)
 
 
-def _prepare(meter: dict) -> None:
-    """Check the keys storage needs and convert the timestamp in place;
-    raise KeyError, ValueError or TypeError for a dict storage would
-    refuse forever."""
-    for key in ('counter_name', 'resource_id', 'message_id'):
-        if not isinstance(meter[key], str) or not meter[key]:
-            raise ValueError(f'{key} must be a non-empty string')
-    volume = meter.get('counter_volume')
-    if isinstance(volume, str):
-        meter['counter_volume'] = float(volume)
-    elif volume is not None and not isinstance(volume, (int, float)):
-        raise TypeError(f'counter_volume {volume!r} is not a number')
-    if meter.get('timestamp'):
-        meter['timestamp'] = _naive_utc(meter['timestamp'])
+def storable(data: list) -> tuple[list[dict], list[tuple[Any, str]]]:
+    """The metering dicts of a bus batch in the form storage takes (their
+    ``timestamp`` strings become naive UTC datetimes, in place), and the
+    ``(dict, reason)`` of those that cannot be stored for a reason of the
+    bus.
+
+    Only what is particular to the bus is checked here: the message id
+    that makes redelivery harmless must be there, and the timestamp must
+    be a time. Every other rule (names, lengths, volume...) is the storage
+    driver's, applied once there (:mod:`telemeter.storage.validation`).
+    """
+    valid: list[dict] = []
+    dropped: list[tuple[Any, str]] = []
+    append = valid.append
+    for meter in data:
+        reason = None
+        try:
+            message_id = meter.get('message_id')
+            if not message_id or not isinstance(message_id, str):
+                reason = 'message_id is missing'
+            else:
+                when = meter.get('timestamp')
+                if when is not None and (when.__class__ is not _DATETIME
+                                         or when.tzinfo is not None):
+                    meter['timestamp'] = validation.timestamp(when)
+        except validation.InvalidSample as err:
+            reason = str(err)
+        except AttributeError:
+            reason = f'not a metering dict but {type(meter).__name__}'
+        if reason is None:
+            append(meter)
+        else:
+            dropped.append((meter, reason))
+    return valid, dropped
 
 
 class MeterDatabaseDispatcher(dispatcher.MeterDispatcherBase):
@@ -49,6 +72,7 @@ class MeterDatabaseDispatcher(dispatcher.MeterDispatcherBase):
     def __init__(self, conf: Any) -> None:
         super().__init__(conf)
         self._conn = None
+        self._checker = validation.SampleChecker()
 
     @property
     def conn(self) -> Any:
@@ -57,27 +81,26 @@ class MeterDatabaseDispatcher(dispatcher.MeterDispatcherBase):
         return self._conn
 
     def record_metering_data(self, data: list[dict] | dict) -> None:
-        """Store ``data``; a malformed dict is logged and dropped
-        (requeueing it would never help), a storage error is raised."""
+        """Store ``data``; a dict that cannot be stored is logged, counted
+        and dropped (requeueing it would never help), a storage error is
+        raised so that the bus batch is requeued."""
         if not data:
             return
         if isinstance(data, dict):
             data = [data]
-        valid = []
-        for meter in data:
-            LOG.debug('metering data %s', meter)
-            try:
-                _prepare(meter)
-            except (KeyError, ValueError, TypeError) as err:
-                LOG.error('Error processing sample and it will be dropped '
-                          '(%(err)s): %(sample)s',
-                          {'err': err, 'sample': meter})
-                continue
-            valid.append(meter)
+        if LOG.isEnabledFor(logging.DEBUG):
+            for meter in data:
+                LOG.debug('metering data %s', meter)
+        valid, dropped = storable(data)
+        conn = self.conn if valid else self._conn
+        for meter, reason in dropped:
+            # Counted with the driver's own drops when it keeps a count.
+            checker = getattr(conn, 'checker', None) or self._checker
+            checker.drop(meter, reason)
         if not valid:
             return
         try:
-            self.conn.record_metering_data_batch(valid)
+            conn.record_metering_data_batch(valid)
         except Exception as err:
             LOG.error('Failed to record %(len)s: %(err)s.',
                       {'len': len(valid), 'err': err})

@@ -80,7 +80,7 @@ class Connection(base.Connection):
         """Drop every metering table."""
         from telemeter.storage.sqlalchemy import migration
         migration.drop(self._engine, migration.METERING)
-        self._writer.forget_meters()
+        self._writer.forget_ids()
 
     def dispose(self) -> None:
         """Close the pooled database connections."""
@@ -123,7 +123,7 @@ class Connection(base.Connection):
         if self.conf.database.sql_expire_samples_only:
             return
         meters, resources = expiry.delete_residual_metering(self._engine)
-        self._writer.forget_meters()
+        self._writer.forget_ids()
         LOG.debug('%(meters)d meters and %(resources)d resources without '
                   'samples removed', {'meters': meters,
                                       'resources': resources})

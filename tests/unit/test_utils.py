@@ -3,6 +3,9 @@
 import datetime
 import decimal
 
+import pytest
+from oslo_utils import timeutils
+
 from telemeter import utils
 
 
@@ -39,6 +42,68 @@ def test_sanitize_timestamp_normalises_to_naive_utc():
     assert utils.sanitize_timestamp(
         datetime.datetime(2031, 1, 1, 10, tzinfo=datetime.UTC)) == expected
     assert utils.sanitize_timestamp(None) is None
+
+
+def _iso8601(text):
+    """What the ISO 8601 parser behind sanitize_timestamp makes of text."""
+    try:
+        return timeutils.normalize_time(timeutils.parse_isotime(text))
+    except (ValueError, OverflowError) as err:
+        return type(err)
+
+
+# The spellings datetime.isoformat() writes, and near misses.
+ISO_SPELLINGS = [
+    '2031-01-02T03:04:05', '2031-01-02 03:04:05', '2031-01-02T03:04:05Z',
+    '2031-01-02T03:04:05.123456', '2031-01-02T03:04:05.000001Z',
+    '2031-01-02T03:04:05+00:00', '2031-01-02T03:04:05-00:00',
+    '2031-01-02T03:04:05.123456+00:00', '2031-01-02T03:04:05.5+02:00',
+    '2031-01-02T03:04:05+05:30', '2031-01-02T03:04:05.123456-11:45',
+    '2031-01-02T23:59:59.999999-23:59', '0001-01-01T00:00:00+00:01',
+    '9999-12-31T23:59:59.999999-01:00', '2031-01-02T03:04:05.123Z',
+    '2031-01-02T03:04:05.123+02', '2031-01-02T03:04:05.1234567',
+    '2031-01-02T03:04:05,123456', '2031-01-02x03:04:05',
+    '2031-01-02T03:04:05.12345Z', '2031-02-30T03:04:05',
+    '2031-01-02T24:00:00', '2031-01-02T03:04:05+24:00',
+    '20310102T030405Z', '2031-W01-1T03:04:05', '2031-01-02T03:04:05+0200',
+    '2031-01-02T03:04:05.12345\u0663', '2031-01-02T03:04:05ZZ',
+    '2031-01-02T03:04', '2031-01-02',
+]
+
+
+@pytest.mark.parametrize('text', ISO_SPELLINGS)
+def test_canonical_isotime_agrees_with_the_iso8601_parser(text):
+    """The fast path parses only spellings on which it gives exactly what
+    the ISO 8601 parser gives; sanitize_timestamp decides the rest as
+    before."""
+    fast = utils.canonical_isotime(text)
+    expected = _iso8601(text)
+    if fast is not None:
+        assert fast == expected
+        assert fast.tzinfo is None
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            utils.sanitize_timestamp(text)
+    else:
+        assert utils.sanitize_timestamp(text) == expected
+
+
+def test_canonical_isotime_takes_what_isoformat_writes():
+    moment = datetime.datetime(2031, 1, 2, 3, 4, 5, 123456)
+    for when in (moment, moment.replace(microsecond=0)):
+        assert utils.canonical_isotime(when.isoformat()) == when
+        assert utils.canonical_isotime(when.isoformat(' ')) == when
+        aware = when.replace(tzinfo=datetime.timezone(
+            datetime.timedelta(hours=-3, minutes=-30)))
+        assert utils.canonical_isotime(aware.isoformat()) == (
+            when + datetime.timedelta(hours=3, minutes=30))
+        utc = when.replace(tzinfo=datetime.UTC).isoformat()
+        assert utils.canonical_isotime(utc) == when
+        assert utils.canonical_isotime(utc[:-6] + 'Z') == when
+    # Left to the ISO 8601 parser (which reads them the same).
+    assert utils.canonical_isotime('20310102T030405Z') is None
+    assert utils.sanitize_timestamp('20310102T030405Z') == (
+        datetime.datetime(2031, 1, 2, 3, 4, 5))
 
 
 def test_decimal_round_trip_keeps_microseconds():
@@ -78,3 +143,18 @@ def test_daemons_do_not_load_snmp_or_libvirt_for_their_options():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == '[]'
+
+
+@pytest.mark.parametrize('text', ISO_SPELLINGS)
+def test_parse_isotime_is_oslo_utils_parse_isotime(text):
+    from oslo_utils import timeutils
+    try:
+        expected = timeutils.parse_isotime(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            utils.parse_isotime(text)
+        return
+    ours = utils.parse_isotime(text)
+    assert ours == expected
+    assert ours.utcoffset() == expected.utcoffset()
+    assert ours.isoformat() == expected.isoformat()

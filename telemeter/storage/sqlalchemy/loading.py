@@ -10,7 +10,9 @@ writer.)
 
 from __future__ import annotations
 
-import datetime
+import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -63,19 +65,29 @@ def copy_new_samples(conn: Connection, rows: list[tuple],
     caller stores the batch with :func:`copy_samples_safely` instead. With
     ``precheck`` the stored message ids are looked up and left out first.
     """
-    ids = [row[_MESSAGE_ID] for row in rows if row[_MESSAGE_ID] is not None]
     with conn.connection.driver_connection.cursor() as cursor:
-        if precheck and ids:
+        ids = precheck and [row[_MESSAGE_ID] for row in rows
+                            if row[_MESSAGE_ID] is not None]
+        if ids:
             # Binary parameters: no per-string quoting of the text array.
             cursor.execute(_STORED_IDS, (ids,), binary=True)
             stored = {found for found, in cursor.fetchall()}
             if stored:
                 rows = [row for row in rows
                         if row[_MESSAGE_ID] not in stored]
-        with cursor.copy(_COPY_SAMPLE_BINARY) as copy:
-            copy.set_types(_COPY_TYPES)
+        with sample_copy(cursor) as copy:
+            write_row = copy.write_row
             for row in rows:
-                copy.write_row(row)
+                write_row(row)
+
+
+@contextlib.contextmanager
+def sample_copy(cursor: Any) -> Iterator[Any]:
+    """PostgreSQL (psycopg 3): a binary ``COPY`` into ``sample`` on
+    ``cursor``; ``write_row()`` takes the values of SAMPLE_COLUMNS."""
+    with cursor.copy(_COPY_SAMPLE_BINARY) as copy:
+        copy.set_types(_COPY_TYPES)
+        yield copy
 
 
 _SQLITE_INSERT = (
@@ -84,27 +96,26 @@ _SQLITE_INSERT = (
     'VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
 
 
-def _sqlite_time(value: datetime.datetime | None) -> str | None:
-    """The text SQLAlchemy's SQLite DateTime stores (always with
-    microseconds)."""
-    if value is None:
-        return None
-    text = value.isoformat(' ')
-    return text if value.microsecond else text + '.000000'
-
-
 def insert_sqlite_samples(conn: Connection, rows: list[tuple]) -> None:
-    """SQLite: one driver-level executemany of ``INSERT ... ON CONFLICT DO
-    NOTHING`` (SQLAlchemy's per-value type processing of an executemany
-    cost more than the insert itself)."""
-    recorded = {}
+    """SQLite: one executemany of ``INSERT ... ON CONFLICT DO NOTHING`` on
+    the driver cursor (SQLAlchemy's per-value type processing of an
+    executemany cost more than the insert itself). Timestamps are bound as
+    the text SQLAlchemy's SQLite DateTime stores (always with
+    microseconds)."""
+    recorded_at = None
+    recorded_text = None
     values = []
-    for (meter_id, resource_id, volume, timestamp, recorded_at, signature,
+    append = values.append
+    for (meter_id, resource_id, volume, timestamp, recorded, signature,
          message_id) in rows:
-        recorded_text = recorded.get(recorded_at)
-        if recorded_text is None:
-            recorded_text = recorded[recorded_at] = _sqlite_time(recorded_at)
-        values.append((meter_id, resource_id, volume,
-                       _sqlite_time(timestamp), recorded_text, signature,
-                       message_id))
-    conn.exec_driver_sql(_SQLITE_INSERT, values)
+        if recorded is not recorded_at:
+            recorded_at = recorded
+            recorded_text = recorded.isoformat(' ', 'microseconds')
+        append((meter_id, resource_id, volume,
+                timestamp.isoformat(' ', 'microseconds'), recorded_text,
+                signature, message_id))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(_SQLITE_INSERT, values)
+    finally:
+        cursor.close()

@@ -1,25 +1,16 @@
 """Fast, idempotent batch writes of metering samples.
 
-One batch is one transaction:
-
-1. meter ids come from an in-process cache; unknown (name, type, unit)
-   triples are looked up with one query, the still-missing ones inserted
-   (duplicates from concurrent writers ignored) and read back; cached ids
-   are re-read under a share lock, so a meter deleted by the expirer is
-   noticed and created again;
-2. resource rows are keyed by ``identity_hash`` (MD5 of resource_id,
-   user_id, project_id, source and metadata_hash); the batch's keys are
-   looked up (under a share lock) with one query per 500 keys, the missing
-   rows inserted with duplicates ignored and read back; typed metadata rows
-   are written for those rows only (also duplicate-safe);
-3. all samples are inserted at once - PostgreSQL with psycopg 3: a binary
-   ``COPY`` straight into ``sample`` (if one of the message ids is already
-   stored - a redelivered batch - the unique index rejects the COPY and
-   the batch is redone through a temporary table and ``INSERT ... ON
-   CONFLICT DO NOTHING``); elsewhere one executemany of ``ON CONFLICT DO
-   NOTHING`` (SQLite) or ``ON DUPLICATE KEY UPDATE id = id`` (MySQL)
-   inserts. A sample whose ``message_id`` is already stored is skipped,
-   so a redelivered batch never creates duplicates.
+One batch is one transaction: the samples are prepared
+(:mod:`~telemeter.storage.sqlalchemy.preparation`), their meter and
+resource ids found or created
+(:mod:`~telemeter.storage.sqlalchemy.resolution`) and the samples inserted
+at once - PostgreSQL with psycopg 3: a binary ``COPY`` straight into
+``sample`` (if one of the message ids is already stored - a redelivered
+batch - the unique index rejects the COPY and the batch is redone through a
+temporary table and ``INSERT ... ON CONFLICT DO NOTHING``); elsewhere one
+executemany of ``ON CONFLICT DO NOTHING`` (SQLite) or ``ON DUPLICATE KEY
+UPDATE id = id`` (MySQL) inserts. A sample whose ``message_id`` is already
+stored is skipped, so a redelivered batch never creates duplicates.
 
 A lock replaces foreign keys from samples to meters and resources: each
 batch holds the residual-data lock shared (a PostgreSQL advisory lock, the
@@ -35,42 +26,24 @@ redoes the batch once through the conflict-safe path.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 from oslo_log import log
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from telemeter.storage import validation
 from telemeter.storage.sqlalchemy import engine as db_engine
-from telemeter.storage.sqlalchemy import loading, tables
+from telemeter.storage.sqlalchemy import loading, lookup, resolution, tables
 from telemeter.storage.sqlalchemy.preparation import (
     SAMPLE_COLUMNS,
-    IdentityCache,
     MeterKey,
     PreparedSample,
-    metadata_rows,
-    metadata_text,
-    prepare,
+    Preparer,
 )
 
 LOG = log.getLogger(__name__)
-
-_LOOKUP_CHUNK = 500
-_RESOURCE_IDS = ('SELECT identity_hash, internal_id FROM resource '
-                 'WHERE identity_hash = ANY(%s)')
-
-
-def _chunks(items: list, size: int = _LOOKUP_CHUNK) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _meter_sort_key(key: MeterKey) -> tuple:
-    return tuple('' if part is None else part for part in key)
-
 
 class SampleWriter:
     """Writes batches of metering dicts; holds the meter-id cache."""
@@ -79,9 +52,10 @@ class SampleWriter:
                  retry_interval: float = 10.0) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
-        self._meter_cache: dict[MeterKey, int] = {}
-        self._identities = IdentityCache()
-        self._valid_meters: set[MeterKey] = set()
+        self._preparer = Preparer()
+        self._lookup = lookup.BatchLookup(self._dialect,
+                                          engine.dialect.driver)
+        self._ids = resolution.IdResolver(self._dialect, self._lookup)
         self.checker = validation.SampleChecker()
         self.max_attempts = max_attempts
         self.retry_interval = retry_interval
@@ -89,39 +63,15 @@ class SampleWriter:
                                                       self._dialect)
         self._use_copy = (self._dialect == 'postgresql'
                           and engine.dialect.driver == 'psycopg')
-        self._insert_meter = db_engine.insert_ignore(tables.meter,
-                                                     self._dialect)
-        self._insert_resource = db_engine.insert_ignore(tables.resource,
-                                                        self._dialect)
-        self._insert_metadata = {
-            table: db_engine.insert_ignore(table, self._dialect)
-            for table in (tables.metadata_text, tables.metadata_bool,
-                          tables.metadata_int, tables.metadata_float)}
 
-    def forget_meters(self) -> None:
+    def forget_ids(self) -> None:
         """Drop the meter-id cache (after rows may have been deleted)."""
-        self._meter_cache.clear()
+        self._ids.meter_ids.clear()
 
     def record(self, samples: Iterable[dict]) -> None:
         """Record a batch of metering dicts in one transaction."""
-        now = tables.utcnow()
-        prepared: list[PreparedSample] = []
-        seen: set[str] = set()
-        for data in samples:
-            try:
-                item = prepare(data, now, self._identities)
-                reason = self._problem(item)
-            except (KeyError, TypeError, ValueError, AttributeError) as err:
-                reason = validation.problem(data) or str(err)
-            if reason:
-                self.checker.drop(data, reason)
-                continue
-            message_id = item.sample[-1]
-            if message_id is not None:
-                if message_id in seen:
-                    continue
-                seen.add(message_id)
-            prepared.append(item)
+        prepared = self._preparer.prepare(samples, tables.utcnow(),
+                                          self.checker.drop)
         if not prepared:
             return
         safe = False
@@ -134,7 +84,7 @@ class SampleWriter:
                 # A message id already stored (redelivery, or a concurrent
                 # writer of the same samples), or a row vanished under us:
                 # redo the batch through the conflict-safe path.
-                self.forget_meters()
+                self.forget_ids()
                 if safe:
                     raise
                 safe = True
@@ -153,31 +103,8 @@ class SampleWriter:
                 time.sleep(self.retry_interval)
                 continue
             # Only ids of committed rows may enter the cache.
-            self._meter_cache.update(meters)
+            self._ids.meter_ids.update(meters)
             return
-
-    def _problem(self, item: PreparedSample) -> str | None:
-        """What the database would reject in a prepared sample (resource
-        fields were checked by prepare, meters once per process)."""
-        volume, _timestamp, _recorded, signature, message_id = item.sample
-        if volume is not None and not math.isfinite(volume):
-            return f'counter_volume {volume!r} is not finite'
-        if message_id is not None and (message_id.__class__ is not str
-                                       or len(message_id) > 128):
-            return validation.problem({'counter_name': '-',
-                                       'resource_id': '-',
-                                       'message_id': message_id})
-        if signature is not None and (signature.__class__ is not str
-                                      or len(signature) > 64):
-            return validation.problem({'counter_name': '-',
-                                       'resource_id': '-',
-                                       'message_signature': signature})
-        if item.meter not in self._valid_meters:
-            reason = validation.meter_problem(*item.meter)
-            if reason:
-                return reason
-            self._valid_meters.add(item.meter)
-        return None
 
     def _write(self, prepared: list[PreparedSample],
                safe: bool) -> dict[MeterKey, int]:
@@ -194,11 +121,9 @@ class SampleWriter:
     def _write_transaction(self, prepared: list[PreparedSample],
                            safe: bool) -> dict[MeterKey, int]:
         with db_engine.write_transaction(self._engine) as conn:
-            db_engine.residual_data_lock(conn, exclusive=False)
-            meters = self._resolve_meters(conn, {p.meter for p in prepared})
-            resources = self._resolve_resources(conn, prepared)
-            rows = [(meters[p.meter], resources[p.identity], *p.sample)
-                    for p in prepared]
+            meters, resources = self._ids.resolve(conn, prepared)
+            rows = [(meters[meter], resources[state.identity], *values)
+                    for meter, state, values in prepared]
             if self._use_copy:
                 if safe:
                     loading.copy_samples_safely(conn, rows)
@@ -211,98 +136,3 @@ class SampleWriter:
                              [dict(zip(SAMPLE_COLUMNS, row, strict=True))
                               for row in rows])
         return meters
-
-    def _resolve_meters(self, conn: Connection,
-                        keys: set[MeterKey]) -> dict[MeterKey, int]:
-        cached = {key: self._meter_cache[key] for key in keys
-                  if key in self._meter_cache}
-        found: dict[MeterKey, int] = {}
-        if cached:
-            # Under the residual-data lock: a cached row the expirer
-            # deleted meanwhile is missing now, and cannot go later.
-            meter = tables.meter
-            alive = set(conn.execute(
-                sa.select(meter.c.id).where(
-                    meter.c.id.in_(sorted(cached.values())))).scalars())
-            for key, meter_id in cached.items():
-                if meter_id in alive:
-                    found[key] = meter_id
-                else:
-                    del self._meter_cache[key]
-        missing = keys - found.keys()
-        if missing:
-            found.update(self._read_meters(conn, missing))
-            missing -= found.keys()
-        if missing:
-            conn.execute(self._insert_meter, [
-                {'name': name, 'type': type_, 'unit': unit}
-                for name, type_, unit in sorted(missing,
-                                                key=_meter_sort_key)])
-            found.update(self._read_meters(conn, missing))
-            missing -= found.keys()
-        if missing:
-            raise RuntimeError(f'Meters {sorted(missing)} could not be '
-                               f'created')
-        return found
-
-    def _read_meters(self, conn: Connection,
-                     keys: set[MeterKey]) -> dict[MeterKey, int]:
-        meter = tables.meter
-        names = sorted({key[0] for key in keys})
-        found: dict[MeterKey, int] = {}
-        for chunk in _chunks(names):
-            query = (sa.select(meter.c.id, meter.c.name, meter.c.type,
-                               meter.c.unit)
-                     .where(meter.c.name.in_(chunk))
-                     .order_by(meter.c.id))
-            for row in conn.execute(query):
-                key = (row.name, row.type, row.unit)
-                if key in keys:
-                    found.setdefault(key, row.id)
-        return found
-
-    def _resolve_resources(self, conn: Connection,
-                           prepared: list[PreparedSample]) -> dict[str, int]:
-        by_identity = {p.identity: p for p in prepared}
-        found = self._read_resources(conn, sorted(by_identity))
-        missing = sorted(by_identity.keys() - found.keys())
-        if not missing:
-            return found
-        conn.execute(self._insert_resource, [
-            dict(by_identity[identity].resource,
-                 resource_metadata=metadata_text(
-                     by_identity[identity].metadata))
-            for identity in missing])
-        created = self._read_resources(conn, missing)
-        lost = set(missing) - created.keys()
-        if lost:
-            raise RuntimeError(f'{len(lost)} resource rows could not be '
-                               f'created')
-        found.update(created)
-        rows: dict[sa.Table, list[dict]] = {}
-        for identity in missing:
-            for table, row in metadata_rows(created[identity],
-                                            by_identity[identity].metadata):
-                rows.setdefault(table, []).append(row)
-        for table, table_rows in rows.items():
-            conn.execute(self._insert_metadata[table], table_rows)
-        return found
-
-    def _read_resources(self, conn: Connection,
-                        identities: list[str]) -> dict[str, int]:
-        resource = tables.resource
-        found: dict[str, int] = {}
-        if self._use_copy:
-            # One round trip with a binary array parameter: far cheaper
-            # than an expanded IN list of hundreds of bound parameters.
-            with conn.connection.driver_connection.cursor() as cursor:
-                cursor.execute(_RESOURCE_IDS, (identities,), binary=True)
-                found.update(cursor.fetchall())
-            return found
-        for chunk in _chunks(identities):
-            query = sa.select(resource.c.identity_hash,
-                              resource.c.internal_id).where(
-                resource.c.identity_hash.in_(chunk))
-            found.update((row.identity_hash, row.internal_id)
-                         for row in conn.execute(query))
-        return found

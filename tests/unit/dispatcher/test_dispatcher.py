@@ -149,3 +149,39 @@ def test_database_dispatcher_is_idempotent_by_message_id(sqlite_conf):
                                           + [_metering('c')])
     stored = list(meter_dispatcher.conn.get_samples(storage.SampleFilter()))
     assert sorted(s.counter_name for s in stored) == ['a', 'b', 'c']
+
+
+@pytest.mark.parametrize('spelling', [
+    '2031-01-02T03:04:05.000006', '2031-01-02 03:04:05.000006',
+    '2031-01-02T03:04:05.000006Z', '2031-01-02T03:04:05.000006+00:00',
+    '2031-01-02T05:34:05.000006+02:30', '2031-01-02T00:04:05.000006-03:00',
+    # Not isoformat()'s spellings: read by the ISO 8601 parser.
+    '20310102T030405.000006Z', '2031-01-02T03:04:05.000006+0000',
+])
+def test_database_dispatcher_reads_every_iso8601_spelling(sqlite_conf,
+                                                          spelling):
+    meter_dispatcher = database.MeterDatabaseDispatcher(sqlite_conf)
+    meter_dispatcher.record_metering_data([_metering('a', spelling)])
+    [stored] = meter_dispatcher.conn.get_samples(storage.SampleFilter())
+    assert stored.timestamp == datetime.datetime(2031, 1, 2, 3, 4, 5, 6)
+
+
+def test_database_dispatcher_counts_what_it_drops_with_the_driver(
+        sqlite_conf, caplog):
+    """Samples the bus could never deliver usefully (no message id, no
+    time) and samples the database would refuse are logged and counted in
+    one place."""
+    meter_dispatcher = database.MeterDatabaseDispatcher(sqlite_conf)
+    no_id = _metering('no-id')
+    no_id['message_id'] = None
+    bad_time = _metering('bad-time', timestamp='2031-13-01T00:00:00')
+    too_long = _metering('x' * 256)
+    meter_dispatcher.record_metering_data(
+        [no_id, _metering('good'), bad_time, too_long, 'not a dict'])
+    assert meter_dispatcher.conn.checker.dropped == 4
+    for reason in ('message_id is missing', "timestamp '2031-13-01T00:00:00'",
+                   'counter_name is longer than 255',
+                   'not a metering dict but str'):
+        assert reason in caplog.text
+    stored = meter_dispatcher.conn.get_samples(storage.SampleFilter())
+    assert [s.counter_name for s in stored] == ['good']

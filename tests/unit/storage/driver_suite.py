@@ -11,6 +11,7 @@ SQL driver promises (schema, migrations, expiry, concurrent writers).
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import multiprocessing
 import threading
@@ -843,6 +844,50 @@ class SQLDriverTests(StorageFixtures):
         assert _count(conn.engine, tables.resource) == 3
         assert _count(conn.engine, tables.meter) == 3
 
+    def test_resource_states_are_told_apart_by_value_and_type(self, conn):
+        """1, 1.0 and True are equal in Python but not the same metadata:
+        each gets its own resource row, and a resource state met again
+        (as a fresh JSON-decoded dict) is found in the writer's memo."""
+        values = [1, 1.0, True, 1, {'n': 1}, {'n': True}]
+        for i, value in enumerate(values):
+            conn.record_metering_data_batch(json.loads(json.dumps([
+                make_sample(timestamp=ts(i), metadata={'v': value},
+                            message_id=f'{i}-{j}')
+                for j in range(2)], default=str)))
+        assert _count(conn.engine, tables.resource) == 5
+        with conn.engine.connect() as connection:
+            stored = sorted(connection.execute(sa.select(
+                tables.resource.c.resource_metadata)).scalars())
+        assert stored == sorted(json.dumps({'v': value})
+                                for value in values[:3] + values[4:])
+        assert len(conn._writer._preparer._states) == 5
+        [latest] = conn.get_resources()
+        assert latest.metadata == {'v': {'n': True}}
+
+    def test_remembered_resource_state_ignores_later_changes(
+            self, conn, storage_conf, db_url):
+        """The writer keeps resource states across batches: a caller that
+        changes its metadata dict afterwards does not change what is
+        written when the state's row has to be created again."""
+        metadata = {'name': 'vm', 'tags': ['a']}
+        old = _utcnow() - datetime.timedelta(days=1)
+        conn.record_metering_data(make_sample(timestamp=old,
+                                              metadata=metadata))
+        metadata['name'] = 'changed'
+        metadata['tags'].append('b')
+        other = storage.get_connection(storage_conf, db_url)
+        try:
+            other.clear_expired_metering_data(60)
+        finally:
+            other.dispose()
+        assert _count(conn.engine, tables.resource) == 0
+        conn.record_metering_data(make_sample(
+            message_id='again', metadata={'name': 'vm', 'tags': ['a']}))
+        [stored] = conn.get_samples(storage.SampleFilter())
+        assert stored.resource_metadata == {'name': 'vm', 'tags': ['a']}
+        assert [s.message_id for s in conn.get_samples(storage.SampleFilter(
+            metaquery={'metadata.name': 'vm'}))] == ['again']
+
     def test_typed_metadata_rows_written_once(self, conn, caplog):
         metadata = {'name': 'vm', 'n': 3, 'r': 0.25, 'on': True,
                     'none': None, 'deep': {'er': {'x': 'y'}},
@@ -869,6 +914,29 @@ class SQLDriverTests(StorageFixtures):
             'r': ('metadata_float', 0.25),
             'on': ('metadata_bool', True),
         }
+
+    def test_metadata_text_a_database_refuses_is_not_queryable(
+            self, conn, caplog):
+        """NUL characters and lone surrogates cannot go into a text column
+        (PostgreSQL): such metadata leaves are left out of the typed rows,
+        the sample and its whole metadata (as JSON) are stored."""
+        metadata = {'ok': 'fine', 'nul': 'a\x00b', 'ke\x00y': 1,
+                    'bad': '\ud800'}
+        with caplog.at_level(logging.WARNING):
+            conn.record_metering_data(make_sample(message_id='m',
+                                                  metadata=metadata))
+        for key in ('nul', 'ke\x00y', 'bad'):
+            assert (f'Unknown metadata type. Key ({key}) will not be '
+                    f'queryable.' in caplog.text)
+        [stored] = conn.get_samples(storage.SampleFilter())
+        assert stored.resource_metadata == metadata
+        assert [s.message_id for s in conn.get_samples(
+            storage.SampleFilter(metaquery={'metadata.ok': 'fine'}))] == ['m']
+        with conn.engine.connect() as connection:
+            keys = {row.meta_key for table in (tables.metadata_text,
+                                               tables.metadata_int)
+                    for row in connection.execute(sa.select(table))}
+        assert keys == {'ok'}
 
     def test_generic_insert_path_skips_duplicates(self, conn):
         # PostgreSQL with psycopg 3 normally loads samples with COPY; the
@@ -955,6 +1023,31 @@ class SQLDriverTests(StorageFixtures):
         [stored] = conn.get_samples(storage.SampleFilter(meter='cpu'))
         assert stored.counter_volume == 7.0
 
+    def test_cached_ids_reused_for_other_rows_are_not_trusted(
+            self, conn, storage_conf, db_url):
+        """Another process expires a meter whose id this writer caches
+        (and its resource), then creates other ones that may get the same
+        ids (SQLite reuses the highest rowid): the writer must not file its
+        samples under them."""
+        old = _utcnow() - datetime.timedelta(days=1)
+        conn.record_metering_data(make_sample('cpu', timestamp=old,
+                                              resource_id='mine'))
+        other = storage.get_connection(storage_conf, db_url)
+        try:
+            other.clear_expired_metering_data(60)
+            other.record_metering_data(make_sample('disk',
+                                                   resource_id='theirs'))
+        finally:
+            other.dispose()
+        # ``conn`` still caches the expired meter's id.
+        conn.record_metering_data_batch([
+            make_sample('cpu', volume=7, resource_id='mine',
+                        timestamp=ts(i)) for i in range(3)])
+        samples = conn.get_samples(storage.SampleFilter())
+        assert sorted((s.counter_name, s.resource_id, s.counter_volume)
+                      for s in samples) == [
+            ('cpu', 'mine', 7.0)] * 3 + [('disk', 'theirs', 1.0)]
+
     def test_event_expiry(self, event_conn, caplog):
         now = _utcnow()
         event_conn.record_events([
@@ -992,9 +1085,9 @@ class SQLDriverTests(StorageFixtures):
             connection.execute(tables.sample.delete())
         # conn's writer still caches the meter id: both rows are residual.
         sample_writer = conn._writer
-        item = preparation.prepare(make_sample('cpu', timestamp=ts(5),
-                                          message_id='new'),
-                              tables.utcnow())
+        [(meter, state, values)] = sample_writer._preparer.prepare(
+            [make_sample('cpu', timestamp=ts(5), message_id='new')],
+            tables.utcnow(), drop=pytest.fail)
         done = threading.Event()
         errors: list[BaseException] = []
 
@@ -1008,15 +1101,17 @@ class SQLDriverTests(StorageFixtures):
 
         with db_engine.write_transaction(engine) as connection:
             db_engine.residual_data_lock(connection, exclusive=False)
-            meters = sample_writer._resolve_meters(connection, {item.meter})
-            resources = sample_writer._resolve_resources(connection, [item])
+            meter_id = sample_writer._ids.meter_ids[meter]
+            alive, resources = sample_writer._lookup.open_batch(
+                connection, [meter_id], [state.identity])
+            assert alive == {meter_id: meter}
             expirer = threading.Thread(target=expire)
             expirer.start()
             done.wait(1.0)
             connection.execute(tables.sample.insert(), [dict(zip(
                 preparation.SAMPLE_COLUMNS,
-                (meters[item.meter], resources[item.identity],
-                 *item.sample), strict=True))])
+                (meter_id, resources[state.identity], *values),
+                strict=True))])
         expirer.join(60)
         assert not expirer.is_alive()
         assert errors == []
@@ -1123,6 +1218,19 @@ class InvalidSampleTests(StorageFixtures):
         ({'message_id': 'm' * 129}, 'message_id is longer than 128'),
         ({'user_id': 42}, 'user_id is a int, not text'),
         ({'timestamp': 'yesterday'}, "timestamp 'yesterday' cannot be"),
+        # The ISO 8601 parser's spellings beyond isoformat()'s still count.
+        ({'timestamp': '2024-05-01T12:00:00.5Z+'}, 'cannot be parsed'),
+        # Before year 1 in UTC.
+        ({'timestamp': '0001-01-01T00:00:00+01:00'}, 'cannot be parsed'),
+        # PostgreSQL refuses NUL characters and text that is not UTF-8.
+        ({'resource_id': 'res\x00'}, 'resource_id contains a NUL'),
+        ({'counter_name': 'cpu\x00'}, 'counter_name contains a NUL'),
+        ({'message_id': 'id\x00'}, 'message_id contains a NUL'),
+        ({'message_signature': 's\x00'}, 'message_signature contains a NUL'),
+        ({'project_id': 'p\ud800'}, 'project_id is not valid Unicode'),
+        # The dispatcher's rule: only numbers and their text.
+        ({'counter_volume': b'1'}, 'is not a number'),
+        ({'counter_volume': '1e999'}, 'is not finite'),
     ])
     def test_invalid_sample_is_dropped_and_counted(self, conn, caplog,
                                                    change, reason):

@@ -34,6 +34,10 @@ def test_sqlite_file_engine_pragmas(conf, tmp_path):
         assert conn.exec_driver_sql('PRAGMA foreign_keys').scalar() == 1
         assert conn.exec_driver_sql('PRAGMA busy_timeout').scalar() == (
             int(db_engine.SQLITE_BUSY_TIMEOUT * 1000))
+        assert conn.exec_driver_sql('PRAGMA cache_size').scalar() == (
+            -db_engine.SQLITE_CACHE_KIB)
+        assert conn.exec_driver_sql('PRAGMA wal_autocheckpoint').scalar() == (
+            db_engine.SQLITE_WAL_CHECKPOINT_PAGES)
     engine.dispose()
 
 
