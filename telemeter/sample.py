@@ -11,6 +11,8 @@ import copy
 import datetime
 import hashlib
 import os
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -84,24 +86,45 @@ def _as_uuid(digest: str, version: str) -> str:
             f'{variant}{digest[17:20]}-{digest[20:32]}')
 
 
-_ID_SEED: tuple[int, int, int] = (0, 0, 0)
+# 100 ns intervals from the Gregorian reform to the Unix epoch (RFC 4122).
+_UUID_EPOCH = 0x01b21dd213814000
 
 
-def new_id() -> str:
-    """A new sample id: ``str(uuid1())`` as Ceilometer's, made without
-    the system's UUID clock lock (20 µs a call here).
+class _TimeIds:
+    """Version 1 UUIDs of this process: a random node with the multicast
+    bit set (RFC 4122 §4.5) and a random clock sequence, both drawn again
+    after a fork so that workers never share them, and timestamps that
+    never repeat (the next 100 ns tick when the clock has not moved)."""
 
-    The node is random with the multicast bit set (RFC 4122 §4.5) and so
-    is the clock sequence, drawn again in each process so that forked
-    workers never share them.
-    """
-    global _ID_SEED
-    pid, node, clock_seq = _ID_SEED
-    if pid != os.getpid():
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._suffix = ''
+        self._last = 0
+
+    def _reseed(self) -> None:
         node = int.from_bytes(os.urandom(6), 'big') | (1 << 40)
         clock_seq = int.from_bytes(os.urandom(2), 'big') & 0x3fff
-        _ID_SEED = (os.getpid(), node, clock_seq)
-    return str(uuid.uuid1(node=node, clock_seq=clock_seq))
+        self._suffix = f'-{0x8000 | clock_seq:04x}-{node:012x}'
+        self._pid = os.getpid()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._reseed()
+            tick = time.time_ns() // 100 + _UUID_EPOCH
+            if tick <= self._last:
+                tick = self._last + 1
+            self._last = tick
+            suffix = self._suffix
+        return (f'{tick & 0xffffffff:08x}-{(tick >> 32) & 0xffff:04x}-'
+                f'{0x1000 | (tick >> 48) & 0x0fff:04x}{suffix}')
+
+
+#: A new sample id: a version 1 UUID as Ceilometer's ``str(uuid1())``,
+#: made without the system's UUID clock lock (20 µs a call here; this
+#: takes about 1 µs).
+new_id = _TimeIds()
 
 
 def derived_id(*parts: str) -> str:

@@ -36,26 +36,25 @@ class TransformerBase(metaclass=abc.ABCMeta):
 class Namespace:
     """The names an expression sees.
 
-    Keys of the seed become attributes; dict values become nested
-    Namespaces; an absent attribute or item is an empty Namespace, which is
-    falsy, so ``resource_metadata.cpu_number or 1`` and ``a.b.c.d`` never
-    raise.
+    Keys of the seed become attributes; dict values are seen as nested
+    Namespaces (wrapped when looked up, so a sample's metadata is not
+    copied for every expression); an absent attribute or item is an empty
+    Namespace, which is falsy, so ``resource_metadata.cpu_number or 1``
+    and ``a.b.c.d`` never raise. Expressions only read the seed.
     """
 
     __slots__ = ('_data',)
 
     def __init__(self, seed: dict | None = None) -> None:
-        data = {}
-        for key, value in (seed or {}).items():
-            data[key] = Namespace(value) if isinstance(value, dict) else value
-        object.__setattr__(self, '_data', data)
+        object.__setattr__(self, '_data', seed or {})
 
     def lookup(self, name: Any) -> Any:
         """The value named ``name``, or an empty Namespace."""
         try:
-            return self._data[name]
+            value = self._data[name]
         except (KeyError, TypeError):
             return Namespace()
+        return Namespace(value) if isinstance(value, dict) else value
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith('__'):
