@@ -42,7 +42,13 @@ the median of each figure per worker count, and the ratios of the
 medians (2 workers / 1 worker).  The machine has 2 cores shared with
 other engineers, and the broker (and PostgreSQL) run on the same two
 cores: a second worker competes with them, which is what the broker and
-"others" columns show.
+"others" columns show.  Read "others" before the ratio: when other
+processes keep a core busy, the kernel's fair scheduler gives two
+runnable workers a larger share of the machine than one, so the ratio
+then mixes the daemon's scaling with CPU taken from the others (the
+"others" column falls as the daemon's "cores" rise); the figure that
+means most on a quiet box is the ratio itself, on a busy one the CPU per
+message.
 
 Why pre-loaded drains
 ---------------------
