@@ -80,3 +80,13 @@ def _sample(name: str, resource_id: str, when: datetime.datetime,
             'timestamp': when, 'resource_metadata': {'k': resource_id},
             'source': 'openstack', 'message_id': message_id,
             'message_signature': 'sig', 'monotonic_time': None}
+
+
+def write_event_batches(url: str, batches: list[list], start: int) -> None:
+    """Write every batch of Event models, starting at index ``start``."""
+    impl_sqlalchemy.EventConnection.WRITE_RETRY_INTERVAL = 0.05
+    connection = storage.get_connection(_conf(), url,
+                                        storage.EVENT_NAMESPACE)
+    for batch in batches[start:] + batches[:start]:
+        connection.record_events(batch)
+    connection.dispose()
