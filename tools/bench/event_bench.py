@@ -27,8 +27,9 @@ average (``os.getloadavg``) is printed with every figure: the benchmark
 machine is shared, so read the figures with it.
 
 Profiling: ``--profile`` runs the largest batch size once more under
-``cProfile`` and prints the 25 functions with the most cumulative time,
-which says whether the time goes into conversion, SQLAlchemy statement
+``cProfile`` (enabled during the timed calls only) and prints the 25
+functions with the most cumulative time and the 25 with the most own
+time, which says whether the time goes into conversion, SQLAlchemy statement
 building, the driver or waiting for the server.
 
 Usage (PostgreSQL and MariaDB: a scratch database is created on the
@@ -145,9 +146,12 @@ def _dispatcher(conf: cfg.ConfigOpts, url: str
 
 
 def run(conf: cfg.ConfigOpts, url: str, templates: list[dict],
-        count: int, batch_size: int) -> tuple[float, int, float]:
+        count: int, batch_size: int,
+        profiler: cProfile.Profile | None = None
+        ) -> tuple[float, int, float]:
     """Store ``count`` events in batches; return (seconds, traits,
-    redelivered-batch seconds)."""
+    redelivered-batch seconds). ``profiler`` runs during the timed calls
+    only."""
     dispatcher = _dispatcher(conf, url)
     warm_up, = make_batches(templates, batch_size, batch_size)
     dispatcher.record_events(warm_up)
@@ -157,9 +161,13 @@ def run(conf: cfg.ConfigOpts, url: str, templates: list[dict],
     first = _copy(batches[0])
     elapsed = 0.0
     for batch in batches:
+        if profiler:
+            profiler.enable()
         started = time.perf_counter()
         dispatcher.record_events(batch)
         elapsed += time.perf_counter() - started
+        if profiler:
+            profiler.disable()
     started = time.perf_counter()
     dispatcher.record_events(first)
     redelivered = time.perf_counter() - started
@@ -173,12 +181,13 @@ def run(conf: cfg.ConfigOpts, url: str, templates: list[dict],
 
 def profile(conf: cfg.ConfigOpts, url: str, templates: list[dict],
             count: int, batch_size: int) -> None:
-    """Print the 25 most expensive functions (cumulative) of one run."""
+    """Print the 25 most expensive functions of the timed calls of one
+    run, by cumulative and by own time."""
     profiler = cProfile.Profile()
-    profiler.enable()
-    run(conf, url, templates, count, batch_size)
-    profiler.disable()
-    pstats.Stats(profiler).sort_stats('cumulative').print_stats(25)
+    run(conf, url, templates, count, batch_size, profiler)
+    stats = pstats.Stats(profiler)
+    stats.sort_stats('cumulative').print_stats(25)
+    stats.sort_stats('tottime').print_stats(25)
 
 
 def main() -> None:
