@@ -24,6 +24,7 @@ from telemeter.storage.sqlalchemy import (
     event_loading,
     event_rows,
     event_writer,
+    migration,
     tables,
 )
 from tests.unit.storage import workers
@@ -259,6 +260,68 @@ class SQLEventBatchTests(StorageFixtures):
         [found] = event_conn.get_events(storage.EventFilter())
         assert (found.message_id, found.event_type) == ('second', 'type.x')
         assert list(event_conn.get_event_types()) == ['type.x']
+
+
+    def test_expirer_never_orphans_traits_of_concurrent_writers(
+            self, event_conn, db_url):
+        """Trait rows have no foreign key: while two writers store
+        batches the expirer removes at once (and whose event types it
+        then finds unused), no trait row may be left without its event
+        and no event that is not expired may be lost or lose a trait."""
+        rounds = 10
+        context = multiprocessing.get_context('spawn')
+        children = [context.Process(target=workers.write_expiring_events,
+                                    args=(db_url, writer, rounds))
+                    for writer in range(2)]
+        children.append(context.Process(
+            target=workers.expire_events_repeatedly, args=(db_url, 4.0)))
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(180)
+        assert [c.exitcode for c in children] == [0] * len(children)
+        event = tables.event
+        with event_conn.engine.connect() as conn:
+            for table in event_loading.TRAIT_TABLES:
+                orphans = conn.execute(
+                    sa.select(sa.func.count()).select_from(table).where(
+                        ~sa.exists().where(event.c.id == table.c.event_id))
+                ).scalar_one()
+                assert orphans == 0, table.name
+        kept = event_conn.get_events(storage.EventFilter(
+            start_timestamp=_utcnow() - datetime.timedelta(hours=1)))
+        expected = {f'w{w}-{i}-keep0': batch_events(1, f'w{w}-{i}-keep')[0]
+                    for w in range(2) for i in range(rounds)}
+        assert sorted(e.message_id for e in kept) == sorted(expected)
+        for found in kept:
+            assert as_stored(found)[3] == as_stored(
+                expected[found.message_id])[3]
+        event_conn.clear_expired_event_data(86400)
+        assert all(not name.startswith('old.')
+                   for name in event_conn.get_event_types())
+
+    def test_upgrade_from_event_001_keeps_the_events(self, event_conn):
+        """A database at event_001 (trait foreign keys) is written by
+        this writer, then upgraded in place and written again."""
+        event_conn.clear()
+        engine = event_conn.engine
+        migration.upgrade(engine, migration.EVENT, revision='event_001')
+        inspector = sa.inspect(engine)
+        assert inspector.get_foreign_keys('trait_int')[0]['name'] == (
+            'fk_trait_int_event_id')
+        events = batch_events(20)
+        event_conn.record_events(events[:10])
+        event_conn.upgrade()
+        assert (migration.current_revision(engine, migration.EVENT)
+                == migration.head_revision(migration.EVENT))
+        inspector = sa.inspect(engine)
+        for table in event_loading.TRAIT_TABLES:
+            assert inspector.get_foreign_keys(table.name) == []
+            assert inspector.get_indexes(table.name) == []
+        assert [fk['name'] for fk in inspector.get_foreign_keys(
+            'event')] == ['fk_event_type_id']
+        event_conn.record_events(events)
+        assert stored(event_conn) == [as_stored(e) for e in events]
 
 
 class ServerEventTests(StorageFixtures):
