@@ -109,6 +109,8 @@ def _generated(value: Any) -> datetime.datetime | None:
 def _raw(rules: Rules, raw: Any) -> str | None:
     if raw is None:
         return None
+    if raw.__class__ is dict and not raw:
+        return '{}'   # what json.dumps makes of it (store_raw is off)
     try:
         text = json.dumps(raw, default=str)
     except (TypeError, ValueError) as err:
@@ -165,7 +167,7 @@ def prepare(event: models.Event, rules: Rules) -> PreparedEvent:
     nul = rules.nul
     finite = rules.finite
     traits: tuple[list[tuple[str, Any]], ...] = ([], [], [], [])
-    seen: set[tuple[int, str]] = set()
+    seen: tuple[set[str], ...] = (set(), set(), set(), set())
     for trait in event.traits or ():
         name = trait.name
         if (name.__class__ is not str or not name.isascii()
@@ -174,9 +176,10 @@ def prepare(event: models.Event, rules: Rules) -> PreparedEvent:
         index = TABLE_INDEX.get(trait.dtype)
         if index is None:
             raise Unstorable(f'Trait {name} has unknown type {trait.dtype}')
-        if (index, name) in seen:
+        names = seen[index]
+        if name in names:
             raise Unstorable(f'trait {name} appears twice')
-        seen.add((index, name))
+        names.add(name)
         value = trait.value
         cls = value.__class__
         if not (value is None
