@@ -6,14 +6,8 @@ events in one transaction per chunk):
 1. every event is checked and turned into rows first
    (:mod:`event_rows`); one the database would refuse is logged, counted
    and dropped, and a message id seen earlier in the batch is a duplicate;
-2. the batch's event types are resolved at once: cached ids are re-read
-   under a share lock (``FOR KEY SHARE`` / ``LOCK IN SHARE MODE``), so one
-   the expirer deleted meanwhile is noticed and created again, and none
-   can be deleted before the batch commits (the event tables keep their
-   foreign keys, so no residual-data lock is needed: the expirer's delete
-   of an event type still in use fails and is retried); unknown names are
-   read, the missing ones inserted (duplicates from concurrent writers
-   ignored) and read again;
+2. the batch's event types are resolved at once, share-locked against
+   the expirer (:mod:`event_types`);
 3. the event rows go in one statement, the duplicates of stored message
    ids skipped (:mod:`event_loading`), then the trait rows of the new
    events only, one statement (or COPY) per trait table.
@@ -41,7 +35,6 @@ from sqlalchemy.engine import Connection, Engine
 from telemeter.storage import models
 from telemeter.storage.event_checker import EventChecker
 from telemeter.storage.sqlalchemy import engine as db_engine
-from telemeter.storage.sqlalchemy import tables
 from telemeter.storage.sqlalchemy.event_loading import EventLoader, chunks
 from telemeter.storage.sqlalchemy.event_rows import (
     PreparedEvent,
@@ -49,6 +42,7 @@ from telemeter.storage.sqlalchemy.event_rows import (
     Unstorable,
     prepare,
 )
+from telemeter.storage.sqlalchemy.event_types import EventTypes
 
 LOG = log.getLogger(__name__)
 
@@ -70,9 +64,7 @@ class EventWriter:
         self._engine = engine
         self._rules = Rules(engine.dialect.name)
         self._loader = EventLoader(engine)
-        self._event_types: dict[str, int] = {}
-        self._insert_type = db_engine.insert_ignore(tables.event_type,
-                                                    engine.dialect.name)
+        self._types = EventTypes(engine.dialect.name)
         self.checker = EventChecker()
         self.max_attempts = max_attempts
         self.retry_interval = retry_interval
@@ -80,7 +72,7 @@ class EventWriter:
 
     def forget_event_types(self) -> None:
         """Drop the event type cache (after a clear)."""
-        self._event_types.clear()
+        self._types.forget()
 
     def record(self, events: Iterable[models.Event]) -> None:
         """Store a batch of events (see the module docstring)."""
@@ -135,7 +127,7 @@ class EventWriter:
                 # MySQL: a message id stored meanwhile. Elsewhere (and on
                 # MySQL once more): a row vanished, or this chunk holds
                 # what the database refuses.
-                self._event_types.clear()
+                self._types.forget()
                 if safe:
                     raise _Isolate() from err
                 safe = True
@@ -158,8 +150,7 @@ class EventWriter:
                 raise _Isolate() from err
             except _VALUE_ERRORS as err:
                 raise _Isolate() from err
-            # Only ids of committed rows may enter the cache.
-            self._event_types.update(new_types)
+            self._types.remember(new_types)
             for message_id in duplicates:
                 _log_duplicate(message_id)
             return
@@ -181,7 +172,7 @@ class EventWriter:
     def _write_transaction(self, conn: Connection,
                            chunk: list[PreparedEvent], safe: bool
                            ) -> tuple[dict[str, int], list[str]]:
-        types, new_types = self._resolve_types(
+        types, new_types = self._types.resolve(
             conn, {item.event_type for item in chunk})
         duplicates: list[str] = []
         if safe and not self._loader.returning:
@@ -233,59 +224,6 @@ class EventWriter:
     def _stored(self, message_ids: list[str]) -> bool:
         with self._engine.connect() as conn:
             return bool(self._loader.read_ids(conn, message_ids))
-
-    def _resolve_types(self, conn: Connection, names: set[str]
-                       ) -> tuple[dict[str, int], dict[str, int]]:
-        """``({name: id}, {name: id of the names not cached})``, every row
-        share-locked until the transaction ends."""
-        event_type = tables.event_type
-        found: dict[str, int] = {}
-        cached = {name: self._event_types[name] for name in names
-                  if name in self._event_types}
-        if cached:
-            alive = set(conn.execute(
-                sa.select(event_type.c.id)
-                .where(event_type.c.id.in_(sorted(cached.values())))
-                .with_for_update(read=True, key_share=True)).scalars())
-            for name, type_id in cached.items():
-                if type_id in alive:
-                    found[name] = type_id
-                else:
-                    del self._event_types[name]
-        missing = sorted(names - found.keys())
-        if not missing:
-            return found, {}
-        new = self._read_types(conn, missing)
-        absent = [name for name in missing if name not in new]
-        if absent:
-            conn.execute(self._insert_type,
-                         [{'desc': name} for name in absent])
-            new.update(self._read_types(conn, absent))
-        lost = [name for name in missing if name not in new]
-        if lost:
-            raise RuntimeError(f'Event types {lost} could not be created')
-        found.update(new)
-        return found, new
-
-    @staticmethod
-    def _read_types(conn: Connection, names: list[str]) -> dict[str, int]:
-        event_type = tables.event_type
-        found: dict[str, int] = {}
-        for chunk in chunks(names):
-            found.update((row.desc, row.id) for row in conn.execute(
-                sa.select(event_type.c.id, event_type.c.desc)
-                .where(event_type.c.desc.in_(chunk))
-                .with_for_update(read=True, key_share=True)))
-        unmatched = [name for name in names if name not in found]
-        for name in unmatched:
-            # The collation may match a stored name loosely (MySQL):
-            # that row is the event type, as a single lookup finds it.
-            type_id = conn.execute(
-                sa.select(event_type.c.id).where(event_type.c.desc == name)
-                .with_for_update(read=True, key_share=True)).scalar()
-            if type_id is not None:
-                found[name] = type_id
-        return found
 
 
 def _add_traits(rows: tuple[list[tuple], ...], event_id: int,

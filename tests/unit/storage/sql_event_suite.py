@@ -86,6 +86,26 @@ class SQLEventBatchTests(StorageFixtures):
             'None', 'None', 'e1']
         assert all(len(e.traits) == 4 for e in found)
 
+    def test_ids_and_types_are_matched_as_the_database_compares_them(
+            self, event_conn, caplog):
+        """MySQL's case-insensitive collation makes ``abc`` a duplicate
+        of ``ABC`` and ``type.a`` the event type ``Type.A``, as they were
+        with one event a transaction; elsewhere they differ."""
+        event_conn.record_events([make_event('ABC', 'Type.A')])
+        with caplog.at_level(logging.INFO):
+            event_conn.record_events([make_event('abc', 'type.a'),
+                                      make_event('other', 'type.a')])
+        found = [(e.message_id, e.event_type)
+                 for e in event_conn.get_events(storage.EventFilter())]
+        if event_conn.engine.dialect.name == 'mysql':
+            assert found == [('ABC', 'Type.A'), ('other', 'Type.A')]
+            assert ('Duplicate event detected, skipping it: abc'
+                    in caplog.text)
+        else:
+            assert found == [('ABC', 'Type.A'), ('abc', 'type.a'),
+                             ('other', 'type.a')]
+        assert event_conn.checker.dropped == 0
+
     def test_large_batch_is_written_in_chunks(self, event_conn,
                                               monkeypatch):
         writer = event_conn._store._writer
@@ -246,7 +266,7 @@ class SQLEventBatchTests(StorageFixtures):
                 done.set()
 
         with db_engine.write_transaction(engine) as conn:
-            types, _new = writer._resolve_types(conn, {'type.x'})
+            types, _new = writer._types.resolve(conn, {'type.x'})
             thread = threading.Thread(target=expire)
             thread.start()
             # The expirer waits for this transaction.
