@@ -14,6 +14,7 @@ from tests.unit.storage import (
     driver_suite,
     event_suite,
     query_suite,
+    sql_event_concurrency,
     sql_event_suite,
     statistics_suite,
 )
@@ -105,3 +106,13 @@ class TestMariaDBSQLEventBatches(MariaDBURL,
                                  sql_event_suite.SQLEventBatchTests,
                                  sql_event_suite.ServerEventTests):
     """Event write transactions, fallback and concurrency on MariaDB."""
+
+
+class TestPostgreSQLEventConcurrency(
+        PostgreSQLURL, sql_event_concurrency.SQLEventConcurrencyTests):
+    """Event writers next to other writers and the expirer on PostgreSQL."""
+
+
+class TestMariaDBEventConcurrency(
+        MariaDBURL, sql_event_concurrency.SQLEventConcurrencyTests):
+    """Event writers next to other writers and the expirer on MariaDB."""

@@ -8,6 +8,7 @@ from tests.unit.storage import (
     driver_suite,
     event_suite,
     query_suite,
+    sql_event_concurrency,
     sql_event_suite,
     statistics_suite,
 )
@@ -51,3 +52,8 @@ class TestSQLiteEventBatches(SQLiteURL, event_suite.EventBatchTests):
 
 class TestSQLiteSQLEventBatches(SQLiteURL, sql_event_suite.SQLEventBatchTests):
     """Event write transactions, fallback and concurrency on SQLite."""
+
+
+class TestSQLiteEventConcurrency(SQLiteURL,
+                                 sql_event_concurrency.SQLEventConcurrencyTests):
+    """Event writers next to other writers and the expirer on SQLite."""
