@@ -10,7 +10,8 @@ from oslo_log import log
 from oslo_utils import timeutils
 
 from telemeter import dispatcher, storage
-from telemeter.storage import models, validation
+from telemeter.dispatcher import event_conversion
+from telemeter.storage import validation
 
 LOG = log.getLogger(__name__)
 
@@ -108,7 +109,12 @@ class MeterDatabaseDispatcher(dispatcher.MeterDispatcherBase):
 
 
 class EventDatabaseDispatcher(dispatcher.EventDispatcherBase):
-    """Writes serialized events through the event storage driver."""
+    """Writes serialized events through the event storage driver.
+
+    The whole batch goes to storage at once (one transaction on the SQL
+    drivers); a dict that is not an event is logged and dropped, a
+    storage error propagates and the bus batch is requeued.
+    """
 
     def __init__(self, conf: Any) -> None:
         super().__init__(conf)
@@ -122,19 +128,13 @@ class EventDatabaseDispatcher(dispatcher.EventDispatcherBase):
         return self._conn
 
     def record_events(self, events: list[dict] | dict) -> None:
+        """Store ``events`` (serialized event dicts)."""
         if isinstance(events, dict):
             events = [events]
         event_list = []
         for ev in events:
             try:
-                event_list.append(models.Event(
-                    message_id=ev['message_id'],
-                    event_type=ev['event_type'],
-                    generated=_naive_utc(ev['generated']),
-                    traits=[models.Trait(
-                        name, dtype, models.Trait.convert_value(dtype, value))
-                        for name, dtype, value in ev['traits']],
-                    raw=ev.get('raw', {})))
+                event_list.append(event_conversion.event_from_dict(ev))
             except Exception:
                 LOG.exception('Error processing event and it will be '
                               'dropped: %s', ev)

@@ -18,6 +18,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from telemeter.storage import base, models, validation
+from telemeter.storage.event_checker import EventChecker
 from telemeter.storage.mongo import connection, events, metering, statistics
 
 LOG = log.getLogger(__name__)
@@ -166,6 +167,8 @@ class EventConnection(_MongoBase, base.EventConnection):
     def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
         base.EventConnection.__init__(self, conf, url)
         _MongoBase.__init__(self, url)
+        # Events that cannot be stored are counted here.
+        self.checker = EventChecker()
         self.upgrade()
 
     def upgrade(self) -> None:
@@ -183,8 +186,9 @@ class EventConnection(_MongoBase, base.EventConnection):
         self._db.drop_collection('event')
 
     def record_events(self, events_: Iterable[models.Event]) -> None:
-        """Insert each event; duplicates skipped."""
-        events.record_events(self._db, events_)
+        """Insert a batch at once; duplicates skipped, events that cannot
+        be stored logged, counted (``checker``) and dropped."""
+        events.record_events(self._db, events_, self.checker)
 
     def clear_expired_event_data(self, ttl: int) -> None:
         """Nothing to do: MongoDB's TTL index expires events."""

@@ -190,10 +190,18 @@ class EventConnection(base.EventConnection):
     CAPABILITIES = base.make_event_capabilities(True)
     STORAGE_CAPABILITIES = base.make_storage_capabilities(True)
 
+    # Deadlock retries of a batch write, as for samples.
+    MAX_WRITE_ATTEMPTS = 10
+    WRITE_RETRY_INTERVAL = 10.0
+
     def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
         super().__init__(conf, url)
         self._engine = _connect(conf, url)
-        self._store = events.EventStore(self._engine)
+        self._store = events.EventStore(
+            self._engine, max_attempts=self.MAX_WRITE_ATTEMPTS,
+            retry_interval=self.WRITE_RETRY_INTERVAL)
+        # Events the database would refuse are counted here.
+        self.checker = self._store.checker
 
     @property
     def engine(self) -> Engine:
@@ -216,7 +224,8 @@ class EventConnection(base.EventConnection):
         self._engine.dispose()
 
     def record_events(self, events: Iterable[models.Event]) -> None:
-        """Store each event in its own transaction; duplicates skipped."""
+        """Store a batch in one transaction; duplicates skipped, events
+        the database would refuse logged and dropped."""
         self._store.record_events(events)
 
     def clear_expired_event_data(self, ttl: int) -> None:

@@ -26,7 +26,7 @@ import pymongo
 import pytest
 
 from telemeter import storage
-from tests.unit.storage import driver_suite, query_suite
+from tests.unit.storage import driver_suite, event_suite, query_suite
 from tests.unit.storage.driver_suite import make_event, make_sample
 
 # Tests of the shared suites that need aggregation pipelines.
@@ -102,6 +102,25 @@ class TestWireEvents(NxURL, driver_suite.EventDriverTests):
                                       expected):
         super().test_get_events_trait_filters(events, traits_filter,
                                               expected)
+
+
+# nx-27017 keeps documents as JSON, which has no NaN or infinity: it
+# refuses them where MongoDB stores them.
+NX_POISON_GAPS = ('nan-float', 'infinite-float')
+
+
+class TestWireEventBatches(NxURL, event_suite.EventBatchTests):
+    """Batched event writes over the wire."""
+
+    @pytest.mark.parametrize(
+        'case, change, refused_by, phrases',
+        _without(event_suite.POISON_CASES, NX_POISON_GAPS),
+        ids=[case[0] for case in _without(event_suite.POISON_CASES,
+                                          NX_POISON_GAPS)])
+    def test_poison_event_is_dropped_and_its_batch_stored(
+            self, event_conn, caplog, case, change, refused_by, phrases):
+        super().test_poison_event_is_dropped_and_its_batch_stored(
+            event_conn, caplog, case, change, refused_by, phrases)
 
 
 class TestWireComplexQuery(NxURL, query_suite.ComplexQueryTests):

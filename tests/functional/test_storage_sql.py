@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.storage import driver_suite, query_suite, statistics_suite
+from tests.unit.storage import (
+    driver_suite,
+    event_suite,
+    query_suite,
+    sql_event_concurrency,
+    sql_event_suite,
+    statistics_suite,
+)
 
 
 class PostgreSQLURL:
@@ -79,3 +86,33 @@ class TestPostgreSQLInvalidSamples(PostgreSQLURL,
 
 class TestMariaDBInvalidSamples(MariaDBURL, driver_suite.InvalidSampleTests):
     """Invalid samples dropped on MariaDB."""
+
+
+class TestPostgreSQLEventBatches(PostgreSQLURL, event_suite.EventBatchTests):
+    """Batched event writes on PostgreSQL."""
+
+
+class TestMariaDBEventBatches(MariaDBURL, event_suite.EventBatchTests):
+    """Batched event writes on MariaDB."""
+
+
+class TestPostgreSQLSQLEventBatches(PostgreSQLURL,
+                                    sql_event_suite.SQLEventBatchTests,
+                                    sql_event_suite.ServerEventTests):
+    """Event write transactions, fallback and concurrency on PostgreSQL."""
+
+
+class TestMariaDBSQLEventBatches(MariaDBURL,
+                                 sql_event_suite.SQLEventBatchTests,
+                                 sql_event_suite.ServerEventTests):
+    """Event write transactions, fallback and concurrency on MariaDB."""
+
+
+class TestPostgreSQLEventConcurrency(
+        PostgreSQLURL, sql_event_concurrency.SQLEventConcurrencyTests):
+    """Event writers next to other writers and the expirer on PostgreSQL."""
+
+
+class TestMariaDBEventConcurrency(
+        MariaDBURL, sql_event_concurrency.SQLEventConcurrencyTests):
+    """Event writers next to other writers and the expirer on MariaDB."""

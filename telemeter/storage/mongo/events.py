@@ -2,7 +2,8 @@
 
 Collection ``event``: ``{_id: message_id, event_type, timestamp:
 generated, traits: [{trait_name, trait_type, trait_value}], raw}``; the
-``_id`` makes a redelivered event a duplicate that is skipped.
+``_id`` makes a redelivered event a duplicate that is skipped. A batch is
+written with one unordered ``insert_many``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import pymongo
+from bson import errors as bson_errors
 from oslo_log import log
 from pymongo import errors as mongo_errors
 
 from telemeter import utils
 from telemeter.storage import models
+from telemeter.storage.event_checker import EventChecker
+from telemeter.storage.mongo.metering import DUPLICATE_KEY
 
 LOG = log.getLogger(__name__)
 
@@ -42,26 +46,87 @@ def _trait_document(trait: models.Trait) -> dict:
             'trait_value': value}
 
 
-def record_events(database: Any, events: Iterable[models.Event]) -> None:
-    """Insert each event; duplicates are logged and skipped, other
-    failures logged and the last one raised after all were tried."""
-    error: Exception | None = None
+def _document(event: models.Event) -> dict:
+    """The ``event`` document; ValueError or TypeError if the event
+    cannot be stored."""
+    return {'_id': event.message_id,
+            'event_type': event.event_type,
+            'timestamp': utils.sanitize_timestamp(event.generated),
+            'traits': [_trait_document(t) for t in event.traits or []],
+            'raw': event.raw}
+
+
+def record_events(database: Any, events: Iterable[models.Event],
+                  checker: EventChecker) -> None:
+    """Insert a batch with one unordered ``insert_many``.
+
+    A message id already stored (or seen earlier in the batch) is logged
+    and skipped; an event that cannot be stored (a trait value not of its
+    type, a document BSON cannot encode, one the server refuses) is
+    logged, counted by ``checker`` and dropped; other errors (the server
+    is down, a write concern failed) are raised.
+    """
+    docs = []
+    seen: set[Any] = set()
     for event in events:
         try:
-            database.event.insert_one({
-                '_id': event.message_id,
-                'event_type': event.event_type,
-                'timestamp': utils.sanitize_timestamp(event.generated),
-                'traits': [_trait_document(t) for t in event.traits or []],
-                'raw': event.raw})
-        except mongo_errors.DuplicateKeyError:
-            LOG.info('Duplicate event detected, skipping it: %s',
-                     event.message_id)
-        except Exception as err:
-            LOG.exception('Failed to record event: %s', err)
-            error = err
-    if error is not None:
-        raise error
+            doc = _document(event)
+        except (ValueError, TypeError, OverflowError,
+                AttributeError) as err:
+            reason: str | None = str(err)
+        else:
+            reason = None
+        if reason is not None:
+            checker.drop(getattr(event, 'message_id', None), reason)
+            continue
+        if doc['_id'] in seen:
+            _log_duplicate(doc['_id'])
+            continue
+        seen.add(doc['_id'])
+        docs.append(doc)
+    if not docs:
+        return
+    try:
+        database.event.insert_many(docs, ordered=False)
+    except mongo_errors.BulkWriteError as err:
+        _bulk_errors(docs, err, checker)
+    except _UNENCODABLE:
+        # Raised while encoding, before the server had the batch (or
+        # part of it): find the documents at fault one by one.
+        for doc in docs:
+            _insert_one(database, doc, checker)
+
+
+# What BSON cannot encode: a document (raw notification) with an object of
+# no BSON type, an integer over 64 bits, text that is not valid Unicode,
+# a document over 16 MiB.
+_UNENCODABLE = (bson_errors.InvalidDocument, mongo_errors.DocumentTooLarge,
+                OverflowError, UnicodeError)
+
+
+def _bulk_errors(docs: list[dict], err: mongo_errors.BulkWriteError,
+                 checker: EventChecker) -> None:
+    if err.details.get('writeConcernErrors'):
+        raise err
+    for error in err.details.get('writeErrors', []):
+        message_id = docs[error['index']]['_id']
+        if error.get('code') == DUPLICATE_KEY:
+            _log_duplicate(message_id)
+        else:
+            checker.drop(message_id, error.get('errmsg', 'refused'))
+
+
+def _insert_one(database: Any, doc: dict, checker: EventChecker) -> None:
+    try:
+        database.event.insert_one(doc)
+    except mongo_errors.DuplicateKeyError:
+        _log_duplicate(doc['_id'])
+    except _UNENCODABLE as err:
+        checker.drop(doc['_id'], f'not storable in BSON: {err}')
+
+
+def _log_duplicate(message_id: Any) -> None:
+    LOG.info('Duplicate event detected, skipping it: %s', message_id)
 
 
 def _trait_condition(trait_filter: dict) -> dict:

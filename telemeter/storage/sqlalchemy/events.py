@@ -1,13 +1,13 @@
-"""Event storage of the SQL driver: recording and queries.
+"""Event storage of the SQL driver: recording, expiry and queries.
 
-Each event is written in its own transaction (event type, event row, typed
-trait rows); a duplicate ``message_id`` is skipped. Queries read events in
-``generated`` order and fetch their traits in chunks of event ids.
+A batch of events is written in one transaction by
+:mod:`~telemeter.storage.sqlalchemy.event_writer`; a duplicate
+``message_id`` is skipped. Queries read events in ``generated`` order and
+fetch their traits in chunks of event ids.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,7 +18,12 @@ from sqlalchemy.engine import Engine
 
 from telemeter.storage import models
 from telemeter.storage.sqlalchemy import engine as db_engine
-from telemeter.storage.sqlalchemy import expiry, filters, tables
+from telemeter.storage.sqlalchemy import (
+    event_writer,
+    expiry,
+    filters,
+    tables,
+)
 from telemeter.storage.sqlalchemy.metering import json_loads
 
 LOG = log.getLogger(__name__)
@@ -38,109 +43,36 @@ def _retry_on_integrity(func: Any, attempts: int = 3) -> Any:
     return None
 
 
-class _DuplicateEvent(Exception):
-    """The event's message_id is already stored."""
-
-
 class EventStore:
-    """Event reads and writes on one engine; caches event type ids."""
+    """Event reads and writes on one engine.
 
-    def __init__(self, engine: Engine) -> None:
+    Writes are :class:`~telemeter.storage.sqlalchemy.event_writer.
+    EventWriter`'s (it holds the event type cache); ``checker.dropped``
+    counts the events dropped as impossible to store.
+    """
+
+    def __init__(self, engine: Engine, max_attempts: int = 10,
+                 retry_interval: float = 10.0) -> None:
         self._engine = engine
-        self._dialect = engine.dialect.name
-        self._event_types: dict[str, int] = {}
-        self._insert_event_type = db_engine.insert_ignore(
-            tables.event_type, self._dialect)
+        self._writer = event_writer.EventWriter(
+            engine, max_attempts=max_attempts,
+            retry_interval=retry_interval)
+        self.checker = self._writer.checker
 
     def forget_event_types(self) -> None:
         """Drop the event type cache (after a clear)."""
-        self._event_types.clear()
+        self._writer.forget_event_types()
 
     # -- writes -----------------------------------------------------------
 
     def record_events(self, events: Iterable[models.Event]) -> None:
-        """Store each event in its own transaction.
+        """Store a batch of events in one transaction (per 1,000).
 
-        A duplicate message_id is logged and skipped; other failures are
-        logged and the last one is raised once every event was tried.
+        A duplicate message_id is logged and skipped; an event the
+        database would refuse is logged, counted and dropped; any other
+        failure is raised and nothing of the failed chunk is stored.
         """
-        error: Exception | None = None
-        for event in events:
-            try:
-                self._record_event_retrying(event)
-            except _DuplicateEvent:
-                LOG.info('Duplicate event detected, skipping it: %s',
-                         event.message_id)
-            except Exception as err:
-                LOG.exception('Failed to record event: %s', err)
-                error = err
-        if error is not None:
-            raise error
-
-    def _record_event_retrying(self, event: models.Event) -> None:
-        try:
-            self._record_event(event)
-        except sa.exc.IntegrityError:
-            if self._is_stored(event.message_id):
-                raise _DuplicateEvent() from None
-            # Perhaps a cached event type was expired meanwhile.
-            self._event_types.clear()
-            self._record_event(event)
-
-    def _is_stored(self, message_id: str) -> bool:
-        event = tables.event
-        with self._engine.connect() as conn:
-            return conn.execute(sa.select(event.c.id).where(
-                event.c.message_id == message_id)).first() is not None
-
-    def _record_event(self, event: models.Event) -> None:
-        trait_rows = self._trait_rows(event.traits or [])
-        new_type = None
-        with db_engine.write_transaction(self._engine) as conn:
-            type_id = self._event_types.get(event.event_type)
-            if type_id is None:
-                type_id = new_type = self._event_type_id(conn,
-                                                         event.event_type)
-            result = conn.execute(tables.event.insert().values(
-                message_id=event.message_id,
-                generated=event.generated,
-                raw=None if event.raw is None else json.dumps(
-                    event.raw, default=str),
-                event_type_id=type_id))
-            event_id = result.inserted_primary_key[0]
-            for table, rows in trait_rows.items():
-                conn.execute(table.insert(),
-                             [dict(row, event_id=event_id) for row in rows])
-        if new_type is not None:
-            self._event_types[event.event_type] = new_type
-
-    def _event_type_id(self, conn: SAConnection, name: str) -> int:
-        event_type = tables.event_type
-        query = sa.select(event_type.c.id).where(event_type.c.desc == name)
-        type_id = conn.execute(query).scalar()
-        if type_id is None:
-            conn.execute(self._insert_event_type, {'desc': name})
-            type_id = conn.execute(query).scalar_one()
-        return type_id
-
-    @staticmethod
-    def _trait_rows(traits: Iterable[models.Trait]
-                    ) -> dict[sa.Table, list[dict]]:
-        rows: dict[sa.Table, list[dict]] = {}
-        for trait in traits:
-            table = filters.TRAIT_TABLE_BY_DTYPE.get(trait.dtype)
-            if table is None:
-                raise ValueError(f'Trait {trait.name} has unknown type '
-                                 f'{trait.dtype}')
-            value = trait.value
-            if value is not None:
-                dtype = (models.Trait.TEXT_TYPE
-                         if trait.dtype == models.Trait.NONE_TYPE
-                         else trait.dtype)
-                value = models.Trait.convert_value(dtype, value)
-            rows.setdefault(table, []).append({'key': trait.name,
-                                               'value': value})
-        return rows
+        self._writer.record(events)
 
     def clear_expired_event_data(self, ttl: int) -> None:
         """Delete events older than ``ttl`` seconds with their traits, then
@@ -158,7 +90,7 @@ class EventStore:
                     event.c.event_type_id == event_type.c.id)))
 
         _retry_on_integrity(_delete_types)
-        self._event_types.clear()
+        self._writer.forget_event_types()
         LOG.info('%d events are removed from database', removed)
 
     # -- queries ----------------------------------------------------------

@@ -18,7 +18,12 @@ import pytest
 from telemeter import storage
 from telemeter.storage import impl_mongodb, models
 from telemeter.storage.mongo import connection, keys
-from tests.unit.storage import driver_suite, query_suite, statistics_suite
+from tests.unit.storage import (
+    driver_suite,
+    event_suite,
+    query_suite,
+    statistics_suite,
+)
 from tests.unit.storage.driver_suite import BASE, make_event, make_sample
 
 URL = 'mongodb://127.0.0.1:27017/telemeter_test'
@@ -48,6 +53,10 @@ class TestMongomockMetering(MongomockURL, driver_suite.MeteringDriverTests):
 
 class TestMongomockEvents(MongomockURL, driver_suite.EventDriverTests):
     """Event semantics on mongomock-ng."""
+
+
+class TestMongomockEventBatches(MongomockURL, event_suite.EventBatchTests):
+    """Batched event writes on mongomock-ng."""
 
 
 class TestMongomockStatistics(MongomockURL,

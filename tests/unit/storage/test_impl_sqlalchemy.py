@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.storage import driver_suite, query_suite, statistics_suite
+from tests.unit.storage import (
+    driver_suite,
+    event_suite,
+    query_suite,
+    sql_event_concurrency,
+    sql_event_suite,
+    statistics_suite,
+)
 
 
 class SQLiteURL:
@@ -37,3 +44,16 @@ class TestSQLiteComplexQuery(SQLiteURL, query_suite.ComplexQueryTests):
 
 class TestSQLiteInvalidSamples(SQLiteURL, driver_suite.InvalidSampleTests):
     """Invalid samples dropped on SQLite."""
+
+
+class TestSQLiteEventBatches(SQLiteURL, event_suite.EventBatchTests):
+    """Batched event writes on SQLite."""
+
+
+class TestSQLiteSQLEventBatches(SQLiteURL, sql_event_suite.SQLEventBatchTests):
+    """Event write transactions, fallback and concurrency on SQLite."""
+
+
+class TestSQLiteEventConcurrency(SQLiteURL,
+                                 sql_event_concurrency.SQLEventConcurrencyTests):
+    """Event writers next to other writers and the expirer on SQLite."""

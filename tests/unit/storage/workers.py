@@ -80,3 +80,45 @@ def _sample(name: str, resource_id: str, when: datetime.datetime,
             'timestamp': when, 'resource_metadata': {'k': resource_id},
             'source': 'openstack', 'message_id': message_id,
             'message_signature': 'sig', 'monotonic_time': None}
+
+
+def write_event_batches(url: str, batches: list[list], start: int) -> None:
+    """Write every batch of Event models, starting at index ``start``."""
+    impl_sqlalchemy.EventConnection.WRITE_RETRY_INTERVAL = 0.05
+    connection = storage.get_connection(_conf(), url,
+                                        storage.EVENT_NAMESPACE)
+    for batch in batches[start:] + batches[:start]:
+        connection.record_events(batch)
+    connection.dispose()
+
+
+def write_expiring_events(url: str, writer: int, rounds: int) -> None:
+    """Write batches of ``old-*`` events the expirer removes at once, of
+    event types it then finds unused, next to ``keep-*`` events that must
+    all stay with every trait."""
+    from tests.unit.storage.event_suite import batch_events
+
+    impl_sqlalchemy.EventConnection.WRITE_RETRY_INTERVAL = 0.05
+    old = datetime.datetime(2000, 1, 1)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    connection = storage.get_connection(_conf(), url,
+                                        storage.EVENT_NAMESPACE)
+    for index in range(rounds):
+        batch = batch_events(100, f'w{writer}-{index}-old')
+        for event in batch:
+            event.generated = old
+            event.event_type = f'old.{event.event_type}'
+        keep = batch_events(1, f'w{writer}-{index}-keep')
+        keep[0].generated = now
+        connection.record_events(batch + keep)
+    connection.dispose()
+
+
+def expire_events_repeatedly(url: str, seconds: float) -> None:
+    """Run the SQL event expiry (TTL one day) for ``seconds``."""
+    connection = storage.get_connection(_conf(), url,
+                                        storage.EVENT_NAMESPACE)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        connection.clear_expired_event_data(86400)
+    connection.dispose()
