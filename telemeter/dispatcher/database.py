@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 from oslo_log import log
-from oslo_utils import timeutils
 
 from telemeter import dispatcher, storage
 from telemeter.dispatcher import event_conversion
@@ -16,14 +15,6 @@ from telemeter.storage import validation
 LOG = log.getLogger(__name__)
 
 _DATETIME = datetime.datetime
-
-
-def _naive_utc(timestamp: Any) -> datetime.datetime:
-    """An ISO 8601 string or a datetime as a naive UTC datetime (a dict
-    retried after a failed write already holds the datetime)."""
-    if not isinstance(timestamp, datetime.datetime):
-        timestamp = timeutils.parse_isotime(timestamp)
-    return timeutils.normalize_time(timestamp)
 
 
 def storable(data: list) -> tuple[list[dict], list[tuple[Any, str]]]:
