@@ -150,7 +150,10 @@ def test_handlers_and_endpoint_order(run_agent):
     assert any(isinstance(e, ipc.TelemetryIpc) for e in endpoints)
 
 
-def test_listener_options(run_agent, agent_conf, monkeypatch):
+@pytest.fixture
+def listener_calls(monkeypatch):
+    """The keyword arguments of every batch listener the agent asks for,
+    with the pool size it is started with under ``pool``."""
     calls = []
     real = messaging.get_batch_notification_listener
 
@@ -167,37 +170,25 @@ def test_listener_options(run_agent, agent_conf, monkeypatch):
 
     monkeypatch.setattr(messaging, 'get_batch_notification_listener',
                         recording)
+    return calls
+
+
+def test_listener_options(run_agent, agent_conf, listener_calls):
     agent_conf.set_override('max_parallel_requests', 7)
     agent_conf.set_override('batch_size', 50, group='notification')
     agent_conf.set_override('batch_timeout', 2, group='notification')
     run_agent()
     # Batches are handled one at a time, in order.
-    assert calls == [{'allow_requeue': True, 'batch_size': 50,
-                      'batch_timeout': 2, 'pool': 1}]
+    assert listener_calls == [{'allow_requeue': True, 'batch_size': 50,
+                               'batch_timeout': 2, 'pool': 1}]
 
 
 def test_listener_without_batches_uses_the_request_pool(
-        run_agent, agent_conf, monkeypatch):
-    calls = []
-    real = messaging.get_batch_notification_listener
-
-    def recording(transport, targets, endpoints, **kwargs):
-        calls.append(kwargs)
-        listener = real(transport, targets, endpoints, **kwargs)
-        real_start = listener.start
-
-        def start(override_pool_size=None):
-            calls[-1]['pool'] = override_pool_size
-            real_start(override_pool_size=override_pool_size)
-        listener.start = start
-        return listener
-
-    monkeypatch.setattr(messaging, 'get_batch_notification_listener',
-                        recording)
+        run_agent, agent_conf, listener_calls):
     agent_conf.set_override('max_parallel_requests', 7)
     agent_conf.set_override('batch_size', 1, group='notification')
     run_agent()
-    assert [call['pool'] for call in calls] == [7]
+    assert [call['pool'] for call in listener_calls] == [7]
 
 
 def test_samples_and_events_from_the_service_exchanges(run_agent):
