@@ -60,14 +60,15 @@ def _start_agents(dep: daemons.Deployment):
     return collector, notification
 
 
-def _wait_for_samples(conn, sample_filter, count=1, timeout=60.0):
+def _wait_for_samples(conn, sample_filter, count=1, timeout=60.0,
+                      interval=0.5):
     deadline = time.monotonic() + timeout
     found = []
     while time.monotonic() < deadline:
         found = list(conn.get_samples(sample_filter))
         if len(found) >= count:
             return found
-        time.sleep(0.5)
+        time.sleep(interval)
     raise AssertionError(f'{len(found)} of {count} samples stored within '
                          f'{timeout}s for {vars(sample_filter)}')
 
@@ -216,7 +217,7 @@ def test_collector_stopped_mid_stream_loses_and_duplicates_nothing(
     unacknowledged. Either way the broker redelivers what was not
     acknowledged and message_id keeps redelivered rows single."""
     dep = deployment
-    total = 1500
+    total = 3000
     notifier = _notifier(dep, dep.metering_topic, 'load')
     sent_ids = set()
     for i in range(total):
@@ -226,8 +227,12 @@ def test_collector_stopped_mid_stream_loses_and_duplicates_nothing(
 
     conn = dep.storage()
     only = storage.SampleFilter(meter='inflight.meter')
+    # One message per transaction, so that the first collector is still
+    # busy when it is stopped (with its batches it drains all of them
+    # before the stop could land); the second one runs with the defaults.
+    dep.write_config('[collector]\nbatch_size = 1\n')
     collector = dep.start('telemeter-collector')
-    _wait_for_samples(conn, only, count=50, timeout=60)
+    _wait_for_samples(conn, only, count=50, timeout=60, interval=0.05)
     if signum == signal.SIGKILL:
         collector.kill()
     else:
@@ -235,6 +240,7 @@ def test_collector_stopped_mid_stream_loses_and_duplicates_nothing(
     stored_at_stop = len(list(conn.get_samples(only)))
     assert stored_at_stop < total, 'stopped too late to test anything'
 
+    dep.write_config()
     dep.start('telemeter-collector')
     _wait_for_samples(conn, only, count=total, timeout=120)
     time.sleep(2)  # anything redelivered twice would show up now
