@@ -111,18 +111,23 @@ class SampleSink(Sink):
                                    for sample in samples) if s]
         if not transformed:
             return
+        failures = []
         for publisher in self.publishers:
             try:
                 publisher.publish_samples(transformed)
-            except Exception:
+            except Exception as err:
                 LOG.error('Pipeline %s: Continue after error from publisher '
                           '%s', self, publisher, exc_info=True)
+                failures.append(f'{publisher}: {err}')
+        if failures:
+            raise base.PublishError(failures)
 
     def publish_samples(self, samples: list[Any]) -> None:
         self._publish_samples(0, samples)
 
     def flush(self) -> None:
         """Flush each transformer in order into the ones after it."""
+        failures = []
         for index, transformer in enumerate(self.transformers):
             try:
                 flushed = transformer.flush()
@@ -131,7 +136,12 @@ class SampleSink(Sink):
                           self, transformer, exc_info=True)
                 continue
             if flushed:
-                self._publish_samples(index + 1, flushed)
+                try:
+                    self._publish_samples(index + 1, flushed)
+                except base.PublishError as err:
+                    failures.extend(err.failures)
+        if failures:
+            raise base.PublishError(failures)
 
 
 def _normalise_urls(urls: Iterable[str]) -> list[str]:
