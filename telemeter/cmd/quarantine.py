@@ -52,10 +52,17 @@ def _describe(item: quarantine.Item) -> str:
 
 
 def _body_text(item: quarantine.Item) -> str:
+    """The body as indented JSON, the oslo.messaging envelope opened;
+    as bytes when it is not JSON."""
     try:
-        return json.dumps(json.loads(item.body), indent=2, sort_keys=True)
+        body = json.loads(item.body)
+        if isinstance(body, dict) and isinstance(body.get('oslo.message'),
+                                                 str):
+            body = dict(body, **{'oslo.message': json.loads(
+                body['oslo.message'])})
     except ValueError:
         return repr(item.body[:4000])
+    return json.dumps(body, indent=2, sort_keys=True)
 
 
 def run(conf: cfg.ConfigOpts, channel: Any, out: Any = sys.stdout) -> int:

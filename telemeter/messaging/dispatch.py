@@ -15,6 +15,10 @@ down to the notifications that fail on their own; everything else goes
 on. ``REQUEUE`` stays the way to say "not now, all of it" (the database
 is down): that is never split.
 
+Endpoints may change the notifications they are given (the collector's
+dispatchers turn timestamps into datetimes in place), so the halves are
+made of fresh copies when the caller can give them (``reload``).
+
 An endpoint that cannot reach its next hop and raises instead would be
 split to the last notification; to bound that, isolation stops once
 :data:`ISOLATION_LIMIT` calls failed while none succeeded, and the rest
@@ -86,8 +90,12 @@ class Outcome(Generic[Handle]):
 class BatchDispatcher(Generic[Handle]):
     """Calls the endpoints' priority methods for one batch at a time."""
 
-    def __init__(self, endpoints: Sequence[Any]) -> None:
+    def __init__(self, endpoints: Sequence[Any],
+                 reload: Callable[[Handle], envelope.Notification] | None
+                 = None) -> None:
         self.endpoints = list(endpoints)
+        #: Decodes a handle's notification again, for isolation.
+        self.reload = reload
         self.callbacks: dict[str, list[Callback]] = {}
         for endpoint in endpoints:
             rule = getattr(endpoint, 'filter_rule', None)
@@ -154,5 +162,7 @@ class BatchDispatcher(Generic[Handle]):
             if outcome.failed >= ISOLATION_LIMIT and not outcome.succeeded:
                 outcome.failures.extend(Failure(handle, reason, False)
                                         for _, handle in half)
-            else:
-                self._run(callbacks, index, half, outcome)
+                continue
+            if self.reload is not None:
+                half = [(self.reload(handle), handle) for _, handle in half]
+            self._run(callbacks, index, half, outcome)

@@ -138,7 +138,7 @@ class RabbitBatchListener:
         self.driver = transport._driver
         self.targets = targets
         self.dispatcher: dispatch.BatchDispatcher[Any] = (
-            dispatch.BatchDispatcher(endpoints))
+            dispatch.BatchDispatcher(endpoints, reload=_notification))
         self.batch_size = max(1, batch_size)
         self.batch_timeout = batch_timeout
         self.pool = pool
@@ -370,6 +370,11 @@ def _body(message: Any) -> bytes | str:
     if compression:
         return kombu.compression.decompress(message.body, compression)
     return message.body
+
+
+def _notification(message: Any) -> envelope.Notification:
+    """The notification of a raw AMQP message, decoded afresh."""
+    return envelope.decode(_body(message))[1]
 
 
 def _queue(message: Any) -> str:

@@ -141,3 +141,34 @@ def test_priorities_without_an_endpoint_are_handled_silently():
     outcome = dispatcher.dispatch([('error', _notification('e', 9), 'h9')])
     assert (outcome.requeue, outcome.failures) == ([], [])
     assert calls == []
+
+
+class Mutating(Picky):
+    """Spoils what it is given, as the collector's dispatchers may."""
+
+    spoiled_on_arrival = 0
+
+    def info(self, notifications):
+        self.spoiled_on_arrival += sum(
+            1 for n in notifications if n['payload'].get('spoiled'))
+        try:
+            super().info(notifications)
+        finally:
+            for n in notifications:
+                n['payload']['spoiled'] = True
+
+
+def test_isolation_gives_the_halves_fresh_notifications():
+    calls = []
+    endpoint = Mutating('m', calls, {5})
+    seen_fresh = []
+
+    def reload(handle):
+        seen_fresh.append(handle)
+        return _notification('a.x', int(handle[1:]))
+    dispatcher = dispatch.BatchDispatcher([endpoint], reload=reload)
+    outcome = dispatcher.dispatch(_info_batch(8))
+    assert [f.handle for f in outcome.failures] == ['h5']
+    assert sorted(endpoint.handled) == [0, 1, 2, 3, 4, 6, 7]
+    assert set(seen_fresh) == {f'h{n}' for n in range(8)}
+    assert endpoint.spoiled_on_arrival == 0
