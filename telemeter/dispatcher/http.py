@@ -80,6 +80,10 @@ class HttpDispatcher(dispatcher.MeterDispatcherBase,
                                          headers=self.HEADERS,
                                          timeout=self.timeout,
                                          verify=self.verify_ssl)
+            if response.status_code >= 500:
+                # The endpoint fails, not the data: the batch is requeued
+                # (requests' HTTPError is an OSError, i.e. unreachable).
+                response.raise_for_status()
             if not response.ok:
                 LOG.error('Status Code: %(code)s. Failed to dispatch '
                           '%(kind)s: %(data)s',

@@ -170,6 +170,13 @@ class RabbitBatchListener:
                 self._conn.declare_consumer(topic_consumer(
                     self._conn, self._received.append, exchange,
                     f'{target.topic}.{priority}', self.pool))
+        if not (self._conn.durable or self._conn.rabbit_quorum_queue):
+            LOG.warning('Consuming transient queues (%s): what they hold is '
+                        'lost if the broker restarts. Set [oslo_messaging_'
+                        'rabbit] amqp_durable_queues = true (or rabbit_'
+                        'quorum_queue = true) here and on every service '
+                        'that sends to them (README, "Delivery").',
+                        ', '.join(sorted({t.topic for t in self.targets})))
         self._stopping.clear()
         self._thread = threading.Thread(
             target=self._run, name='batch-listener', daemon=True)

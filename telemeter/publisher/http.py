@@ -135,6 +135,10 @@ class HttpPublisher(publisher.ConfigPublisherBase):
             target, data=body, headers=headers or self.HEADERS,
             timeout=self.timeout, auth=self.auth, cert=self.client_cert,
             verify=self.verify_ssl)
+        if response.status_code >= 500:
+            # The endpoint is failing, not the data: raised, so that the
+            # notifications behind the data are requeued, not lost.
+            response.raise_for_status()
         if not response.ok:
             LOG.error('Status Code: %(code)s. Failed to dispatch message: '
                       '%(data)s', {'code': response.status_code,

@@ -335,7 +335,7 @@ class FlakyDatabaseDispatcher(database.MeterDatabaseDispatcher):
         else:
             LOG.warning('flaky: failing call %d before writing %d',
                         self.calls, len(data))
-        raise RuntimeError('flaky dispatcher failure %d' % self.calls)
+        raise ConnectionError('flaky dispatcher failure %d' % self.calls)
 '''
 
 
@@ -389,7 +389,7 @@ def test_dispatcher_failing_n_times_then_recovering_stores_exactly_once(
     assert len(re.findall(r'flaky: failing call \d+ after writing 50',
                           log)) == 2
     assert log.count('Dispatcher failed to handle the notification, '
-                     're-queuing it.') == failures
+                     're-queuing it') == failures
     _, bus = _stop_and_read_stats(collector)
     [(_, received, rejected, dispatched, requeued)] = [
         b for b in bus if b[0] == 'sample']

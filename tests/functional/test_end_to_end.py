@@ -7,6 +7,7 @@ notifier:// -> metering.sample -> collector -> database dispatcher -> SQL.
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from telemeter import messaging, sample, storage
 from telemeter import utils as storage_utils
 from telemeter.publisher import utils
 from tests.functional import daemons
+from tests.functional.fixtures import receivers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -248,6 +250,46 @@ def test_collector_stopped_mid_stream_loses_and_duplicates_nothing(
     stored = list(conn.get_samples(only))
     assert len(stored) == total
     assert {s.message_id for s in stored} == sent_ids
+
+
+def test_the_agent_requeues_what_a_publisher_did_not_take(tmp_path,
+                                                           rabbit_url):
+    """An HTTP endpoint answering 503 takes nothing: the notifications
+    stay on the bus (requeued after a back-off) until it answers 200,
+    then every sample arrives; none is lost."""
+    endpoint = receivers.HTTPReceiver(status=503)
+    pipeline_yaml = daemons.DEFAULT_PIPELINE.replace(
+        '"notifier://"', f'"{endpoint.url("/in")}"')
+    dep = daemons.Deployment(tmp_path / 'deployment', rabbit_url,
+                             pipeline=pipeline_yaml)
+    try:
+        notification = dep.start('telemeter-agent-notification')
+        notification.wait_for_log('Notification agent listening')
+        publish = _notifier(dep, dep.notification_topic, 'telemeter.polling')
+        sent = set()
+        for i in range(30):
+            message = _signed('http.meter', f'r-{i}', volume=i)
+            sent.add(message['message_id'])
+            publish.sample({}, 'telemetry.polling', {'samples': [message]})
+        endpoint.wait(3, timeout=60)
+        notification.wait_for_log('Requeuing 30 of 30 message|Requeuing '
+                                  r'\d+ notification')
+        failed = len(endpoint.requests)
+        endpoint.status = 200
+
+        def delivered():
+            ids = set()
+            for request in endpoint.requests[failed + 1:]:
+                ids.update(s['message_id'] for s in json.loads(request.body))
+            return ids
+        receivers.wait_for(lambda: delivered() >= sent, timeout=60,
+                           message='every sample after the endpoint '
+                                   'recovered')
+        assert notification.alive()
+    finally:
+        endpoint.close()
+        dep.cleanup()
+        messaging.cleanup()
 
 
 @pytest.mark.parametrize('batch_size', [1, 50])

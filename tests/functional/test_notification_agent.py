@@ -247,11 +247,11 @@ def test_malformed_notifications_are_logged_and_acknowledged(
     log = agent.wait_for_log('has volume which is not a number')
     assert 'has no volume' in log
     assert "cannot convert 'lots' to integer" in log
-    # The raw bodies: not JSON and a body without priority are dropped by
-    # the listener, saying why; an envelope without event type becomes an
-    # event-less notification.
+    # The raw bodies: not JSON and a body without priority are moved to
+    # the quarantine queue by the listener, saying why; an envelope
+    # without event type becomes an event-less notification.
     log = agent.wait_for_log("unknown priority ''")
-    assert 'Dropping a malformed message' in log
+    assert 'Quarantining a malformed message' in log
     assert 'body is not JSON' in log
     assert 'Dropping Notification None (uuid:None)' in log
     assert agent.alive() and collector.alive()
@@ -264,6 +264,8 @@ def test_malformed_notifications_are_logged_and_acknowledged(
         f'{dep.notification_topic}.info', f'{dep.notification_topic}.error',
         f'{dep.notification_topic}.sample'])
     assert depths == dict.fromkeys(depths, 0)
+    assert _queue_depths(dep.transport_url, [dep.quarantine_queue]) == {
+        dep.quarantine_queue: 2}
     assert 'Traceback' not in agent.log().split('Notification agent '
                                                 'stopped')[-1]
 

@@ -123,11 +123,15 @@ def test_http_events_serialized_and_raw_only(make, receiver):
     assert raw.json() == [{'b': 2}]
 
 
-def test_http_error_status_is_logged_not_raised(make, receiver, caplog):
-    r = receiver(status=503)
-    make(r.url('/in')).publish_samples(_samples(1))
-    r.wait(1)
-    assert 'Status Code: 503. Failed to dispatch message:' in caplog.text
+def test_http_client_error_is_logged_server_error_raised(make, receiver,
+                                                         caplog):
+    refusing = receiver(status=422)
+    make(refusing.url('/in')).publish_samples(_samples(1))
+    refusing.wait(1)
+    assert 'Status Code: 422. Failed to dispatch message:' in caplog.text
+    failing = receiver(status=503)
+    with pytest.raises(requests.HTTPError, match='503'):
+        make(failing.url('/in')).publish_samples(_samples(1))
 
 
 def test_http_timeout_and_refused_connection_propagate(make, receiver):

@@ -6,13 +6,14 @@ import pytest
 import requests
 
 from telemeter import dispatcher
-from telemeter.dispatcher import http
+from telemeter.dispatcher import errors, http
 
 
-class Response:
-    def __init__(self, status):
-        self.status_code = status
-        self.ok = 200 <= status < 300
+def Response(status):
+    response = requests.Response()
+    response.status_code = status
+    response.url = 'http://t/'
+    return response
 
 
 class RecordingSession:
@@ -94,14 +95,23 @@ def test_missing_targets_log_and_post_nothing(conf, caplog):
             'Set event_target in the telemeter.conf file.') in caplog.text
 
 
-def test_error_status_is_logged_not_raised(conf, caplog):
-    d = _dispatcher(conf, status=500, target='http://t/')
+def test_client_error_status_is_logged_not_raised(conf, caplog):
+    d = _dispatcher(conf, status=400, target='http://t/')
     d.record_metering_data([{'counter_name': 'a'}])
     d.record_events([{'message_id': 'e'}])
-    assert ('Status Code: 500. Failed to dispatch meter: '
+    assert ('Status Code: 400. Failed to dispatch meter: '
             '{"counter_name": "a"}') in caplog.text
-    assert ('Status Code: 500. Failed to dispatch event: '
+    assert ('Status Code: 400. Failed to dispatch event: '
             '{"message_id": "e"}') in caplog.text
+
+
+def test_server_error_status_requeues(conf):
+    """A 5xx is the endpoint's failure: raised as an error that makes the
+    collector requeue the batch."""
+    d = _dispatcher(conf, status=503, target='http://t/')
+    with pytest.raises(requests.HTTPError) as caught:
+        d.record_metering_data([{'counter_name': 'a'}])
+    assert errors.unreachable(caught.value)
 
 
 def test_connection_error_propagates(conf):

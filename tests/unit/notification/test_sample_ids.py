@@ -1,6 +1,9 @@
 """Samples made from a notification get ids derived from its message id,
 so a redelivered notification does not make new samples."""
 
+import oslo_messaging
+
+from telemeter import pipeline
 from telemeter.notification import ipc, meters
 from tests.unit.notification import payloads
 
@@ -76,3 +79,26 @@ def test_polling_samples_keep_their_own_ids(conf):
                      'metadata': {'message_id': 'n-1',
                                   'timestamp': '2026-01-01 00:00:00'}}])
     assert [s.id for s in manager.published] == ['polled-sample-id']
+
+
+def test_a_publisher_failure_requeues_the_batch(conf, meters_dir):
+    """Nothing is acknowledged that no publisher took; the redelivery
+    makes the same samples."""
+    handler, manager = _handler(conf, meters_dir)
+    failing = [True]
+
+    class _Failing:
+        def __enter__(self):
+            return manager.published.extend
+
+        def __exit__(self, *exc):
+            if failing[0]:
+                raise pipeline.PublishError(['http://x: 503'])
+    manager.publisher = _Failing
+    notification = payloads.message(payloads.instance())
+    assert handler.info([notification]) == (
+        oslo_messaging.NotificationResult.REQUEUE)
+    failing[0] = False
+    assert handler.info([notification]) is None
+    first, second = manager.published[:2], manager.published[2:]
+    assert [s.id for s in first] == [s.id for s in second]

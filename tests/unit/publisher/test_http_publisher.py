@@ -11,10 +11,11 @@ import requests
 from tests.unit.publisher.helpers import event, samples
 
 
-class Response:
-    def __init__(self, status):
-        self.status_code = status
-        self.ok = 200 <= status < 300
+def Response(status):
+    response = requests.Response()
+    response.status_code = status
+    response.url = 'http://h/in'
+    return response
 
 
 class Recorder:
@@ -136,11 +137,18 @@ def test_events_serialized_or_raw_payloads(make):
     assert len(recorder.posts) == 1  # nothing left to post
 
 
-def test_error_status_logged_not_raised(make, caplog):
+def test_client_error_status_logged_not_raised(make, caplog):
+    publisher = make('http://h/in')
+    _recording(publisher, status=400)
+    publisher.publish_samples(samples('a'))
+    assert 'Status Code: 400. Failed to dispatch message: [{' in caplog.text
+
+
+def test_server_error_status_raised(make):
     publisher = make('http://h/in')
     _recording(publisher, status=503)
-    publisher.publish_samples(samples('a'))
-    assert 'Status Code: 503. Failed to dispatch message: [{' in caplog.text
+    with pytest.raises(requests.HTTPError, match='503'):
+        publisher.publish_samples(samples('a'))
 
 
 def test_connection_error_propagates(make):
