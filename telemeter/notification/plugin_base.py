@@ -66,6 +66,8 @@ class NotificationBase(metaclass=abc.ABCMeta):
         self.conf = manager.conf
         #: Notifications that could not be processed (logged and dropped).
         self.failures = 0
+        #: Samples built and handed to the pipelines.
+        self.produced = 0
         if self.event_types:
             self.filter_rule = EventTypeFilter(self.event_types)
 
@@ -106,6 +108,7 @@ class NotificationBase(metaclass=abc.ABCMeta):
                 _derive_ids(type(self).__name__, notification, built)
             samples.extend(built)
         if samples:
+            self.produced += len(samples)
             with self.manager.publisher() as publish:
                 publish(samples)
 
