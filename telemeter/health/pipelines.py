@@ -42,6 +42,21 @@ def safe_url(url: str) -> str:
     return f'{parts.scheme}://{host}{port}{parts.path}'
 
 
+def publisher_labels(urls: list[str]) -> list[str]:
+    """:func:`safe_url` of each URL of a sink, ``#2``, ``#3``... added to
+    those that would repeat an earlier one (URLs differing in their
+    query only)."""
+    labels: list[str] = []
+    for url in urls:
+        label = base = safe_url(url)
+        index = 1
+        while label in labels:
+            index += 1
+            label = f'{base}#{index}'
+        labels.append(label)
+    return labels
+
+
 def _sinks(pipelines: Iterable[Any]) -> list[Any]:
     sinks: dict[int, Any] = {}
     for pipeline in pipelines:
@@ -71,9 +86,9 @@ def readings(manager: Any, kind: str) -> list[Reading]:
             reading('sink', sink.emitted, stage=stage, kind=kind,
                     direction='out'),
         ]
-        for url, publisher, outcome in zip(sink.urls, sink.publishers,
-                                           sink.outcomes, strict=True):
-            label = safe_url(url)
+        for label, publisher, outcome in zip(
+                publisher_labels(sink.urls), sink.publishers, sink.outcomes,
+                strict=True):
             publishers.setdefault(id(publisher), (label, publisher))
             found += [
                 reading('published', outcome.published, stage=stage,
@@ -99,11 +114,12 @@ def gauges(manager: Any, kind: str) -> list[Reading]:
         left = [sink.emitted - o.published - o.failed for o in sink.outcomes]
         found.append(reading('unsettled', max(left, default=0), stage=stage,
                              kind=kind))
-        for url, publisher in zip(sink.urls, sink.publishers, strict=True):
+        for label, publisher in zip(publisher_labels(sink.urls),
+                                    sink.publishers, strict=True):
             queued = getattr(publisher, 'queued', None)
             if callable(queued):
                 found.append(reading('queued', queued(), stage=stage,
-                                     kind=kind, publisher=safe_url(url)))
+                                     kind=kind, publisher=label))
     return found
 
 
@@ -112,9 +128,10 @@ def publisher_checks(manager: Any) -> list[Check]:
     it could not send."""
     results = []
     for sink in _sinks(manager.pipelines):
-        for url, publisher, outcome in zip(sink.urls, sink.publishers,
-                                           sink.outcomes, strict=True):
-            name = f'publisher:{sink.name}:{safe_url(url)}'
+        for label, publisher, outcome in zip(
+                publisher_labels(sink.urls), sink.publishers, sink.outcomes,
+                strict=True):
+            name = f'publisher:{sink.name}:{label}'
             queued = getattr(publisher, 'queued', None)
             held = queued() if callable(queued) else 0
             if outcome.last_failed > outcome.last_ok:
