@@ -74,9 +74,10 @@ def readings(manager: Any, kind: str) -> list[Reading]:
             reading('received', p.received, stage=stage, kind=kind),
             reading('filtered', p.received - p.accepted - p.invalid,
                     stage=stage, kind=kind),
-            reading('dropped', p.invalid, stage=stage, kind=kind,
-                    reason='invalid_volume'),
         ]
+        if kind == 'sample':
+            found.append(reading('dropped', p.invalid, stage=stage,
+                                 kind=kind, reason='invalid_volume'))
     publishers: dict[int, tuple[str, Any]] = {}
     for sink in _sinks(manager.pipelines):
         stage = f'sink:{sink.name}'
