@@ -25,6 +25,7 @@ def list_opts() -> OptList:
     import telemeter.dispatcher.http
     import telemeter.health
     import telemeter.keystone_client
+    import telemeter.messaging.delivery
     import telemeter.notification
     import telemeter.notification.event_converter
     import telemeter.notification.exchanges
@@ -62,6 +63,7 @@ def list_opts() -> OptList:
         ('compute', telemeter.polling.compute.discovery.OPTS),
         ('coordination', telemeter.coordination.OPTS),
         ('database', telemeter.storage.OPTS),
+        ('delivery', telemeter.messaging.delivery.OPTS),
         ('dispatcher_file', telemeter.dispatcher.file.OPTS),
         ('hardware', itertools.chain(
             telemeter.polling.discovery.tripleo.OPTS,

@@ -46,7 +46,9 @@ OPTS = [
                       'store is held before it is requeued, so that a '
                       'database or endpoint outage does not become a busy '
                       'redelivery loop. The batch stays unacknowledged '
-                      'meanwhile; nothing is lost.'),
+                      'meanwhile; nothing is lost. Used on transports '
+                      'other than RabbitMQ; on RabbitMQ the [delivery] '
+                      'requeue_backoff options apply.'),
     cfg.IntOpt('workers',
                default=1,
                min=1,

@@ -8,6 +8,7 @@ from typing import Any
 import oslo_messaging
 from oslo_log import log
 
+from telemeter.dispatcher import errors
 from telemeter.publisher import utils
 
 LOG = log.getLogger(__name__)
@@ -15,8 +16,12 @@ LOG = log.getLogger(__name__)
 
 class CollectorEndpoint:
     """Verifies every dict of a batch and hands the good ones to the
-    dispatchers; any dispatcher error requeues the whole batch, so nothing
-    is acknowledged before it is stored.
+    dispatchers; nothing is acknowledged before it is stored.
+
+    When a dispatcher cannot reach its database or endpoint the whole
+    batch is requeued (``REQUEUE``). Any other dispatcher error is raised:
+    the listener then splits the batch to isolate the message it fails on
+    and quarantines that one (:mod:`telemeter.messaging.dispatch`).
 
     Counters: ``received`` dicts, ``rejected`` ones (bad signature or
     shape), ``dispatched`` ones every dispatcher took, ``requeued``
@@ -58,12 +63,15 @@ class CollectorEndpoint:
                                 'discarding: %s', item)
         try:
             self.dispatcher_manager.map_method(self.method, goods)
-        except Exception:
+        except Exception as err:
+            if not errors.unreachable(err):
+                raise
             self.requeued += 1
             LOG.error('Dispatcher failed to handle the notification, '
-                      're-queuing it.', exc_info=True)
-            # Held (unacknowledged) a moment: an immediate requeue would
-            # be redelivered at once and fail again in a busy loop.
+                      're-queuing it: %s', err)
+            # Held (unacknowledged) a moment where the listener does not
+            # back off itself: an immediate requeue would be redelivered
+            # at once and fail again in a busy loop.
             time.sleep(self.requeue_delay)
             return oslo_messaging.NotificationResult.REQUEUE
         self.dispatched += len(goods)

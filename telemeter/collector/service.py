@@ -61,7 +61,9 @@ class CollectorService(cotyledon.Service):
                             'will be collected')
                 return
             secret = self.conf.publisher.telemetry_secret
-            delay = self.conf.collector.requeue_delay
+            # The RabbitMQ batch listener backs off before requeuing.
+            delay = (0.0 if messaging.rabbit.supports(transport)
+                     else self.conf.collector.requeue_delay)
             topics = self.conf.publisher_notifier
             if list(self.meter_manager):
                 self._listen(transport, topics.metering_topic,

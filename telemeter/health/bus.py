@@ -3,7 +3,9 @@
 :class:`telemeter.messaging.rabbit.RabbitBatchListener` counts per message
 (``stats.as_dict()``): ``received`` deliveries (a redelivered message
 counts again), ``malformed`` ones (dropped), ``requeued`` ones,
-``batches``, and, where present, ``quarantined`` and ``acknowledged``.
+``batches``, ``failed_deliveries`` (handling raised: requeued or
+quarantined), ``quarantined`` (moved to the quarantine queue), and, where
+present, ``acknowledged``.
 oslo.messaging's own listener (other drivers) counts nothing and is only
 checked for being there.
 """
@@ -24,6 +26,7 @@ _STATS: dict[str, tuple[str, dict[str, str]]] = {
     'malformed': ('dropped', {'reason': 'malformed'}),
     'requeued': ('requeued', {}),
     'quarantined': ('quarantined', {}),
+    'failed_deliveries': ('failed', {}),
     'batches': ('batches', {}),
 }
 

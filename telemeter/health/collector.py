@@ -16,9 +16,10 @@ Counts, per ``kind`` (``sample`` / ``event``):
 Identities (:func:`unsettled` computes the first two on every scrape):
 
 * bus, per kind: received = dropped + dispatched + quarantined + unsettled,
-  where unsettled is what is in flight plus the items of requeued batches
-  (which are received again when redelivered); 0 when idle and nothing
-  failed;
+  where unsettled is what is in flight plus the items of deliveries that
+  failed (requeued, received again when redelivered, or quarantined as
+  whole messages: ``quarantined`` of ``listener:<kind>``); 0 when idle and
+  nothing failed;
 * udp: received = dropped + dispatched + unsettled (the backlog);
 * per dispatcher: dispatcher_taken = stored + dropped(storage);
   with one dispatcher, dispatcher_taken = dispatched(bus) + dispatched(udp).

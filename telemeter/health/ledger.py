@@ -71,6 +71,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family('dropped', 'counter',
            'Items given up, by reason.', ('stage', 'kind', 'reason')),
     Family('quarantined', 'counter', 'Items set aside as poison.'),
+    Family('failed', 'counter',
+           'Deliveries whose handling raised (then requeued or '
+           'quarantined).'),
     Family('requeued', 'counter', 'Items handed back to the broker.'),
     Family('batches', 'counter', 'Batches handled by a listener.'),
     Family('queued', 'gauge',

@@ -15,7 +15,7 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_messaging.serializer import NoOpSerializer
 
-from telemeter.messaging import rabbit
+from telemeter.messaging import delivery, rabbit
 
 DEFAULT_URL = '__default__'
 TRANSPORTS: dict[str, oslo_messaging.Transport] = {}
@@ -76,7 +76,8 @@ def get_batch_notification_listener(transport: oslo_messaging.Transport,
     if allow_requeue and rabbit.supports(transport):
         return rabbit.RabbitBatchListener(
             transport, targets, endpoints, batch_size=batch_size,
-            batch_timeout=batch_timeout)
+            batch_timeout=batch_timeout,
+            policy=delivery.DeliveryPolicy.from_conf(transport.conf))
     return oslo_messaging.get_batch_notification_listener(
         transport, targets, endpoints, executor='threading',
         allow_requeue=allow_requeue, batch_size=batch_size,

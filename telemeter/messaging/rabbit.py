@@ -24,8 +24,14 @@ connection and consumer classes. What it replaces is the per-message path:
   acknowledged with one ``basic.ack(multiple=True)``: a message is settled
   only after its endpoint returned, i.e. after the next hop took what it
   produced;
-* a message that cannot be decoded is logged, counted and acknowledged
-  (dropped), since redelivering it would fail the same way forever;
+* a batch that must be requeued is held back first, longer for each
+  consecutive one (:class:`.delivery.Backoff`), so an outage is not a busy
+  loop;
+* a message that cannot be decoded, or that an endpoint keeps failing on
+  (isolated from its batch by the dispatcher, counted over deliveries by
+  :class:`.delivery.FailedDeliveries`), is moved to the quarantine queue
+  (:mod:`.quarantine`) and acknowledged, so one bad message never blocks
+  a consumer nor loops;
 * the channel's prefetch is raised to twice the batch size, so
   ``rabbit_qos_prefetch_count`` cannot cap a batch.
 
@@ -45,7 +51,7 @@ from oslo_log import log
 from oslo_messaging._drivers import common as rpc_common
 from oslo_messaging._drivers import impl_rabbit
 
-from telemeter.messaging import dispatch, envelope
+from telemeter.messaging import delivery, dispatch, envelope, quarantine
 
 LOG = log.getLogger(__name__)
 
@@ -107,6 +113,8 @@ class Stats:
         self.received = 0
         self.malformed = 0
         self.requeued = 0
+        self.quarantined = 0
+        self.failed_deliveries = 0
         self.batches = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -124,16 +132,21 @@ class RabbitBatchListener:
     def __init__(self, transport: Any, targets: list[Any],
                  endpoints: list[Any], batch_size: int = 1,
                  batch_timeout: float | None = None,
-                 pool: str | None = None) -> None:
+                 pool: str | None = None,
+                 policy: delivery.DeliveryPolicy | None = None) -> None:
         self.transport = transport
         self.driver = transport._driver
         self.targets = targets
         self.dispatcher: dispatch.BatchDispatcher[Any] = (
-            dispatch.BatchDispatcher(endpoints))
+            dispatch.BatchDispatcher(endpoints, reload=_notification))
         self.batch_size = max(1, batch_size)
         self.batch_timeout = batch_timeout
         self.pool = pool
+        self.policy = policy or delivery.DeliveryPolicy()
+        self.backoff = delivery.Backoff(self.policy)
+        self.failed_deliveries = delivery.FailedDeliveries()
         self.stats = Stats()
+        self._quarantine_declared: Any = None
         self._received: list[Any] = []
         self._context: Any = None
         self._conn: Any = None
@@ -254,20 +267,82 @@ class RabbitBatchListener:
 
     def _handle(self, raw: list[Any]) -> None:
         batch = []
+        poison: list[tuple[Any, str]] = []
         for message in raw:
             try:
                 priority, notification = envelope.decode(_body(message))
             except envelope.MalformedMessage as err:
                 self.stats.malformed += 1
-                LOG.error('Dropping a malformed message from %s: %s '
+                LOG.error('Quarantining a malformed message from %s: %s '
                           '(body %.200r)', _queue(message), err,
                           message.body)
+                poison.append((message, f'malformed: {err}'))
                 continue
             batch.append((priority, notification, message))
         self.stats.received += len(raw)
         self.stats.batches += 1
-        requeue = self.dispatcher.dispatch(batch) if batch else []
+        requeue: list[Any] = []
+        if batch:
+            outcome = self.dispatcher.dispatch(batch)
+            requeue.extend(outcome.requeue)
+            self._judge(outcome, poison, requeue)
+        if requeue:
+            delay = self.backoff.next_delay()
+            LOG.warning('Requeuing %d of %d message(s) in %.1f s',
+                        len(requeue), len(raw), delay)
+            self._stopping.wait(delay)
+        else:
+            self.backoff.reset()
+        requeue.extend(self._quarantine(poison))
         self._settle(raw, requeue)
+        if self.failed_deliveries:
+            chosen = {id(m) for m in requeue}
+            self.failed_deliveries.forget(
+                [m for m in raw if id(m) not in chosen])
+
+    def _judge(self, outcome: dispatch.Outcome[Any],
+               poison: list[tuple[Any, str]], requeue: list[Any]) -> None:
+        """Quarantine or requeue what the endpoints raised on."""
+        for failure in outcome.failures:
+            message = failure.handle
+            self.stats.failed_deliveries += 1
+            count = self.failed_deliveries.failed(message)
+            if failure.alone and outcome.path_works:
+                poison.append((message, failure.reason))
+            elif count >= self.policy.max_deliveries:
+                poison.append((message, f'{failure.reason} (failed '
+                                        f'{count} deliveries)'))
+            else:
+                LOG.warning('A message from %s failed (delivery %d of at '
+                            'most %d): %s', _queue(message), count,
+                            self.policy.max_deliveries, failure.reason)
+                requeue.append(message)
+
+    def _quarantine(self, poison: list[tuple[Any, str]]) -> list[Any]:
+        """Move ``poison`` to the quarantine queue; return the messages
+        that could not be moved (to be requeued instead)."""
+        if not poison:
+            return []
+        name = self.policy.quarantine_queue
+        kept = []
+        for message, reason in poison:
+            channel = message.channel
+            try:
+                if self._quarantine_declared is not channel:
+                    quarantine.declare(channel, name,
+                                       quarantine.queue_arguments(self._conn))
+                    self._quarantine_declared = channel
+                ident = quarantine.put(channel, name, message, reason)
+            except Exception as err:
+                LOG.error('Could not quarantine a message from %s (%s); '
+                          'requeuing it', _queue(message), err)
+                kept.append(message)
+                continue
+            self.stats.quarantined += 1
+            LOG.error('Quarantined message %s from %s in queue %s: %s. '
+                      'Inspect it with telemeter-quarantine show %s', ident,
+                      _queue(message), name, reason, ident)
+        return kept
 
     def _settle(self, raw: list[Any], requeue: list[Any]) -> None:
         """Requeue ``requeue``, then acknowledge every other message of
@@ -295,6 +370,11 @@ def _body(message: Any) -> bytes | str:
     if compression:
         return kombu.compression.decompress(message.body, compression)
     return message.body
+
+
+def _notification(message: Any) -> envelope.Notification:
+    """The notification of a raw AMQP message, decoded afresh."""
+    return envelope.decode(_body(message))[1]
 
 
 def _queue(message: Any) -> str:

@@ -10,7 +10,7 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import sample
+from telemeter import pipeline, sample
 
 LOG = log.getLogger(__name__)
 
@@ -82,19 +82,20 @@ class NotificationBase(metaclass=abc.ABCMeta):
     def process_notification(self, message: dict) -> Iterable[Any]:
         """Return the samples built from one notification dict."""
 
-    def info(self, notifications: list[dict]) -> None:
+    def info(self, notifications: list[dict]) -> Any:
         """Handle ``info`` notifications."""
-        self._process(notifications)
+        return self._process(notifications)
 
-    def sample(self, notifications: list[dict]) -> None:
+    def sample(self, notifications: list[dict]) -> Any:
         """Handle ``sample`` notifications."""
-        self._process(notifications)
+        return self._process(notifications)
 
-    def _process(self, notifications: list[dict]) -> None:
+    def _process(self, notifications: list[dict]) -> Any:
         """Build the samples of every notification, then publish them in
         one context: transformers are flushed and publishers called once
         per batch. A notification that cannot be processed is logged,
-        counted and dropped; the others are published."""
+        counted and dropped; the others are published. If a publisher
+        fails, the batch is requeued (``REQUEUE``)."""
         samples: list[Any] = []
         for notification in notifications:
             try:
@@ -107,10 +108,20 @@ class NotificationBase(metaclass=abc.ABCMeta):
             if self.derive_sample_ids:
                 _derive_ids(type(self).__name__, notification, built)
             samples.extend(built)
-        if samples:
-            self.produced += len(samples)
+        if not samples:
+            return None
+        self.produced += len(samples)
+        try:
             with self.manager.publisher() as publish:
                 publish(samples)
+        except pipeline.PublishError as err:
+            # Not acknowledged: the broker keeps the notifications and
+            # hands them out again after a back-off; their samples keep
+            # their ids, so what one publisher already took is stored once.
+            LOG.warning('Requeuing %d notification(s): a publisher did not '
+                        'take their samples (%s)', len(notifications), err)
+            return oslo_messaging.NotificationResult.REQUEUE
+        return None
 
     # Other priorities are acknowledged and discarded.
     def audit(self, notifications: list[dict]) -> None:

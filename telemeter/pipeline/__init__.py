@@ -22,6 +22,7 @@ from telemeter.pipeline.base import (  # noqa: F401  (public names)
     ConfigException,
     PipelineException,
     PollingException,
+    PublishError,
 )
 
 LOG = log.getLogger(__name__)
@@ -58,14 +59,24 @@ class PublishContext:
         self.pipelines.extend(pipelines)
 
     def __enter__(self) -> Any:
+        self.failures: list[str] = []
+
         def publish(data: Any) -> None:
             for pipeline in self.pipelines:
-                pipeline.publish_data(data)
+                try:
+                    pipeline.publish_data(data)
+                except base.PublishError as err:
+                    self.failures.extend(err.failures)
         return publish
 
     def __exit__(self, *exc_info: Any) -> None:
         for pipeline in self.pipelines:
-            pipeline.flush()
+            try:
+                pipeline.flush()
+            except base.PublishError as err:
+                self.failures.extend(err.failures)
+        if self.failures and exc_info[0] is None:
+            raise base.PublishError(self.failures)
 
 
 class PipelineManager:

@@ -37,6 +37,18 @@ class ConfigException(Exception):
         return f'{self.cfg_file}: {text}' if self.cfg_file else text
 
 
+class PublishError(Exception):
+    """Some publisher of a sink did not take its data (the others ran).
+
+    Raised once the publish context is left, so that whoever fed the
+    pipelines can leave the source data unacknowledged.
+    """
+
+    def __init__(self, failures: list[str]) -> None:
+        super().__init__('; '.join(failures))
+        self.failures = failures
+
+
 class PipelineException(ConfigException):
     def __init__(self, message: str, cfg: Any) -> None:
         super().__init__('Pipeline', message, cfg)

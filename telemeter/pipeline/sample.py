@@ -118,6 +118,7 @@ class SampleSink(Sink):
             return
         count = len(transformed)
         self.emitted += count
+        failures = []
         for publisher, outcome in zip(self.publishers, self.outcomes,
                                       strict=True):
             try:
@@ -126,8 +127,11 @@ class SampleSink(Sink):
                 outcome.failure(count, err)
                 LOG.error('Pipeline %s: Continue after error from publisher '
                           '%s', self, publisher, exc_info=True)
+                failures.append(f'{publisher}: {err}')
             else:
                 outcome.ok(count)
+        if failures:
+            raise base.PublishError(failures)
 
     def publish_samples(self, samples: list[Any]) -> None:
         self.received += len(samples)
@@ -135,6 +139,7 @@ class SampleSink(Sink):
 
     def flush(self) -> None:
         """Flush each transformer in order into the ones after it."""
+        failures = []
         for index, transformer in enumerate(self.transformers):
             try:
                 flushed = transformer.flush()
@@ -143,7 +148,12 @@ class SampleSink(Sink):
                           self, transformer, exc_info=True)
                 continue
             if flushed:
-                self._publish_samples(index + 1, flushed)
+                try:
+                    self._publish_samples(index + 1, flushed)
+                except base.PublishError as err:
+                    failures.extend(err.failures)
+        if failures:
+            raise base.PublishError(failures)
 
 
 def _normalise_urls(urls: Iterable[str]) -> list[str]:

@@ -138,6 +138,7 @@ class Deployment:
         self.metering_topic = f'metering-{tag}'
         self.event_topic = f'event-{tag}'
         self.host = f'functional-{tag}'
+        self.quarantine_queue = f'quarantine-{tag}'
         self.pipeline_path = workdir / 'pipeline.yaml'
         self.pipeline_path.write_text(pipeline)
         self.event_pipeline_path = workdir / 'event_pipeline.yaml'
@@ -182,6 +183,9 @@ class Deployment:
             udp_address =
             [dispatcher_file]
             file_path = {self.received_path}
+            [delivery]
+            quarantine_queue = {self.quarantine_queue}
+            requeue_backoff = 0.2
             """) + textwrap.dedent(extra_conf))
 
     def command(self, name: str, *args: str) -> list[str]:

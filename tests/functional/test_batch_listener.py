@@ -1,5 +1,6 @@
 """The RabbitMQ batch listener against a real broker: batches, acks,
-requeues, malformed messages, prefetch, tails and stop."""
+requeues and their back-off, quarantine of malformed and failing
+messages, prefetch, tails and stop."""
 
 from __future__ import annotations
 
@@ -11,26 +12,35 @@ import kombu
 import oslo_messaging
 import pytest
 from oslo_config import cfg
+from oslo_messaging._drivers import common as rpc_common
 
 from telemeter import messaging
-from telemeter.messaging import rabbit
+from telemeter.messaging import delivery, quarantine, rabbit
 
 REQUEUE = oslo_messaging.NotificationResult.REQUEUE
 
 
 class Endpoint:
-    """Records batches; optionally requeues the first ``requeue`` calls."""
+    """Records batches; optionally requeues the first ``requeue`` calls,
+    and raises on any batch holding a number of ``poison``."""
 
-    def __init__(self, requeue: int = 0, delay: float = 0.0) -> None:
+    def __init__(self, requeue: int = 0, delay: float = 0.0,
+                 poison: frozenset[int] = frozenset()) -> None:
         self.batches: list[list[int]] = []
+        self.times: list[float] = []
         self.requeue = requeue
         self.delay = delay
+        self.poison = poison
         self.lock = threading.Lock()
 
     def info(self, notifications):
         time.sleep(self.delay)
+        numbers = [n['payload']['n'] for n in notifications]
         with self.lock:
-            self.batches.append([n['payload']['n'] for n in notifications])
+            self.times.append(time.monotonic())
+            if self.poison & set(numbers):
+                raise ValueError(f'cannot handle {sorted(self.poison)}')
+            self.batches.append(numbers)
             if self.requeue:
                 self.requeue -= 1
                 return REQUEUE
@@ -59,6 +69,10 @@ def bus(rabbit_url):
     conf.set_override('heartbeat_timeout_threshold', 0,
                       group='oslo_messaging_rabbit')
     topic = f'batch-{uuid.uuid4().hex[:8]}'
+    delivery.register_opts(conf)
+    conf.set_override('quarantine_queue', f'{topic}.quarantine',
+                      group='delivery')
+    conf.set_override('requeue_backoff', 0.1, group='delivery')
     notifier = oslo_messaging.Notifier(transport, publisher_id='test.host',
                                        driver='messagingv2', topics=[topic])
 
@@ -77,7 +91,22 @@ def bus(rabbit_url):
         bus.listeners.append(listener)
         return listener
     bus.listen = listen
+
+    def quarantined():
+        """(items, channel) of the quarantine queue; the items go back
+        to the queue when the channel is closed."""
+        context = transport._driver._get_connection(
+            rpc_common.PURPOSE_LISTEN)
+        conn = context.connection
+        conn.ensure_connection()
+        bus.contexts.append(context)
+        return (list(quarantine.browse(conn.channel, f'{topic}.quarantine')),
+                conn.channel)
+    bus.contexts = []
+    bus.quarantined = quarantined
     yield bus
+    for context in bus.contexts:
+        context.close()
     messaging.stop_listeners(bus.listeners)
     transport.cleanup()
 
@@ -145,7 +174,7 @@ def test_requeued_batches_come_back_and_are_not_lost(bus, rabbit_admin):
     assert sorted(n for batch in handled for n in batch) == list(range(40))
 
 
-def test_malformed_messages_are_dropped_and_do_not_block(
+def test_malformed_messages_are_quarantined_and_do_not_block(
         bus, rabbit_url, rabbit_admin):
     endpoint = Endpoint()
     listener = bus.listen(endpoint, batch_size=20, batch_timeout=1)
@@ -154,18 +183,87 @@ def test_malformed_messages_are_dropped_and_do_not_block(
     # What broke oslo.messaging's dispatcher (a priority that is not a
     # string) and what is not JSON at all, then valid notifications.
     queue = f'{bus.topic}.info'
+    bodies = (b'{"oslo.version": "2.0", "oslo.message": '
+              b'"{\\"priority\\": 3, \\"payload\\": {}}"}',
+              b'not json at all', b'{"priority": null}')
     with kombu.Connection(rabbit_url.replace('rabbit://', 'amqp://')) as c:
         producer = c.Producer()
-        for body in (b'{"oslo.version": "2.0", "oslo.message": '
-                     b'"{\\"priority\\": 3, \\"payload\\": {}}"}',
-                     b'not json at all', b'{"priority": null}'):
+        for body in bodies:
             producer.publish(body, routing_key=queue, exchange='',
                              content_type='application/json')
     for n in range(1, 101):
         bus.send(n)
     assert _wait(lambda: endpoint.seen() == list(range(101)))
-    assert listener.stats.malformed == 3
+    assert listener.stats.malformed == listener.stats.quarantined == 3
     assert _wait(lambda: rabbit_admin.list_queues()[queue] == 0)
+    # Kept unchanged, with the reason and where they came from.
+    items, _channel = bus.quarantined()
+    assert sorted(i.body for i in items) == sorted(bodies)
+    assert {i.routing_key for i in items} == {queue}
+    reasons = sorted(i.reason for i in items)
+    assert reasons[0].startswith('malformed: ')
+    assert any('priority 3 is not a string' in r for r in reasons)
+
+
+def test_a_message_the_endpoint_fails_on_is_quarantined_alone(
+        bus, rabbit_admin):
+    for n in range(60):
+        bus.send(n)
+    endpoint = Endpoint(poison=frozenset({13, 41}))
+    listener = bus.listen(endpoint, batch_size=60, batch_timeout=5)
+    good = sorted(set(range(60)) - {13, 41})
+    assert _wait(lambda: sorted(endpoint.seen()) == good)
+    # Each batch-mate handled exactly once, nothing requeued: the two
+    # were isolated in the batch and quarantined at once.
+    assert _wait(lambda: listener.stats.quarantined == 2)
+    assert listener.stats.requeued == 0
+    assert _wait(lambda: rabbit_admin.list_queues()[
+        f'{bus.topic}.info'] == 0)
+    items, channel = bus.quarantined()
+    assert sorted(i.reason for i in items) == [
+        'ValueError: cannot handle [13, 41]'] * 2
+
+    # Replayed once the cause is gone, they are handled like any other.
+    endpoint.poison = frozenset()
+    for item in items:
+        quarantine.replay(channel, item)
+    assert _wait(lambda: sorted(endpoint.seen()) == list(range(60)))
+    assert bus.quarantined()[0] == []
+
+
+def test_a_failing_message_alone_is_quarantined_after_max_deliveries(
+        bus, rabbit_admin):
+    bus.conf.set_override('max_deliveries', 3, group='delivery')
+    endpoint = Endpoint(poison=frozenset({5}))
+    listener = bus.listen(endpoint, batch_size=1)
+    for n in range(10):
+        bus.send(n)
+    assert _wait(lambda: sorted(endpoint.seen()) == [
+        n for n in range(10) if n != 5])
+    assert _wait(lambda: listener.stats.quarantined == 1)
+    # Delivered three times, requeued twice (with a back-off), then
+    # quarantined: no loop.
+    assert listener.stats.failed_deliveries == 3
+    assert listener.stats.requeued == 2
+    [item], _channel = bus.quarantined()
+    assert item.reason == ('ValueError: cannot handle [5] (failed 3 '
+                           'deliveries)')
+    assert _wait(lambda: rabbit_admin.list_queues()[
+        f'{bus.topic}.info'] == 0)
+
+
+def test_requeues_back_off(bus):
+    bus.conf.set_override('requeue_backoff', 0.2, group='delivery')
+    bus.conf.set_override('requeue_backoff_max', 0.5, group='delivery')
+    endpoint = Endpoint(requeue=4)
+    bus.listen(endpoint, batch_size=10, batch_timeout=0.2)
+    bus.send(1)
+    assert _wait(lambda: len(endpoint.times) == 5)
+    gaps = [b - a for a, b in zip(endpoint.times, endpoint.times[1:],
+                                      strict=False)]
+    # 0.2, 0.4, then capped at 0.5 (plus the redelivery itself).
+    for gap, hold in zip(gaps, (0.2, 0.4, 0.5, 0.5), strict=True):
+        assert hold <= gap < hold + 1.0, gaps
 
 
 def test_stop_finishes_the_batch_in_flight(bus, rabbit_admin):

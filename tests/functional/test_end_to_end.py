@@ -16,6 +16,7 @@ from pathlib import Path
 
 import kombu
 import pytest
+import sqlalchemy
 
 from telemeter import messaging, sample, storage
 from telemeter import utils as storage_utils
@@ -247,6 +248,63 @@ def test_collector_stopped_mid_stream_loses_and_duplicates_nothing(
     stored = list(conn.get_samples(only))
     assert len(stored) == total
     assert {s.message_id for s in stored} == sent_ids
+
+
+@pytest.mark.parametrize('batch_size', [1, 50])
+def test_a_sample_the_database_rejects_is_quarantined_then_replayed(
+        deployment, batch_size):
+    """The database refuses one sample (a trigger stands for whatever a
+    schema may refuse): its batch-mates are stored, it is quarantined
+    (at once when isolated in a batch, after max_deliveries alone), and
+    once the cause is gone telemeter-quarantine replays it."""
+    dep = deployment
+    dep.write_config(f'[collector]\nbatch_size = {batch_size}\n')
+    engine = sqlalchemy.create_engine(dep.database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER reject_poison BEFORE INSERT ON resource "
+            "WHEN NEW.resource_id = 'poison-r' "
+            "BEGIN SELECT RAISE(ABORT, 'poison resource refused'); END")
+    notifier = _notifier(dep, dep.metering_topic, 'load')
+    total = 120
+    for i in range(total):
+        resource = 'poison-r' if i == 77 else f'r-{i}'
+        notifier.sample({}, 'metering',
+                        [_signed('poison.meter', resource, volume=i)])
+    collector = dep.start('telemeter-collector')
+    conn = dep.storage()
+    only = storage.SampleFilter(meter='poison.meter')
+    stored = _wait_for_samples(conn, only, count=total - 1)
+    assert 77 not in {s.counter_volume for s in stored}
+    collector.wait_for_log('Quarantined message', timeout=60)
+
+    listing = dep.run('telemeter-quarantine', 'list').stdout
+    assert '1 message(s) in queue ' + dep.quarantine_queue in listing
+    assert 'poison resource refused' in listing
+    ident = listing.splitlines()[1].split()[0]
+    shown = dep.run('telemeter-quarantine', 'show', ident).stdout
+    assert '"resource_id": "poison-r"' in shown
+
+    with engine.begin() as conn_:
+        conn_.exec_driver_sql('DROP TRIGGER reject_poison')
+    replayed = dep.run('telemeter-quarantine', 'replay', ident).stdout
+    assert f'replayed {ident} to ' in replayed
+    stored = _wait_for_samples(conn, only, count=total)
+    assert sorted(s.counter_volume for s in stored) == list(range(total))
+    assert '0 message(s) in queue' in dep.run('telemeter-quarantine',
+                                              'list').stdout
+    # Bounded: no redelivery loop, the collector still running.
+    assert collector.alive()
+    assert collector.log().count('Quarantined message') == 1
+    engine.dispose()
+
+
+def test_telemeter_quarantine_refuses_an_unknown_id(deployment):
+    result = subprocess.run(
+        deployment.command('telemeter-quarantine', 'purge', 'nosuchid'),
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert 'no message nosuchid in queue' in result.stderr
 
 
 @pytest.mark.parametrize('name, args, ready', [

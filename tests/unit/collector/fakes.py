@@ -27,7 +27,7 @@ class RecordingDispatcher:
             items = data if isinstance(data, list) else [data]
             if self.failures:
                 self.failures -= 1
-                raise RuntimeError('database down')
+                raise ConnectionError('database down')
             if any(i.get('counter_name') in self.poison for i in items):
                 raise ValueError('poisoned')
             self.calls.append((method, data))

@@ -1,6 +1,7 @@
 """Collector bus endpoints (collector.md §2)."""
 
 import oslo_messaging
+import pytest
 
 from telemeter.collector import endpoints
 from tests.unit.collector.fakes import (
@@ -60,7 +61,7 @@ def test_dispatcher_failure_requeues_the_whole_batch(caplog):
     batch = [notification([signed('a')]), notification([signed('b')])]
     assert endpoint.sample(batch) == (
         oslo_messaging.NotificationResult.REQUEUE)
-    assert 'Dispatcher failed to handle the notification, re-queuing it.' \
+    assert 'Dispatcher failed to handle the notification, re-queuing it' \
         in caplog.text
     # The first failure stops the dispatchers after it.
     assert after.calls == []
@@ -81,3 +82,12 @@ def test_failed_batch_is_held_before_requeue(monkeypatch):
     assert endpoint.sample([notification([signed('a')])]) is None
     # Only the failure waits.
     assert slept == [1.5]
+
+
+def test_an_error_of_the_data_is_raised_for_the_listener_to_isolate():
+    poisoned = RecordingDispatcher(poison=('bad',))
+    endpoint = endpoints.SampleEndpoint(SECRET, manager(poisoned))
+    with pytest.raises(ValueError, match='poisoned'):
+        endpoint.sample([notification([signed('good'), signed('bad')])])
+    assert endpoint.stats()['requeued'] == 0
+    assert endpoint.sample([notification([signed('good')])]) is None

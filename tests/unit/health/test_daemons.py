@@ -151,7 +151,8 @@ def test_pipeline_counts_reconcile(sample_manager, caplog):
     with sample_manager.publisher() as publish:
         publish([_sample('cpu'), _sample('cpu', None), _sample('disk')])
     second.publish_samples = down
-    with sample_manager.publisher() as publish:
+    with pytest.raises(pipeline.PublishError), \
+            sample_manager.publisher() as publish:
         publish([_sample('cpu')])
     found = pipelines.readings(sample_manager, 'sample')
     assert total(found, 'received', stage='pipeline:cpu:out') == 4

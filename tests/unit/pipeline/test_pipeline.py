@@ -88,8 +88,11 @@ def test_publisher_error_is_logged_and_other_publishers_run(manager,
     def boom(samples):
         raise RuntimeError('down')
     first.publish_samples = boom
-    with manager.publisher() as publish:
-        publish([_sample('cpu')])
+    with pytest.raises(pipeline.PublishError, match='down'):
+        with manager.publisher() as publish:
+            publish([_sample('cpu')])
+    # The other publisher took the sample all the same; the error is
+    # raised once the context is left, so the source can be requeued.
     assert len(cpu.sink.publishers[1].samples) == 1
     assert 'Pipeline cpu: Continue after error from publisher' in caplog.text
 
