@@ -44,6 +44,11 @@ YAML
         "$(generate_hex_string 16)"
     # Samples travel over the bus in devstack; keep UDP on loopback.
     iniset "$TELEMETER_CONF" collector udp_address 127.0.0.1
+    # /metrics and /healthz of every daemon worker, on loopback:
+    #   curl http://127.0.0.1:9930/healthz   (collector; agent 9920,
+    #   polling 9910; worker i of a daemon on port + i)
+    iniset "$TELEMETER_CONF" health enabled "$TELEMETER_HEALTH_ENABLED"
+    iniset "$TELEMETER_CONF" health host 127.0.0.1
     if is_service_enabled keystone; then
         # Credentials for the polling agent's API pollsters and discoveries.
         create_service_user telemeter admin

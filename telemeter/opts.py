@@ -23,6 +23,7 @@ def list_opts() -> OptList:
     import telemeter.dispatcher
     import telemeter.dispatcher.file
     import telemeter.dispatcher.http
+    import telemeter.health
     import telemeter.keystone_client
     import telemeter.messaging.delivery
     import telemeter.notification
@@ -70,6 +71,7 @@ def list_opts() -> OptList:
             telemeter.polling.hardware.snmp.OPTS,
         )),
         ('dispatcher_http', telemeter.dispatcher.http.OPTS),
+        ('health', telemeter.health.OPTS),
         ('notification', telemeter.notification.OPTS),
         ('event', telemeter.notification.event_converter.OPTS),
         ('meter', telemeter.notification.meters.OPTS),

@@ -6,11 +6,14 @@ import cotyledon
 from cotyledon import oslo_config_glue
 
 from telemeter import service
+from telemeter.health import server as health_server
 from telemeter.notification import service as notification_service
 
 
 def main() -> None:
     conf = service.prepare_service()
+    health_server.bind_or_exit(conf, 'notification',
+                               conf.notification.workers)
     manager = cotyledon.ServiceManager()
     oslo_config_glue.setup(manager, conf)
     manager.add(notification_service.NotificationService,

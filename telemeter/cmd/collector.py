@@ -7,10 +7,12 @@ from cotyledon import oslo_config_glue
 
 from telemeter import service
 from telemeter.collector import service as collector_service
+from telemeter.health import server as health_server
 
 
 def main() -> None:
     conf = service.prepare_service()
+    health_server.bind_or_exit(conf, 'collector', conf.collector.workers)
     manager = cotyledon.ServiceManager()
     oslo_config_glue.setup(manager, conf)
     manager.add(collector_service.CollectorService,

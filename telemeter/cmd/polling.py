@@ -11,6 +11,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from telemeter import service
+from telemeter.health import server as health_server
 from telemeter.pipeline import polling as polling_pipeline
 from telemeter.polling import heartbeat, manager
 
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     manager.check_pollster_list(conf, pollster_list)
     polling_pipeline.setup_polling(conf)
 
+    # One polling worker.
+    health_server.bind_or_exit(conf, 'polling', 1)
     sm = cotyledon.ServiceManager()
     oslo_config_glue.setup(sm, conf)
     queue = None

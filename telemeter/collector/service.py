@@ -12,6 +12,8 @@ from oslo_log import log
 
 from telemeter import dispatcher, messaging
 from telemeter.collector import endpoints, udp
+from telemeter.health import collector as health_collector
+from telemeter.health import server as health_server
 
 LOG = log.getLogger(__name__)
 
@@ -37,11 +39,15 @@ class CollectorService(cotyledon.Service):
         self.udp_thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopping = False
+        self.ledger, self.checks = health_collector.watch(self, conf)
+        self.health: health_server.HealthServer | None = None
 
     def run(self) -> None:
         with self._lock:
             if self._stopping:
                 return
+            self.health = health_server.serve(self.conf, self.ledger,
+                                              self.checks)
             if self.conf.collector.udp_address:
                 self.udp_receiver = udp.UDPReceiver(self.conf,
                                                     self.meter_manager)
@@ -93,4 +99,6 @@ class CollectorService(cotyledon.Service):
                      '%(requeued)d batches requeued',
                      dict(endpoint.stats(), kind=endpoint.kind))
         messaging.cleanup()
+        if self.health is not None:
+            self.health.stop()
         LOG.info('Collector stopped')

@@ -33,6 +33,8 @@ class EventsNotificationEndpoint:
             self.conf, extension.ExtensionManager(TRAIT_PLUGIN_NAMESPACE))
         #: Notifications that failed and were acknowledged anyway.
         self.failures = 0
+        #: Events built and handed to the pipelines (again if requeued).
+        self.produced = 0
 
     def info(self, notifications: list[dict]) -> Any:
         """Handle ``info`` notifications."""
@@ -67,6 +69,7 @@ class EventsNotificationEndpoint:
                 events.append(event)
         if not events:
             return oslo_messaging.NotificationResult.HANDLED
+        self.produced += len(events)
         try:
             with self.manager.publisher() as publish:
                 publish(events)

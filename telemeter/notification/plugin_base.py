@@ -66,6 +66,8 @@ class NotificationBase(metaclass=abc.ABCMeta):
         self.conf = manager.conf
         #: Notifications that could not be processed (logged and dropped).
         self.failures = 0
+        #: Samples built and handed to the pipelines.
+        self.produced = 0
         if self.event_types:
             self.filter_rule = EventTypeFilter(self.event_types)
 
@@ -108,6 +110,7 @@ class NotificationBase(metaclass=abc.ABCMeta):
             samples.extend(built)
         if not samples:
             return None
+        self.produced += len(samples)
         try:
             with self.manager.publisher() as publish:
                 publish(samples)

@@ -12,6 +12,8 @@ from oslo_log import log
 from stevedore import extension
 
 from telemeter import coordination, messaging, pipeline
+from telemeter.health import notification as health_notification
+from telemeter.health import server as health_server
 from telemeter.notification import events, partitioning, pipe
 
 LOG = log.getLogger(__name__)
@@ -71,8 +73,16 @@ class NotificationService(cotyledon.Service):
         self.ownership: partitioning.QueueOwnership | None = None
         self._lock = threading.Lock()
         self._stopping = False
+        #: The endpoints of the main listeners (handlers, events).
+        self.endpoints: list[Any] = []
+        #: Called with (replaced pipeline manager, 'sample' | 'event').
+        self.on_pipelines_replaced: Any = None
+        self.ledger, self.checks = health_notification.watch(self)
+        self.health: health_server.HealthServer | None = None
 
     def run(self) -> None:
+        self.health = health_server.serve(self.conf, self.ledger,
+                                          self.checks)
         # Staggered start so that several workers do not race for queues.
         time.sleep(self.startup_delay)
         self.sample_pipelines = ReloadablePipelines(
@@ -98,6 +108,7 @@ class NotificationService(cotyledon.Service):
         handlers = self._load_handlers(sample_manager)
         endpoints = [events.EventsNotificationEndpoint(event_manager)]
         endpoints.extend(handlers)
+        self.endpoints = endpoints
         targets = self._targets(handlers)
         urls = self.conf.notification.messaging_urls or [None]
         with self._lock:
@@ -156,14 +167,22 @@ class NotificationService(cotyledon.Service):
         if self.partition_coordinator is not None:
             self.partition_coordinator.stop()
         messaging.cleanup()
+        if self.health is not None:
+            self.health.stop()
         LOG.info('Notification agent stopped')
 
     def reload(self) -> None:
         """SIGHUP: reload the pipeline files, keeping the old on error."""
         changed = False
-        for pipelines in (self.sample_pipelines, self.event_pipelines):
+        for kind, pipelines in (('sample', self.sample_pipelines),
+                                ('event', self.event_pipelines)):
             if pipelines is not None:
-                changed = pipelines.reload() or changed
+                old = pipelines.current
+                if pipelines.reload():
+                    changed = True
+                    if self.on_pipelines_replaced is not None:
+                        # Their counts stay in the ledger.
+                        self.on_pipelines_replaced(old, kind)
         if changed and self.ownership is not None:
             # Pipeline names make the queue names: follow them.
             self.ownership.refresh(force=True)

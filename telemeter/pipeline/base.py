@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import time
 from typing import Any
 
 import yaml
@@ -159,3 +160,29 @@ class Source:
             check_source_filtering(data, d_type)
         except ValueError as err:
             raise self.exception(str(err), self.cfg) from err
+
+
+class Outcome:
+    """What one publisher of a sink did with what the sink gave it: items
+    it accepted (``published``) and items of calls that raised
+    (``failed``), and when the last of each happened (monotonic seconds),
+    for the ledger and ``/healthz``. Counted per call, not per item."""
+
+    __slots__ = ('failed', 'last_error', 'last_failed', 'last_ok',
+                 'published')
+
+    def __init__(self) -> None:
+        self.published = 0
+        self.failed = 0
+        self.last_ok = 0.0
+        self.last_failed = 0.0
+        self.last_error = ''
+
+    def ok(self, count: int) -> None:
+        self.published += count
+        self.last_ok = time.monotonic()
+
+    def failure(self, count: int, err: BaseException) -> None:
+        self.failed += count
+        self.last_failed = time.monotonic()
+        self.last_error = f'{type(err).__name__}: {err}'[:300]

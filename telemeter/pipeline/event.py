@@ -33,16 +33,23 @@ class EventSink(Sink):
     def publish_events(self, events: list[Any]) -> None:
         if not events:
             return
-        for publisher in self.publishers:
+        count = len(events)
+        self.received += count
+        self.emitted += count
+        for publisher, outcome in zip(self.publishers, self.outcomes,
+                                      strict=True):
             try:
                 publisher.publish_events(events)
-            except Exception:
+            except Exception as err:
+                outcome.failure(count, err)
                 if len(self.publishers) == 1:
                     LOG.error('Pipeline %s: Exit after error from publisher '
                               '%s', self, publisher, exc_info=True)
                     raise
                 LOG.error('Pipeline %s: Continue after error from publisher '
                           '%s', self, publisher, exc_info=True)
+            else:
+                outcome.ok(count)
 
     def flush(self) -> None:
         """Events are never held back, so there is nothing to flush."""
@@ -57,6 +64,10 @@ class EventPipeline:
         name = (source.name if source.name == sink.name
                 else f'{source.name}:{sink.name}')
         self.name = 'event:' + name
+        #: Events offered and passed to the sink (the rest were filtered).
+        self.received = 0
+        self.accepted = 0
+        self.invalid = 0
 
     def __str__(self) -> str:
         return self.name
@@ -64,8 +75,10 @@ class EventPipeline:
     def publish_data(self, events: Any) -> None:
         if not isinstance(events, list):
             events = [events]
-        self.sink.publish_events(
-            [e for e in events if self.source.support_event(e.event_type)])
+        kept = [e for e in events if self.source.support_event(e.event_type)]
+        self.received += len(events)
+        self.accepted += len(kept)
+        self.sink.publish_events(kept)
 
     def flush(self) -> None:
         self.sink.flush()

@@ -55,9 +55,14 @@ class Sink:
                 f'Required field {err.args[0]} not specified', cfg) from err
         if not cfg.get('publishers'):
             raise base.PipelineException('No publisher specified', cfg)
-        self.publishers = [publishers[url]
-                           for url in _normalise_urls(cfg['publishers'])
-                           if publishers.get(url) is not None]
+        self.urls = [url for url in _normalise_urls(cfg['publishers'])
+                     if publishers.get(url) is not None]
+        self.publishers = [publishers[url] for url in self.urls]
+        #: Per publisher (same order): what it did (the ledger's counts).
+        self.outcomes = [base.Outcome() for _ in self.publishers]
+        #: Samples into the transformers and out of them (flushes too).
+        self.received = 0
+        self.emitted = 0
         self.transformers = self._setup_transformers(transformer_manager)
 
     def __str__(self) -> str:
@@ -111,18 +116,25 @@ class SampleSink(Sink):
                                    for sample in samples) if s]
         if not transformed:
             return
+        count = len(transformed)
+        self.emitted += count
         failures = []
-        for publisher in self.publishers:
+        for publisher, outcome in zip(self.publishers, self.outcomes,
+                                      strict=True):
             try:
                 publisher.publish_samples(transformed)
             except Exception as err:
+                outcome.failure(count, err)
                 LOG.error('Pipeline %s: Continue after error from publisher '
                           '%s', self, publisher, exc_info=True)
                 failures.append(f'{publisher}: {err}')
+            else:
+                outcome.ok(count)
         if failures:
             raise base.PublishError(failures)
 
     def publish_samples(self, samples: list[Any]) -> None:
+        self.received += len(samples)
         self._publish_samples(0, samples)
 
     def flush(self) -> None:
@@ -167,6 +179,11 @@ class SamplePipeline:
         self.sink = sink
         self.name = (source.name if source.name == sink.name
                      else f'{source.name}:{sink.name}')
+        #: Samples offered, passed to the sink, dropped for their volume;
+        #: the rest were filtered out by the source.
+        self.received = 0
+        self.accepted = 0
+        self.invalid = 0
 
     def __str__(self) -> str:
         return self.name
@@ -175,6 +192,7 @@ class SamplePipeline:
         problem = _volume_problem(sample.volume)
         if problem is None:
             return True
+        self.invalid += 1
         LOG.warning('metering data %(name)s for %(rid)s @ %(ts)s %(problem)s '
                     '(volume: %(volume)s), the sample will be dropped',
                     {'name': sample.name, 'rid': sample.resource_id,
@@ -187,6 +205,8 @@ class SamplePipeline:
             samples = [samples]
         kept = [s for s in samples if self.source.support_meter(s.name)
                 and self._validate_volume(s)]
+        self.received += len(samples)
+        self.accepted += len(kept)
         self.sink.publish_samples(kept)
 
     def flush(self) -> None:

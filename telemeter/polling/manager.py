@@ -22,6 +22,8 @@ from oslo_config import cfg
 from oslo_log import log
 
 from telemeter import messaging
+from telemeter.health import polling as health_polling
+from telemeter.health import server as health_server
 from telemeter.pipeline import polling as polling_pipeline
 from telemeter.polling import discovering, loading, partition
 from telemeter.polling.task import PollingTask, Resources  # noqa: F401
@@ -130,6 +132,12 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
         self._stop_event = threading.Event()
         self._workers_lock = threading.Lock()
 
+        #: Samples polled and sent, per pollster; notifications sent.
+        self.produced: dict[str, int] = {}
+        self.notifications_sent = 0
+        self.ledger, self.checks = health_polling.watch(self)
+        self.health: health_server.HealthServer | None = None
+
     # -- sending ------------------------------------------------------------
 
     @property
@@ -144,6 +152,7 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
         """Send signed metering dicts as one ``telemetry.polling`` sample.
         """
         self.notifier.sample({}, EVENT_TYPE, {'samples': samples})
+        self.notifications_sent += 1
 
     def update_heartbeat(self, pollster_name: str, timestamp: str) -> None:
         """Tell the heartbeat service that ``pollster_name`` just polled."""
@@ -223,6 +232,8 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
     def run(self) -> None:
         """Start one polling thread per interval (first poll at once)."""
         super().run()
+        self.health = health_server.serve(self.conf, self.ledger,
+                                          self.checks)
         # Join the tooz groups before the first poll, so that the first
         # cycle already polls only this agent's share.
         self.start_partitioning()
@@ -269,4 +280,7 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
             # The transport is the process-wide cached one: close it there.
             messaging.cleanup()
             self.transport = None
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
         super().terminate()

@@ -143,7 +143,9 @@ class PollingTask:
                 manager=self.manager, cache=cache,
                 resources=polling_resources)
             self.manager.update_heartbeat(pollster.name, timestamp)
-            self._send(samples, timestamp)
+            sent = self._send(samples, timestamp)
+            produced = self.manager.produced
+            produced[pollster.name] = produced.get(pollster.name, 0) + sent
         except plugin_base.PollsterPermanentError as err:
             LOG.error('Prevent pollster %(name)s from polling %(res_list)s '
                       'on source %(source)s anymore!',
@@ -154,16 +156,21 @@ class PollingTask:
             LOG.error('Continue after error from %(name)s: %(error)s',
                       {'name': pollster.name, 'error': err}, exc_info=True)
 
-    def _send(self, samples: Iterable[Any], timestamp: str) -> None:
+    def _send(self, samples: Iterable[Any], timestamp: str) -> int:
+        """Send ``samples`` in batches; return how many were sent."""
         batch_size = self.manager.batch_size
         secret = self.manager.conf.publisher.telemetry_secret
         batch: list[dict] = []
+        sent = 0
         for sample in samples or []:
             sample.set_timestamp(timestamp)
             batch.append(
                 publisher_utils.meter_message_from_counter(sample, secret))
             if len(batch) >= max(batch_size, 1):
                 self.manager.send_samples(batch)
+                sent += len(batch)
                 batch = []
         if batch:
             self.manager.send_samples(batch)
+            sent += len(batch)
+        return sent

@@ -81,6 +81,9 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
         self.max_per_message = max(1, int(
             options.get('max_per_message', [MAX_PER_MESSAGE])[-1]))
         self.local_queue: list[tuple[str, list[dict]]] = []
+        #: Datapoints given up: ``policy=drop``, or the oldest beyond
+        #: ``max_queue_length`` with ``policy=queue``.
+        self.dropped = 0
         self._queue_lock = threading.Lock()
 
         topics = options.get('topic', [default_topic])
@@ -133,6 +136,11 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
             except oslo_messaging.MessageDeliveryFailure as err:
                 raise DeliveryFailure(str(err), err) from err
 
+    def queued(self) -> int:
+        """Datapoints held for a later attempt."""
+        with self._queue_lock:
+            return sum(len(p) for _, p in self.local_queue)
+
     def _enqueue(self, entries: list[tuple[str, list[dict]]]) -> None:
         size = self.max_per_message
         with self._queue_lock:
@@ -157,6 +165,7 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
         if self.max_queue_length > 0 and excess > 0:
             LOG.warning('Publisher max local_queue length is exceeded, '
                         'dropping %d oldest samples', excess)
+            self.dropped += sum(len(p) for _, p in self.local_queue[:excess])
             del self.local_queue[:excess]
 
     def _process_queue(self, queue: list[tuple[str, list[dict]]]
@@ -176,6 +185,7 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
                 if self.policy == 'drop':
                     LOG.warning('Failed to publish %d datapoints, dropping '
                                 'them', count)
+                    self.dropped += count
                     return []
                 attempts += 1
                 if attempts >= self.max_retry:

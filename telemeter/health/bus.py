@@ -1,0 +1,93 @@
+"""Counts and checks of the bus listeners, read from the listeners.
+
+:class:`telemeter.messaging.rabbit.RabbitBatchListener` counts per message
+(``stats.as_dict()``): ``received`` deliveries (a redelivered message
+counts again), ``malformed`` ones (dropped), ``requeued`` ones,
+``batches``, ``failed_deliveries`` (handling raised: requeued or
+quarantined), ``quarantined`` (moved to the quarantine queue), and, where
+present, ``acknowledged``.
+oslo.messaging's own listener (other drivers) counts nothing and is only
+checked for being there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from telemeter.health.checks import Check
+from telemeter.health.ledger import Reading, reading
+
+Named = Callable[[], Iterable[tuple[str, Any]]]
+
+# stats key -> (metric, extra labels)
+_STATS: dict[str, tuple[str, dict[str, str]]] = {
+    'received': ('received', {}),
+    'malformed': ('dropped', {'reason': 'malformed'}),
+    'requeued': ('requeued', {}),
+    'quarantined': ('quarantined', {}),
+    'failed_deliveries': ('failed', {}),
+    'batches': ('batches', {}),
+}
+
+
+def stats(listener: Any) -> dict[str, int]:
+    """A listener's counters ({} if it keeps none)."""
+    counters = getattr(listener, 'stats', None)
+    as_dict = getattr(counters, 'as_dict', None)
+    return dict(as_dict()) if as_dict is not None else {}
+
+
+def readings(listeners: Named, kind: str) -> Callable[[], list[Reading]]:
+    """A ledger source of the ``(name, listener)`` pairs ``listeners``
+    returns; ``kind`` is what one message is (``message``,
+    ``notification``)."""
+    def source() -> list[Reading]:
+        found = []
+        for name, listener in listeners():
+            counts = stats(listener)
+            stage = f'listener:{name}'
+            for key, (metric, labels) in _STATS.items():
+                if key in counts:
+                    found.append(reading(metric, counts[key], stage=stage,
+                                         kind=kind, **labels))
+            if 'acknowledged' in counts:
+                # Every delivery is acknowledged, requeued or in flight.
+                found.append(reading(
+                    'unsettled', counts['received'] - counts['acknowledged']
+                    - counts.get('requeued', 0), stage=stage, kind=kind))
+        return found
+    return source
+
+
+def check(listeners: Named, expected: Callable[[], bool] = lambda: True
+          ) -> Callable[[], list[Check]]:
+    """A check that every listener consumes: its thread is alive and its
+    broker connection is up. With no listener it fails if ``expected()``
+    says there should be one."""
+    def run() -> list[Check]:
+        results = [listener_check(name, listener)
+                   for name, listener in listeners()]
+        if not results and expected():
+            results.append(Check('listener', False, 'not consuming: no bus '
+                                 'listener is running'))
+        return results
+    return run
+
+
+def listener_check(name: str, listener: Any) -> Check:
+    """Whether one listener consumes."""
+    label = f'listener:{name}'
+    if not hasattr(listener, '_thread'):
+        # oslo.messaging's listener: nothing more to look at.
+        return Check(label, True, 'running (not inspected)')
+    thread = listener._thread
+    if thread is None:
+        return Check(label, False, 'not consuming (stopped)')
+    if not thread.is_alive():
+        return Check(label, False, 'the consumer thread has died')
+    conn = getattr(getattr(listener, '_conn', None), 'connection', None)
+    if conn is not None and not conn.connected:
+        return Check(label, False, 'not connected to the broker '
+                                   '(reconnecting)')
+    return Check(label, True, 'consuming')
