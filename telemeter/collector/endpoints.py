@@ -25,7 +25,7 @@ class CollectorEndpoint:
 
     Counters: ``received`` dicts, ``rejected`` ones (bad signature or
     shape), ``dispatched`` ones every dispatcher took, ``requeued``
-    batches.
+    batches and the ``requeued_items`` in them.
     """
 
     method = 'record_metering_data'
@@ -40,6 +40,7 @@ class CollectorEndpoint:
         self.rejected = 0
         self.dispatched = 0
         self.requeued = 0
+        self.requeued_items = 0
 
     def sample(self, messages: list[dict]) -> Any:
         """Handle a batch of ``sample``-priority notifications."""
@@ -67,6 +68,7 @@ class CollectorEndpoint:
             if not errors.unreachable(err):
                 raise
             self.requeued += 1
+            self.requeued_items += len(goods)
             LOG.error('Dispatcher failed to handle the notification, '
                       're-queuing it: %s', err)
             # Held (unacknowledged) a moment where the listener does not
@@ -79,7 +81,8 @@ class CollectorEndpoint:
 
     def stats(self) -> dict[str, int]:
         return {'received': self.received, 'rejected': self.rejected,
-                'dispatched': self.dispatched, 'requeued': self.requeued}
+                'dispatched': self.dispatched, 'requeued': self.requeued,
+                'requeued_items': self.requeued_items}
 
 
 class SampleEndpoint(CollectorEndpoint):

@@ -72,6 +72,20 @@ class MeterDatabaseDispatcher(dispatcher.MeterDispatcherBase):
             self._conn = storage.get_connection_from_config(self.conf)
         return self._conn
 
+    @property
+    def opened_connection(self) -> Any:
+        """The storage connection if one was made (never connects)."""
+        return self._conn
+
+    @property
+    def dropped(self) -> int:
+        """Metering dicts dropped as impossible to store, here and by the
+        storage driver."""
+        checkers = {id(c): c for c in (
+            self._checker, getattr(self._conn, 'checker', None))
+            if c is not None}
+        return sum(c.dropped for c in checkers.values())
+
     def record_metering_data(self, data: list[dict] | dict) -> None:
         """Store ``data``; a dict that cannot be stored is logged, counted
         and dropped (requeueing it would never help), a storage error is
@@ -110,6 +124,8 @@ class EventDatabaseDispatcher(dispatcher.EventDispatcherBase):
     def __init__(self, conf: Any) -> None:
         super().__init__(conf)
         self._conn = None
+        #: Dicts that were not events (logged and dropped).
+        self.unconvertible = 0
 
     @property
     def conn(self) -> Any:
@@ -117,6 +133,18 @@ class EventDatabaseDispatcher(dispatcher.EventDispatcherBase):
             self._conn = storage.get_connection_from_config(self.conf,
                                                             'event')
         return self._conn
+
+    @property
+    def opened_connection(self) -> Any:
+        """The storage connection if one was made (never connects)."""
+        return self._conn
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped as impossible to store, here and by the
+        storage driver."""
+        checker = getattr(self._conn, 'checker', None)
+        return self.unconvertible + getattr(checker, 'dropped', 0)
 
     def record_events(self, events: list[dict] | dict) -> None:
         """Store ``events`` (serialized event dicts)."""
@@ -127,6 +155,7 @@ class EventDatabaseDispatcher(dispatcher.EventDispatcherBase):
             try:
                 event_list.append(event_conversion.event_from_dict(ev))
             except Exception:
+                self.unconvertible += 1
                 LOG.exception('Error processing event and it will be '
                               'dropped: %s', ev)
         self.conn.record_events(event_list)

@@ -2,10 +2,11 @@
 
 :class:`telemeter.messaging.rabbit.RabbitBatchListener` counts per message
 (``stats.as_dict()``): ``received`` deliveries (a redelivered message
-counts again), ``malformed`` ones (dropped), ``requeued`` ones,
-``batches``, ``failed_deliveries`` (handling raised: requeued or
-quarantined), ``quarantined`` (moved to the quarantine queue), and, where
-present, ``acknowledged``.
+counts again), ``malformed`` ones (undecodable; quarantined, so also in
+``quarantined``), ``requeued`` ones, ``batches``, ``failed_deliveries``
+(handling raised: requeued or quarantined), ``quarantined`` (moved to the
+quarantine queue), ``acknowledged`` (quarantined ones included) and
+``settle_failed`` (the broker will deliver them again).
 oslo.messaging's own listener (other drivers) counts nothing and is only
 checked for being there.
 """
@@ -23,11 +24,13 @@ Named = Callable[[], Iterable[tuple[str, Any]]]
 # stats key -> (metric, extra labels)
 _STATS: dict[str, tuple[str, dict[str, str]]] = {
     'received': ('received', {}),
-    'malformed': ('dropped', {'reason': 'malformed'}),
+    'malformed': ('malformed', {}),
     'requeued': ('requeued', {}),
     'quarantined': ('quarantined', {}),
     'failed_deliveries': ('failed', {}),
     'batches': ('batches', {}),
+    'acknowledged': ('acknowledged', {}),
+    'settle_failed': ('settle_failed', {}),
 }
 
 
@@ -52,10 +55,13 @@ def readings(listeners: Named, kind: str) -> Callable[[], list[Reading]]:
                     found.append(reading(metric, counts[key], stage=stage,
                                          kind=kind, **labels))
             if 'acknowledged' in counts:
-                # Every delivery is acknowledged, requeued or in flight.
+                # Every delivery is acknowledged, requeued, given back by
+                # a failed settle, or in flight.
                 found.append(reading(
                     'unsettled', counts['received'] - counts['acknowledged']
-                    - counts.get('requeued', 0), stage=stage, kind=kind))
+                    - counts.get('requeued', 0)
+                    - counts.get('settle_failed', 0), stage=stage,
+                    kind=kind))
         return found
     return source
 
@@ -78,16 +84,13 @@ def check(listeners: Named, expected: Callable[[], bool] = lambda: True
 def listener_check(name: str, listener: Any) -> Check:
     """Whether one listener consumes."""
     label = f'listener:{name}'
-    if not hasattr(listener, '_thread'):
+    if not hasattr(listener, 'alive'):
         # oslo.messaging's listener: nothing more to look at.
         return Check(label, True, 'running (not inspected)')
-    thread = listener._thread
-    if thread is None:
-        return Check(label, False, 'not consuming (stopped)')
-    if not thread.is_alive():
-        return Check(label, False, 'the consumer thread has died')
-    conn = getattr(getattr(listener, '_conn', None), 'connection', None)
-    if conn is not None and not conn.connected:
+    if not listener.alive:
+        return Check(label, False, 'not consuming (stopped, or the '
+                                   'consumer thread died)')
+    if not listener.connected:
         return Check(label, False, 'not connected to the broker '
                                    '(reconnecting)')
     return Check(label, True, 'consuming')

@@ -2,8 +2,8 @@
 
 Counts, per ``kind`` (``sample`` / ``event``):
 
-* ``listener:<kind>`` (messages, :mod:`.bus`): received, dropped
-  (malformed), requeued, quarantined, batches;
+* ``listener:<kind>`` (messages, :mod:`.bus`): received,
+  acknowledged, requeued, quarantined (malformed included), batches;
 * ``bus`` (the items inside the messages, the endpoints' ``stats()``):
   received, dropped (``signature``: bad signature or shape), dispatched
   (every dispatcher took them), requeued (``kind=batch``: batches);

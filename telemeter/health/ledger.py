@@ -75,6 +75,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            'Deliveries whose handling raised (then requeued or '
            'quarantined).'),
     Family('requeued', 'counter', 'Items handed back to the broker.'),
+    Family('acknowledged', 'counter',
+           'Messages acknowledged to the broker (quarantined ones '
+           'included).'),
+    Family('settle_failed', 'counter',
+           'Messages whose acknowledgement failed (the broker delivers '
+           'them again).'),
+    Family('malformed', 'counter',
+           'Messages that could not be decoded (quarantined).'),
     Family('batches', 'counter', 'Batches handled by a listener.'),
     Family('queued', 'gauge',
            'Items held in a publisher\'s memory for a later retry.',

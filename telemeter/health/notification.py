@@ -4,7 +4,8 @@ Counts:
 
 * ``listener:<n>`` (notifications, :mod:`.bus`; ``listener:pipe`` for the
   workload-partitioning queues, whose counts restart when queues move):
-  received, dropped (malformed), requeued, quarantined, batches;
+  received, acknowledged, requeued, quarantined (malformed included),
+  batches;
 * ``handler:<class>``: produced (samples or events handed to the
   pipelines), dropped (``handler_error``: notifications that could not be
   processed; for the events handler also events whose publishing failed

@@ -56,21 +56,13 @@ class CountedDispatcher:
 
     def unstorable(self) -> int:
         """Items the dispatcher and its storage driver dropped as
-        impossible to store (their checkers' counts)."""
-        checkers = [getattr(self.dispatcher, '_checker', None),
-                    getattr(self.connection(), 'checker', None)]
-        seen: set[int] = set()
-        dropped = 0
-        for checker in checkers:
-            if checker is not None and id(checker) not in seen:
-                seen.add(id(checker))
-                dropped += getattr(checker, 'dropped', 0)
-        return dropped
+        impossible to store (the database dispatchers' ``dropped``)."""
+        return getattr(self.dispatcher, 'dropped', 0)
 
     def connection(self) -> Any:
         """The storage connection, if the dispatcher opened one (never
         opens it: that may retry for minutes)."""
-        return getattr(self.dispatcher, '_conn', None)
+        return getattr(self.dispatcher, 'opened_connection', None)
 
 
 def count(manager: Any, kind: str) -> list[CountedDispatcher]:

@@ -115,6 +115,8 @@ class Stats:
         self.requeued = 0
         self.quarantined = 0
         self.failed_deliveries = 0
+        self.acknowledged = 0
+        self.settle_failed = 0
         self.batches = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -152,6 +154,20 @@ class RabbitBatchListener:
         self._conn: Any = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """Whether the consuming thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up (False while the driver
+        reconnects)."""
+        conn = self._conn
+        return bool(conn is not None and conn.connection.connected)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -364,7 +380,9 @@ class RabbitBatchListener:
                         None)
             if last is not None:
                 last.channel.basic_ack(last.delivery_tag, multiple=True)
+                self.stats.acknowledged += len(raw) - len(requeue)
         except Exception as err:
+            self.stats.settle_failed += len(raw)
             LOG.warning('Settling a batch of %d message(s) failed (%s); the '
                         'broker will redeliver them', len(raw), err)
 

@@ -257,7 +257,20 @@ def test_the_agent_requeues_what_a_publisher_did_not_take(tmp_path,
     """An HTTP endpoint answering 503 takes nothing: the notifications
     stay on the bus (requeued after a back-off) until it answers 200,
     then every sample arrives; none is lost."""
-    endpoint = receivers.HTTPReceiver(status=503)
+    class Recovering(receivers.HTTPReceiver):
+        """Answers 503 until ``status`` changes; keeps what it took."""
+
+        def __init__(self):
+            super().__init__(status=503)
+            self.taken = set()
+
+        def handle(self, request):
+            status, reply = super().handle(request)
+            if status == 200:
+                self.taken.update(s['id']
+                                  for s in json.loads(request.body))
+            return status, reply
+    endpoint = Recovering()
     pipeline_yaml = daemons.DEFAULT_PIPELINE.replace(
         '"notifier://"', f'"{endpoint.url("/in")}"')
     dep = daemons.Deployment(tmp_path / 'deployment', rabbit_url,
@@ -274,15 +287,9 @@ def test_the_agent_requeues_what_a_publisher_did_not_take(tmp_path,
         endpoint.wait(3, timeout=60)
         notification.wait_for_log('Requeuing 30 of 30 message|Requeuing '
                                   r'\d+ notification')
-        failed = len(endpoint.requests)
+        assert not endpoint.taken
         endpoint.status = 200
-
-        def delivered():
-            ids = set()
-            for request in endpoint.requests[failed + 1:]:
-                ids.update(s['message_id'] for s in json.loads(request.body))
-            return ids
-        receivers.wait_for(lambda: delivered() >= sent, timeout=60,
+        receivers.wait_for(lambda: endpoint.taken == sent, timeout=60,
                            message='every sample after the endpoint '
                                    'recovered')
         assert notification.alive()

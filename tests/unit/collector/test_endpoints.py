@@ -27,7 +27,8 @@ def test_batch_is_flattened_verified_and_dispatched_once():
     # 2 + 2 dicts in the list payloads, plus 1 payload that is no list:
     # received 5; forged + 'not a dict' + the bad payload rejected = 3.
     assert endpoint.stats() == {'received': 5, 'rejected': 3,
-                                'dispatched': 2, 'requeued': 0}
+                                'dispatched': 2, 'requeued': 0,
+                                'requeued_items': 0}
 
 
 def test_every_dispatcher_gets_the_same_list_in_order():
@@ -69,7 +70,8 @@ def test_dispatcher_failure_requeues_the_whole_batch(caplog):
     assert [m for m, _ in failing.calls] == ['record_events']
     assert failing.names() == after.names() == ['a', 'b']
     assert endpoint.stats() == {'received': 4, 'rejected': 0,
-                                'dispatched': 2, 'requeued': 1}
+                                'dispatched': 2, 'requeued': 1,
+                                'requeued_items': 2}
 
 
 def test_failed_batch_is_held_before_requeue(monkeypatch):
