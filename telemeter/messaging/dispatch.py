@@ -19,6 +19,11 @@ Endpoints may change the notifications they are given (the collector's
 dispatchers turn timestamps into datetimes in place), so the halves are
 made of fresh copies when the caller can give them (``reload``).
 
+An endpoint may also return :class:`Rejected`: it handled its batch but
+for some notifications, which it names with the reason. Those are
+acknowledged like the rest (other endpoints may have handled them) and a
+copy of each is kept in the quarantine for inspection and replay.
+
 An endpoint that cannot reach its next hop and raises instead would be
 split to the last notification; to bound that, isolation stops once
 :data:`ISOLATION_LIMIT` calls failed while none succeeded, and the rest
@@ -56,6 +61,12 @@ def _screen(rule: Any, notification: envelope.Notification) -> bool:
                       notification['payload'])
 
 
+class Rejected(list[tuple[envelope.Notification, str]]):
+    """An endpoint's result: ``(notification, reason)`` of the
+    notifications of its batch it could not handle (it handled the
+    others)."""
+
+
 @dataclasses.dataclass
 class Failure(Generic[Handle]):
     """A notification an endpoint raised on."""
@@ -75,6 +86,9 @@ class Outcome(Generic[Handle]):
     requeue: list[Handle] = dataclasses.field(default_factory=list)
     #: Notifications an endpoint raised on.
     failures: list[Failure[Handle]] = dataclasses.field(default_factory=list)
+    #: ``(handle, reason)`` of notifications an endpoint rejected.
+    rejected: list[tuple[Handle, str]] = dataclasses.field(
+        default_factory=list)
     #: Endpoint calls that returned normally.
     succeeded: int = 0
     #: Endpoint calls that raised.
@@ -148,6 +162,11 @@ class BatchDispatcher(Generic[Handle]):
                 outcome.requeue.extend(handle for _, handle in group)
                 return
             outcome.succeeded += 1
+            if isinstance(result, Rejected):
+                handles = {id(n): handle for n, handle in group}
+                outcome.rejected.extend(
+                    (handles[id(n)], reason) for n, reason in result
+                    if id(n) in handles)
 
     def _isolate(self, callbacks: list[Callback], index: int,
                  group: list[tuple[envelope.Notification, Handle]],

@@ -309,6 +309,7 @@ class RabbitBatchListener:
             outcome = self.dispatcher.dispatch(batch)
             requeue.extend(outcome.requeue)
             self._judge(outcome, poison, requeue)
+            self._keep_copies(outcome.rejected, requeue)
         if requeue:
             delay = self.backoff.next_delay()
             LOG.warning('Requeuing %d of %d message(s) in %.1f s',
@@ -341,7 +342,24 @@ class RabbitBatchListener:
                             self.policy.max_deliveries, failure.reason)
                 requeue.append(message)
 
-    def _quarantine(self, poison: list[tuple[Any, str]]) -> list[Any]:
+    def _keep_copies(self, rejected: list[tuple[Any, str]],
+                     requeue: list[Any]) -> None:
+        """Copy what endpoints rejected to the quarantine (once per
+        message; not what is requeued anyway). They are acknowledged all
+        the same: if the copy fails, they are only logged, as before."""
+        if not rejected:
+            return
+        skip = {id(m) for m in requeue}
+        copies = {}
+        for message, reason in rejected:
+            if id(message) not in skip:
+                copies.setdefault(id(message), (message, reason))
+        for message in self._quarantine(list(copies.values()), 'Rejected'):
+            LOG.error('Not kept: a message from %s that an endpoint could '
+                      'not handle', _queue(message))
+
+    def _quarantine(self, poison: list[tuple[Any, str]],
+                    what: str = 'Quarantined') -> list[Any]:
         """Move ``poison`` to the quarantine queue; return the messages
         that could not be moved (to be requeued instead)."""
         if not poison:
@@ -362,9 +380,9 @@ class RabbitBatchListener:
                 kept.append(message)
                 continue
             self.stats.quarantined += 1
-            LOG.error('Quarantined message %s from %s in queue %s: %s. '
-                      'Inspect it with telemeter-quarantine show %s', ident,
-                      _queue(message), name, reason, ident)
+            LOG.error('%s message %s from %s, kept in queue %s: %s. '
+                      'Inspect it with telemeter-quarantine show %s', what,
+                      ident, _queue(message), name, reason, ident)
         return kept
 
     def _settle(self, raw: list[Any], requeue: list[Any]) -> None:

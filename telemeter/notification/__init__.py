@@ -13,9 +13,15 @@ OPTS = [
                help='Number of workers for notification service, default '
                     'value is 1.'),
     cfg.BoolOpt('ack_on_event_error',
-                default=True,
+                default=False,
                 deprecated_group='collector',
-                help='Acknowledge message when event persistence fails.'),
+                help='Acknowledge message when event persistence fails '
+                     '(an event publisher raised): the events are lost. '
+                     'False requeues the notifications until the '
+                     'publishers take them. A notification that cannot '
+                     'be converted is acknowledged and copied to the '
+                     'quarantine queue either way. Ceilometer\'s default '
+                     'was True.'),
     cfg.BoolOpt('workload_partitioning',
                 default=False,
                 help='Enable workload partitioning, allowing multiple '

@@ -8,6 +8,7 @@ import oslo_messaging
 from oslo_log import log
 from stevedore import extension
 
+from telemeter.messaging import dispatch
 from telemeter.notification import event_converter
 
 LOG = log.getLogger(__name__)
@@ -21,9 +22,11 @@ class EventsNotificationEndpoint:
 
     ``manager`` exposes ``.conf`` and ``.publisher()``: the event pipeline
     manager, or the IPC publisher when workload partitioning is on.
-    A conversion or publishing error is logged and the notification
-    acknowledged when ``[notification] ack_on_event_error`` is True (the
-    default); otherwise the batch is requeued.
+    A notification that cannot be converted is rejected (acknowledged,
+    a copy quarantined); a publishing error requeues the batch, or is
+    logged and the batch acknowledged when ``[notification]
+    ack_on_event_error`` is True (Ceilometer's default; telemeter's is
+    False).
     """
 
     def __init__(self, manager: Any) -> None:
@@ -48,27 +51,27 @@ class EventsNotificationEndpoint:
                               notifications: list[dict]) -> Any:
         """Convert the batch, then publish its events in one context.
 
-        With ``ack_on_event_error`` a notification that cannot be converted
-        is logged, counted and dropped, and a publishing error is logged
-        and the batch acknowledged; otherwise either requeues the batch.
+        A notification that cannot be converted is logged, counted and
+        returned as :class:`~telemeter.messaging.dispatch.Rejected` (the
+        listener keeps a copy in the quarantine; requeuing it would fail
+        the same way). A publishing error requeues the batch, or with
+        ``ack_on_event_error`` is logged and the batch acknowledged.
         """
         events: list[Any] = []
+        rejected = dispatch.Rejected()
         for notification in notifications:
             try:
                 event = self.event_converter.to_event(priority, notification)
-            except Exception:
-                if not self.conf.notification.ack_on_event_error:
-                    LOG.warning('Fail to process a notification, requeuing '
-                                'the batch (ack_on_event_error is False)',
-                                exc_info=True)
-                    return oslo_messaging.NotificationResult.REQUEUE
+            except Exception as err:
                 self.failures += 1
                 LOG.error('Fail to process a notification', exc_info=True)
+                rejected.append((notification, f'event conversion: '
+                                               f'{type(err).__name__}: {err}'))
                 continue
             if event is not None:
                 events.append(event)
         if not events:
-            return oslo_messaging.NotificationResult.HANDLED
+            return rejected or oslo_messaging.NotificationResult.HANDLED
         self.produced += len(events)
         try:
             with self.manager.publisher() as publish:
@@ -82,4 +85,4 @@ class EventsNotificationEndpoint:
             self.failures += len(events)
             LOG.error('Fail to process a notification batch: publishing '
                       '%d event(s) failed', len(events), exc_info=True)
-        return oslo_messaging.NotificationResult.HANDLED
+        return rejected or oslo_messaging.NotificationResult.HANDLED

@@ -11,6 +11,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from telemeter import pipeline, sample
+from telemeter.messaging import dispatch
 
 LOG = log.getLogger(__name__)
 
@@ -94,22 +95,27 @@ class NotificationBase(metaclass=abc.ABCMeta):
         """Build the samples of every notification, then publish them in
         one context: transformers are flushed and publishers called once
         per batch. A notification that cannot be processed is logged,
-        counted and dropped; the others are published. If a publisher
-        fails, the batch is requeued (``REQUEUE``)."""
+        counted and returned as :class:`~telemeter.messaging.dispatch.
+        Rejected` (the listener keeps a copy in the quarantine); the others
+        are published. If a publisher fails, the batch is requeued
+        (``REQUEUE``)."""
         samples: list[Any] = []
+        rejected = dispatch.Rejected()
         for notification in notifications:
             try:
                 # All of a notification's samples or none of them.
                 built = list(self.process_notification(notification))
-            except Exception:
+            except Exception as err:
                 self.failures += 1
                 LOG.error('Fail to process notification', exc_info=True)
+                rejected.append((notification, f'{type(self).__name__}: '
+                                               f'{type(err).__name__}: {err}'))
                 continue
             if self.derive_sample_ids:
                 _derive_ids(type(self).__name__, notification, built)
             samples.extend(built)
         if not samples:
-            return None
+            return rejected or None
         self.produced += len(samples)
         try:
             with self.manager.publisher() as publish:
@@ -121,7 +127,7 @@ class NotificationBase(metaclass=abc.ABCMeta):
             LOG.warning('Requeuing %d notification(s): a publisher did not '
                         'take their samples (%s)', len(notifications), err)
             return oslo_messaging.NotificationResult.REQUEUE
-        return None
+        return rejected or None
 
     # Other priorities are acknowledged and discarded.
     def audit(self, notifications: list[dict]) -> None:

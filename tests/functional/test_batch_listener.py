@@ -4,6 +4,7 @@ messages, prefetch, tails and stop."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -15,7 +16,7 @@ from oslo_config import cfg
 from oslo_messaging._drivers import common as rpc_common
 
 from telemeter import messaging
-from telemeter.messaging import delivery, quarantine, rabbit
+from telemeter.messaging import delivery, dispatch, quarantine, rabbit
 
 REQUEUE = oslo_messaging.NotificationResult.REQUEUE
 
@@ -250,6 +251,35 @@ def test_a_failing_message_alone_is_quarantined_after_max_deliveries(
                            'deliveries)')
     assert _wait(lambda: rabbit_admin.list_queues()[
         f'{bus.topic}.info'] == 0)
+
+
+def test_rejected_messages_are_acknowledged_and_copied_to_quarantine(
+        bus, rabbit_admin):
+    class Rejecting(Endpoint):
+        def info(self, notifications):
+            super().info(notifications)
+            return dispatch.Rejected(
+                (n, 'no definition fits') for n in notifications
+                if n['payload']['n'] % 7 == 0)
+    endpoint = Rejecting()
+    listener = bus.listen(endpoint, batch_size=30, batch_timeout=1)
+    for n in range(30):
+        bus.send(n)
+    assert _wait(lambda: listener.stats.quarantined == 5)
+    # Handled once each, none requeued, all acknowledged.
+    assert sorted(endpoint.seen()) == list(range(30))
+    assert listener.stats.requeued == 0
+    assert _wait(lambda: rabbit_admin.list_queues()[
+        f'{bus.topic}.info'] == 0)
+    items, _channel = bus.quarantined()
+    assert sorted(json_n(i.body) for i in items) == [0, 7, 14, 21, 28]
+    assert {i.reason for i in items} == {'no definition fits'}
+
+
+def json_n(body: bytes) -> int:
+    """The ``n`` of a quarantined notification's body."""
+    inner = json.loads(json.loads(body)['oslo.message'])
+    return inner['payload']['n']
 
 
 def test_requeues_back_off(bus):

@@ -14,6 +14,7 @@ from oslo_config import cfg
 from oslo_messaging import transport as om_transport
 
 from telemeter import messaging
+from telemeter.messaging import dispatch
 from telemeter.notification import events, ipc, meters
 from telemeter.notification import service as agent
 from tests.unit.notification import payloads
@@ -264,7 +265,9 @@ def test_requeue_redelivers_until_the_event_is_published(run_agent,
     assert len(_events(svc)) == 1 and len(_samples(svc)) == 1
 
 
-def test_ack_on_event_error_logs_and_drops(run_agent, caplog):
+def test_ack_on_event_error_logs_and_drops(run_agent, agent_conf, caplog):
+    agent_conf.set_override('ack_on_event_error', True,
+                            group='notification')
     svc = run_agent()
     publisher = svc.event_pipelines.current.pipelines[0].sink.publishers[0]
     failures = _fail_first(
@@ -287,16 +290,19 @@ def test_events_endpoint_results(conf, event_pipelines, caplog):
     ok = payloads.message(payloads.instance())
     broken = payloads.message(payloads.instance())
     broken['metadata'] = {}
+    # The broken one is rejected (a copy is kept in the quarantine), the
+    # good one published, whatever ack_on_event_error says.
+    for ack in (True, False):
+        conf.set_override('ack_on_event_error', ack, group='notification')
+        before = len(published_events(event_pipelines))
+        result = endpoint.info([broken, ok])
+        assert isinstance(result, dispatch.Rejected)
+        assert [n for n, _ in result] == [broken]
+        assert 'event conversion: ' in result[0][1]
+        assert len(published_events(event_pipelines)) == before + 1
+    assert endpoint.failures == 2
     handled = oslo_messaging.NotificationResult.HANDLED
-    assert endpoint.info([broken, ok]) == handled
-    assert endpoint.failures == 1
-    assert len(published_events(event_pipelines)) == 1
-    conf.set_override('ack_on_event_error', False, group='notification')
-    assert endpoint.error([broken, ok]) == (
-        oslo_messaging.NotificationResult.REQUEUE)
-    # Stopped at the broken one: the good one of that batch is not
-    # published (it will be, when the batch comes back).
-    assert len(published_events(event_pipelines)) == 1
+    assert endpoint.error([ok]) == handled
 
 
 def test_a_batch_of_events_is_published_in_one_call(conf, event_pipelines):

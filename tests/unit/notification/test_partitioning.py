@@ -248,10 +248,11 @@ def test_event_endpoint_requeues_only_without_ack_on_event_error(
     def broken(events):
         raise RuntimeError('down')
     publisher.publish_events = broken
-    assert endpoint.sample([message]) == handled
-    conf.set_override('ack_on_event_error', False, group='notification')
+    # The default (False): requeued until a publisher takes them.
     assert endpoint.sample([message]) == (
         oslo_messaging.NotificationResult.REQUEUE)
+    conf.set_override('ack_on_event_error', True, group='notification')
+    assert endpoint.sample([message]) == handled
 
 
 # -- queue ownership with locks ---------------------------------------

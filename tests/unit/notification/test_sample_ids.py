@@ -4,6 +4,7 @@ so a redelivered notification does not make new samples."""
 import oslo_messaging
 
 from telemeter import pipeline
+from telemeter.messaging import dispatch
 from telemeter.notification import ipc, meters
 from tests.unit.notification import payloads
 
@@ -102,3 +103,24 @@ def test_a_publisher_failure_requeues_the_batch(conf, meters_dir):
     assert handler.info([notification]) is None
     first, second = manager.published[:2], manager.published[2:]
     assert [s.id for s in first] == [s.id for s in second]
+
+
+def test_a_notification_a_handler_fails_on_is_rejected_the_rest_published(
+        conf, meters_dir):
+    handler, manager = _handler(conf, meters_dir)
+    good = payloads.message(payloads.instance())
+    bad = payloads.message(payloads.instance())
+    bad['metadata'] = dict(bad['metadata'], message_id='bad-one')
+    real = handler.process_notification
+
+    def process(notification):
+        if notification is bad:
+            raise KeyError('instance_id')
+        return real(notification)
+    handler.process_notification = process
+    result = handler.info([bad, good])
+    assert isinstance(result, dispatch.Rejected)
+    assert [(n is bad, reason) for n, reason in result] == [
+        (True, "ProcessMeterNotifications: KeyError: 'instance_id'")]
+    assert len(manager.published) == 2     # memory and vcpus of the good one
+    assert handler.failures == 1
