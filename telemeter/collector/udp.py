@@ -36,6 +36,8 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 # datagrams are dropped and counted as overflow.
 MAX_PENDING_BYTES = 64 * 1024 * 1024
 STATS_INTERVAL = 60.0
+#: How much of a rejected datagram's content a log line shows.
+LOGGED_CHARS = 200
 _DRAIN_MAX = 1000
 
 COUNTERS = ('received', 'dispatched', 'undecodable', 'rejected', 'failed',
@@ -216,10 +218,21 @@ class UDPReceiver:
             self.undecodable += 1
             LOG.warning('UDP: Cannot decode data sent by %s', source)
             return None
-        if (not isinstance(sample, dict)
-                or not utils.verify_signature(sample, self.secret)):
+        try:
+            valid = (isinstance(sample, dict)
+                     and utils.verify_signature(sample, self.secret))
+        except Exception as err:
+            # msgpack carries what JSON cannot (bytes keys among str ones,
+            # lists nested past the recursion limit): the signature rule
+            # raises on those, and the sample cannot be verified.
+            LOG.debug('UDP: cannot verify the signature of a datagram from '
+                      '%s: %s: %s', source, type(err).__name__, err)
+            valid = False
+        if not valid:
             self.rejected += 1
-            LOG.warning('sample signature invalid, discarding: %s', sample)
+            # At most LOGGED_CHARS of what could be a 64 KiB datagram.
+            LOG.warning('sample signature invalid, discarding: %s',
+                        _shown(sample))
             return None
         LOG.debug('UDP: Storing %s', sample)
         return sample
@@ -252,3 +265,14 @@ class UDPReceiver:
         """Make :meth:`run` return (after dispatching the backlog)."""
         self.running.clear()
         os.write(self._wake_w, b'x')
+
+
+def _shown(sample: Any) -> str:
+    """``repr`` of ``sample`` cut at :data:`LOGGED_CHARS`."""
+    try:
+        text = repr(sample)
+    except Exception as err:  # RecursionError of a deeply nested list
+        return f'<{type(sample).__name__}: {type(err).__name__}>'
+    if len(text) > LOGGED_CHARS:
+        return f'{text[:LOGGED_CHARS]}... ({len(text)} characters)'
+    return text

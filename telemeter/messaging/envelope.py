@@ -127,6 +127,10 @@ def decode_body(body: bytes | str,
         return loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise MalformedMessage(f'body is not JSON: {err}') from err
+    except RecursionError as err:
+        # Nested deeper than the parsers go (orjson 1024 levels, json
+        # Python's recursion limit): no endpoint could be given it.
+        raise MalformedMessage(f'body is nested too deeply: {err}') from err
 
 
 def unwrap(message: Any, loads: Callable[[bytes | str], Any] = json.loads
@@ -146,6 +150,9 @@ def unwrap(message: Any, loads: Callable[[bytes | str], Any] = json.loads
         inner = loads(inner)
     except (TypeError, ValueError) as err:
         raise MalformedMessage(f'{_MESSAGE_KEY} is not JSON text: {err}'
+                               ) from err
+    except RecursionError as err:
+        raise MalformedMessage(f'{_MESSAGE_KEY} is nested too deeply: {err}'
                                ) from err
     if not isinstance(inner, dict):
         raise MalformedMessage(f'{_MESSAGE_KEY} is not a JSON object')

@@ -86,6 +86,13 @@ def test_nan_and_infinity_are_read_as_python_reads_them():
     (_body(priority=3), "priority 3 is not a string"),
     (_body(priority=None), "priority None is not a string"),
     (_body(priority='loud'), "unknown priority 'loud'"),
+    # 10,000 levels: beyond both parsers, which raise RecursionError.
+    (b'[' * 10000 + b']' * 10000, 'body is nested too deeply'),
+    (b'{"a":' * 10000 + b'1' + b'}' * 10000, 'body is nested too deeply'),
+    (json.dumps({'oslo.version': '2.0', 'oslo.message': json.dumps(
+        {'priority': 'info'})[:-1] + ', "payload": ' + '[' * 10000
+        + ']' * 10000 + '}'}).encode(), 'oslo.message is nested too deeply'),
+    (('[' * 10000 + ']' * 10000), 'body is nested too deeply'),
 ])
 def test_malformed_bodies_say_what_is_wrong(body, reason):
     with pytest.raises(envelope.MalformedMessage, match=reason):

@@ -278,3 +278,60 @@ def test_dispatching_thread_survives_an_unexpected_error(udp_conf, caplog):
     finally:
         r.stop()
     assert 'UDP: Unable to store meter' in caplog.text
+
+
+def _deep_list(depth):
+    value = [1]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# msgpack decodes what JSON cannot carry; the signature rule raised on
+# these, which made the whole dispatch batch count as failed.
+UNVERIFIABLE = [
+    {b'bytes-key': 1, 'counter_name': 'x', 'message_signature': 'ab'},
+    {'resource_metadata': _deep_list(600), 'message_signature': 'ab'},
+]
+
+
+@pytest.mark.parametrize('sample', UNVERIFIABLE)
+def test_a_sample_the_signature_rule_raises_on_is_rejected(udp_conf,
+                                                           sample, caplog):
+    receiver = udp.UDPReceiver(udp_conf, manager(RecordingDispatcher()))
+    try:
+        data = msgpack.packb(sample, use_bin_type=True)
+        assert receiver.decode(data, ('127.0.0.1', 1)) is None
+    finally:
+        receiver.socket.close()
+    assert receiver.stats()['rejected'] == 1
+    assert 'sample signature invalid, discarding' in caplog.text
+    # The log line shows at most LOGGED_CHARS of the datagram.
+    assert max(len(line) for line in caplog.text.splitlines()) < 600
+
+
+def test_unverifiable_datagrams_cost_nothing_to_their_batch_mates(
+        udp_conf, running):
+    udp_conf.set_override('udp_batch_size', 100, group='collector')
+    r = running()
+    goods = [signed(f'good-{i}') for i in range(20)]
+    r.send(*[msgpack.packb(d, use_bin_type=True) for d in UNVERIFIABLE],
+           *goods, *[msgpack.packb(d, use_bin_type=True)
+                     for d in UNVERIFIABLE])
+    assert _wait(lambda: r.receiver.received == 24)
+    assert _wait(lambda: r.receiver.dispatched == 20)
+    assert r.receiver.stats() == {'received': 24, 'dispatched': 20,
+                                  'undecodable': 0, 'rejected': 4,
+                                  'failed': 0, 'overflow': 0}
+    assert sorted(r.dispatchers[0].names()) == sorted(
+        f'good-{i}' for i in range(20))
+
+
+def test_a_big_rejected_datagram_is_logged_cut(running, caplog):
+    r = running()
+    r.send({'counter_name': 'x' * 60000, 'message_signature': 'forged'})
+    assert _wait(lambda: r.receiver.rejected == 1)
+    [line] = [rec.getMessage() for rec in caplog.records
+              if 'signature invalid' in rec.getMessage()]
+    assert len(line) < 600
+    assert line.endswith('... (60051 characters)')
