@@ -28,8 +28,12 @@ OPTS = [
 
 
 def _load(conf: cfg.ConfigOpts, namespace: str, names: list[str]) -> Any:
+    unique = list(dict.fromkeys(names))
+    if len(unique) < len(names):
+        LOG.warning('%s lists a dispatcher more than once (%s): each is '
+                    'loaded once', namespace, ', '.join(names))
     manager = named.NamedExtensionManager(
-        namespace=namespace, names=names, name_order=True,
+        namespace=namespace, names=unique, name_order=True,
         invoke_on_load=True,
         invoke_args=(conf,), propagate_map_exceptions=True,
         on_load_failure_callback=_raise_load_failure)

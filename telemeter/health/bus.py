@@ -5,8 +5,9 @@
 counts again), ``malformed`` ones (undecodable; quarantined, so also in
 ``quarantined``), ``requeued`` ones, ``batches``, ``failed_deliveries``
 (handling raised: requeued or quarantined), ``quarantined`` (moved to the
-quarantine queue), ``acknowledged`` (quarantined ones included) and
-``settle_failed`` (the broker will deliver them again).
+quarantine queue), ``acknowledged`` (quarantined ones included),
+``settle_failed`` (the broker will deliver them again) and ``unhandled``
+(no endpoint took them: acknowledged, counted as dropped).
 oslo.messaging's own listener (other drivers) counts nothing and is only
 checked for being there.
 """
@@ -30,6 +31,7 @@ _STATS: dict[str, tuple[str, dict[str, str]]] = {
     'failed_deliveries': ('failed', {}),
     'batches': ('batches', {}),
     'acknowledged': ('acknowledged', {}),
+    'unhandled': ('dropped', {'reason': 'unhandled'}),
     'settle_failed': ('settle_failed', {}),
 }
 

@@ -89,6 +89,9 @@ class Outcome(Generic[Handle]):
     #: ``(handle, reason)`` of notifications an endpoint rejected.
     rejected: list[tuple[Handle, str]] = dataclasses.field(
         default_factory=list)
+    #: Notifications no endpoint took (no method for their priority, or
+    #: screened out by every filter): acknowledged with nothing to do.
+    unhandled: int = 0
     #: Endpoint calls that returned normally.
     succeeded: int = 0
     #: Endpoint calls that raised.
@@ -132,19 +135,27 @@ class BatchDispatcher(Generic[Handle]):
             groups.setdefault(priority, []).append((notification, handle))
         outcome: Outcome[Handle] = Outcome()
         for priority in sorted(groups):
-            self._run(self.callbacks.get(priority, []), 0, groups[priority],
-                      outcome)
+            group = groups[priority]
+            taken: set[int] = set()
+            self._run(self.callbacks.get(priority, []), 0, group, outcome,
+                      taken)
+            outcome.unhandled += sum(1 for n, _ in group
+                                     if id(n) not in taken)
         return outcome
 
     def _run(self, callbacks: list[Callback], start: int,
              group: list[tuple[envelope.Notification, Handle]],
-             outcome: Outcome[Handle]) -> None:
-        """Give ``group`` to the endpoints from ``start`` on."""
+             outcome: Outcome[Handle], taken: set[int] | None = None
+             ) -> None:
+        """Give ``group`` to the endpoints from ``start`` on (adding the
+        ids of the notifications some endpoint chose to ``taken``)."""
         for index in range(start, len(callbacks)):
             rule, method = callbacks[index]
             chosen = [n for n, _ in group if rule is None or _screen(rule, n)]
             if not chosen:
                 continue
+            if taken is not None and len(taken) < len(group):
+                taken.update(map(id, chosen))
             try:
                 result = method(chosen)
             except Exception as err:

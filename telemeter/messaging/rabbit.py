@@ -117,6 +117,7 @@ class Stats:
         self.failed_deliveries = 0
         self.acknowledged = 0
         self.settle_failed = 0
+        self.unhandled = 0
         self.batches = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -243,7 +244,15 @@ class RabbitBatchListener:
                 self._stopping.wait(1.0)
                 continue
             if batch:
-                self._handle(batch)
+                try:
+                    self._handle(batch)
+                except Exception:
+                    # A bug, not the data's fault: requeue the batch after a
+                    # back-off and keep consuming.
+                    LOG.exception('Handling a batch of %d message(s) failed; '
+                                  'requeuing it', len(batch))
+                    self._stopping.wait(self.backoff.next_delay())
+                    self._settle(batch, batch)
 
     def _next_batch(self) -> list[Any]:
         """Raw messages of one batch (empty after a quiet poll)."""
@@ -294,7 +303,9 @@ class RabbitBatchListener:
         for message in raw:
             try:
                 priority, notification = envelope.decode(_body(message))
-            except envelope.MalformedMessage as err:
+            except Exception as err:
+                # MalformedMessage, or what a bad compression header makes
+                # kombu raise: the same message fails the same way again.
                 self.stats.malformed += 1
                 LOG.error('Quarantining a malformed message from %s: %s '
                           '(body %.200r)', _queue(message), err,
@@ -307,6 +318,7 @@ class RabbitBatchListener:
         requeue: list[Any] = []
         if batch:
             outcome = self.dispatcher.dispatch(batch)
+            self.stats.unhandled += outcome.unhandled
             requeue.extend(outcome.requeue)
             self._judge(outcome, poison, requeue)
             self._keep_copies(outcome.rejected, requeue)

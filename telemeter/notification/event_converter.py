@@ -252,6 +252,11 @@ class NotificationEventsConverter:
                 LOG.error('Dropping Notification %(type)s (uuid:%(msgid)s)',
                           {'type': event_type, 'msgid': message_id})
             return None
+        if not isinstance(message_id, str) or not message_id:
+            # The id makes a redelivered event a duplicate storage skips;
+            # without one (or with another type, which storage refuses)
+            # the notification is not one oslo.messaging sent.
+            raise ValueError(f'message_id {message_id!r} is not a string')
         return definition.to_event(priority.lower(), notification,
                                    self.store_raw)
 

@@ -192,14 +192,20 @@ def test_malformed_messages_are_quarantined_and_do_not_block(
         for body in bodies:
             producer.publish(body, routing_key=queue, exchange='',
                              content_type='application/json')
+        # A compression the sender did not apply (kombu cannot undo it).
+        producer.publish(b'{"priority": "info"}', routing_key=queue,
+                         exchange='', content_type='application/json',
+                         headers={'compression': 'application/x-bogus'})
     for n in range(1, 101):
         bus.send(n)
     assert _wait(lambda: endpoint.seen() == list(range(101)))
-    assert listener.stats.malformed == listener.stats.quarantined == 3
+    assert listener.stats.malformed == listener.stats.quarantined == 4
+    assert listener.alive
     assert _wait(lambda: rabbit_admin.list_queues()[queue] == 0)
     # Kept unchanged, with the reason and where they came from.
     items, _channel = bus.quarantined()
-    assert sorted(i.body for i in items) == sorted(bodies)
+    assert sorted(i.body for i in items) == sorted(
+        (*bodies, b'{"priority": "info"}'))
     assert {i.routing_key for i in items} == {queue}
     reasons = sorted(i.reason for i in items)
     assert reasons[0].startswith('malformed: ')

@@ -172,3 +172,15 @@ def test_isolation_gives_the_halves_fresh_notifications():
     assert sorted(endpoint.handled) == [0, 1, 2, 3, 4, 6, 7]
     assert set(seen_fresh) == {f'h{n}' for n in range(8)}
     assert endpoint.spoiled_on_arrival == 0
+
+
+def test_notifications_no_endpoint_takes_are_counted():
+    calls = []
+    dispatcher = dispatch.BatchDispatcher([
+        Recorder('only_a', calls, event_types='^a\\.')])
+    batch = [*_batch(), ('error', _notification('e', 9), 'h9')]
+    outcome = dispatcher.dispatch(batch)
+    # b.y and the sample (screened out by the filter) and the error (no
+    # endpoint has a method for it).
+    assert outcome.unhandled == 3
+    assert calls == [('only_a', 'info', [1, 4])]

@@ -37,6 +37,15 @@ def test_load_dispatcher_manager_keeps_configured_order(conf, tmp_path):
     assert [e.name for e in meter] == ['database', 'file']
 
 
+def test_a_dispatcher_named_twice_is_loaded_once(conf, caplog):
+    """meter_dispatchers is a MultiStrOpt: a name repeated in two config
+    files must not write every sample twice."""
+    conf.set_override('meter_dispatchers', ['file', 'database', 'file'])
+    meter, _ = dispatcher.load_dispatcher_manager(conf)
+    assert [e.name for e in meter] == ['file', 'database']
+    assert 'lists a dispatcher more than once' in caplog.text
+
+
 def test_unknown_dispatcher_leaves_an_empty_manager(conf, caplog):
     conf.set_override('meter_dispatchers', ['nosuch'])
     meter, _ = dispatcher.load_dispatcher_manager(conf)

@@ -333,3 +333,13 @@ def test_notification_without_timestamp_raises(converter):
     notification['metadata'] = {'message_id': 'x'}
     with pytest.raises(KeyError):
         _event(conv, notification)
+
+
+@pytest.mark.parametrize('message_id', [None, '', 42, ['x'], {'a': 1}])
+def test_a_notification_without_a_string_message_id_is_refused(
+        converter, message_id):
+    notification = payloads.message(payloads.instance())
+    notification['metadata'] = dict(notification['metadata'],
+                                    message_id=message_id)
+    with pytest.raises(ValueError, match=r'message_id .* is not a string'):
+        converter(INSTANCE_DEFS).to_event('info', notification)
