@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from telemeter import messaging
-from tests.functional.faults import harness, runner
+from tests.functional.faults import harness, runner, table
 from tests.functional.fixtures import services
 
 REPO = Path(__file__).resolve().parents[3]
@@ -83,7 +83,7 @@ def scenario(request, tmp_path, rabbit_url, postgresql_function_url, broker,
     def make(name: str, **kwargs) -> runner.Scenario:
         dep = harness.FaultDeployment(tmp_path / 'deployment', rabbit_url,
                                       postgresql_function_url, **kwargs)
-        scn = runner.Scenario(name, dep)
+        scn = runner.Scenario(name, dep, broker)
         made.append(scn)
         return scn
 
@@ -108,7 +108,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     report = {'n': harness.N, 'loadavg_at_end': load, 'outcomes': outcomes}
     report_path().write_text(json.dumps(report, indent=1))
     terminalreporter.section('fault table (issue 12)')
-    terminalreporter.write_line(runner.format_table(outcomes))
+    terminalreporter.write_line(table.format_table(outcomes))
     terminalreporter.write_line(
         f'load average at the end: {" ".join(load)}; '
         f'JSON: {report_path()}')

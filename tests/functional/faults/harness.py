@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import textwrap
 import threading
@@ -131,8 +132,6 @@ class FaultDeployment(daemons.Deployment):
             telemetry_secret = {daemons.SECRET}
             [database]
             connection = {self.database_url}
-            max_retries = -1
-            retry_interval = 1
             [polling]
             cfg_file = {self.polling_path}
             [collector]
@@ -198,7 +197,7 @@ class Stream:
         self.injections = dict(injections or {})
         self.sent = 0
         self.error: BaseException | None = None
-        self.started = self.finished = None
+        self.started = self.finished = self.last_sent_at = None
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='faults-stream')
 
@@ -221,15 +220,35 @@ class Stream:
             self.error = exc
 
     def _send_all(self) -> None:
+        # The sender's own oslo.messaging log (reconnections, retries).
+        handler = logging.FileHandler(self.dep.workdir / 'sender.log')
+        handler.setFormatter(logging.Formatter(
+            '%(asctime)s %(levelname)s %(name)s %(message)s'))
+        logger = logging.getLogger('oslo.messaging')
+        logger.addHandler(handler)
+        try:
+            self._send_with_notifiers()
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+
+    def _send_with_notifiers(self) -> None:
         conf = self.dep.conf()
         transport = messaging.get_transport(conf, self.dep.transport_url,
                                             cache=False)
+        # The sender reconnects every second (oslo.messaging backs off up
+        # to 30 s): the stream resumes as soon as the broker is back, so
+        # recovery times measure telemeter, not the test's sender.
+        for name, value in (('rabbit_retry_interval', 1),
+                            ('rabbit_retry_backoff', 0),
+                            ('rabbit_interval_max', 1)):
+            conf.set_override(name, value, group='oslo_messaging_rabbit')
         topics = [self.dep.notification_topic]
         service = messaging.get_notifier(transport, 'compute.faults-host',
                                          driver='messagingv2', topics=topics)
         poller = messaging.get_notifier(transport, 'telemeter.polling',
                                         driver='messagingv2', topics=topics)
-        self.started = time.monotonic()
+        self.started = due = time.monotonic()
         chunk = 2 * POLL_BATCH
         try:
             for first in range(0, self.n, chunk):
@@ -247,10 +266,15 @@ class Stream:
                     poller.sample({}, 'telemetry.polling',
                                   {'samples': polled})
                 self.sent = seqs[-1] + 1
-                delay = (self.started + self.sent / self.rate
-                         - time.monotonic())
+                self.last_sent_at = time.monotonic()
+                # Paced; after a pause (the Notifier waiting for the
+                # broker) the stream resumes at its rate, no burst.
+                due += len(seqs) / self.rate
+                delay = due - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+                elif delay < -1:
+                    due = time.monotonic()
         finally:
             self.finished = time.monotonic()
             transport.cleanup()
@@ -362,6 +386,7 @@ class Outcome:
     log_bytes: dict = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
     notes: str = ''
+    missing_sample: list = dataclasses.field(default_factory=list)
 
     def count(self, rows: dict[int, int], expected: range) -> None:
         wanted = set(expected)
@@ -372,7 +397,8 @@ class Outcome:
         extra = sorted(seq for seq in rows if seq not in wanted)
         if extra:
             self.notes += f'rows outside the stream: {extra[:5]} '
-        missing = [seq for seq in wanted if rows.get(seq, 0) == 0]
+        missing = sorted(seq for seq in wanted if rows.get(seq, 0) == 0)
+        self.missing_sample = missing[:12]
         self.lost_by_path = {
             'meters': sum(1 for seq in missing if seq % 2 == 0),
             'polled': sum(1 for seq in missing if seq % 2 == 1)}

@@ -17,8 +17,10 @@ class Scenario:
     COLLECTOR = 'telemeter-collector'
     AGENT = 'telemeter-agent-notification'
 
-    def __init__(self, name: str, dep: harness.FaultDeployment):
+    def __init__(self, name: str, dep: harness.FaultDeployment,
+                 broker=None):
         self.name = name
+        self.broker = broker
         self.dep = dep
         self.n = harness.N
         self.counter = harness.Counter(dep.database_url)
@@ -73,18 +75,23 @@ class Scenario:
 
     # -- the run
     def run(self, rate: float, faults: Callable[[Scenario], None]
-            = lambda scn: None, injections=None, stall: float = 45,
-            drain_timeout: float = 300) -> harness.Outcome:
+            = lambda scn: None, injections=None, stall: float = 30,
+            drain_timeout: float = 90) -> harness.Outcome:
         self.dep.run('telemeter-dbsync')
         self.start_collector()
         self.start_agent()
         self.stream = harness.Stream(self.dep, self.n, rate, injections)
+        out = self.outcome
         started = self.mark('stream started')
         self.counter.start()
         self.stream.start()
+        problem = None
         try:
             faults(self)
-            self.stream.join(timeout=drain_timeout + self.n / rate)
+            try:
+                self.stream.join(timeout=drain_timeout + self.n / rate)
+            except AssertionError as err:
+                problem = err  # counted and tabled first, raised below
             self.mark('stream sent')
             self.counter.wait_until(
                 self.n - len(self.excluded), stall=stall,
@@ -92,9 +99,16 @@ class Scenario:
             time.sleep(3)  # a late redelivery would show up now
             self.mark('drained')
             rows = self.counter.rows()
+            tag = self.dep.host.rsplit('-', 1)[-1]
+            if self.broker is not None and self.broker.is_running():
+                queued = {q: c for q, c in self.broker.list_queues().items()
+                          if c and tag in q}
+                if queued:
+                    out.notes += f'still queued: {queued} '
         finally:
             self.counter.stop()
-        out = self.outcome
+        if self.stream.sent < self.n:
+            out.notes += f'sender sent only {self.stream.sent} '
         out.count(rows, [s for s in range(self.n) if s not in self.excluded])
         out.seconds = round(time.monotonic() - started, 1)
         for name in (self.COLLECTOR, self.AGENT):
@@ -105,6 +119,8 @@ class Scenario:
             size = daemon.log_path.stat().st_size
             out.log_bytes[daemon.log_path.name] = size
         OUTCOMES.append(out)
+        if problem is not None:
+            raise problem
         return out
 
     def normal_rate(self) -> float:
@@ -135,31 +151,6 @@ class Scenario:
     def cleanup(self) -> None:
         self.dep.cleanup()
         self.counter.engine.dispose()
-
-
-def _fmt(value, width: int) -> str:
-    return ('-' if value is None else str(value)).rjust(width)
-
-
-def format_table(outcomes: list[dict]) -> str:
-    head = (f'{"scenario":<44} {"stored of N":>15} {"not stored":>10} '
-            f'{"dup":>5} {"recover s":>9} {"run s":>6}  notes')
-    lines = [head, '-' * len(head)]
-    for o in outcomes:
-        notes = o.get('notes', '')
-        if o['lost']:
-            notes = (f'lost meters={o["lost_by_path"].get("meters")} '
-                     f'polled={o["lost_by_path"].get("polled")} ' + notes)
-        if o['dead']:
-            notes += f'dead: {",".join(o["dead"])} '
-        recover = o['recover_s']
-        lines.append(
-            f'{o["scenario"]:<44} '
-            f'{o["stored"]:>7} of {o["n"]:<6} {o["lost"]:>10} '
-            f'{o["duplicated"]:>5} '
-            f'{_fmt(None if recover is None else round(recover, 1), 9)} '
-            f'{o["seconds"]:>6}  {notes.strip()}')
-    return '\n'.join(lines)
 
 
 def stop_for(service, seconds: float, scn: Scenario, label: str) -> None:

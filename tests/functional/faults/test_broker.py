@@ -1,0 +1,66 @@
+"""The broker stopped three times for 12 s while the stream flows.
+
+``close``: the outages 5 s apart (each outage is ~22 s from stop to ready:
+~2 s to stop, 12 s down, ~8 s for ``tools/services.sh start``).
+``spaced``: 40 s apart, so that a backlog builds up in the queues between
+outages; about 3.5 min per option, so it is the opt-in slow tier
+(``-m faults_slow``, ``tox -e faults-slow``).
+
+Each with the default options, ``amqp_durable_queues = true`` and
+``rabbit_quorum_queue = true`` on both the daemons and the sender (the
+sender is an oslo.messaging Notifier built from the deployment's
+configuration, i.e. an OpenStack service configured like telemeter). The
+storing rate must be back to 80 % of the pre-fault rate within 30 s of the
+last restart, and nothing may be lost or doubled.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.functional.faults import runner
+
+pytestmark = pytest.mark.timeout(900)
+
+OUTAGE_S = 12
+RECOVERY_LIMIT_S = 30
+
+
+def _broker_outages(scn, broker, gap: float) -> None:
+    scn.wait_sent(0.1)
+    scn.mark('first fault')
+    for i in range(3):
+        if i:
+            time.sleep(gap)
+        runner.stop_for(broker, OUTAGE_S, scn, f'broker {i}')
+
+
+def _run(scenario, broker, options: str, gap: float, rate: float):
+    scn = scenario(f'broker 3x{OUTAGE_S}s {gap:.0f}s apart, {options}',
+                   broker=options)
+    out = scn.run(rate=rate,
+                  faults=lambda s: _broker_outages(s, broker, gap))
+    normal = scn.normal_rate()
+    out.recover_s = scn.counter.recovery(
+        scn.marks['broker 2 up'], normal, done=out.n)
+    out.notes += f'normal {normal:.0f}/s '
+    scn.assert_nothing_lost_or_doubled()
+    assert out.recover_s is not None and out.recover_s <= RECOVERY_LIMIT_S, (
+        f'storing rate not back to 80 % of {normal:.0f}/s within '
+        f'{RECOVERY_LIMIT_S}s of the last broker restart: {out.recover_s}')
+
+
+@pytest.mark.parametrize('options', ['defaults', 'durable', 'quorum'])
+def test_broker_stopped_three_times_close_together(scenario, broker,
+                                                   options):
+    # ~80 s of faults after 10 % of the stream: 200 samples/s spans them.
+    _run(scenario, broker, options, gap=5, rate=200)
+
+
+@pytest.mark.faults_slow
+@pytest.mark.parametrize('options', ['defaults', 'durable', 'quorum'])
+def test_broker_stopped_three_times_40s_apart(scenario, broker, options):
+    # ~150 s of faults: 110 samples/s spans them.
+    _run(scenario, broker, options, gap=40, rate=110)
