@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
@@ -79,11 +80,19 @@ def scenario(request, tmp_path, rabbit_url, postgresql_function_url, broker,
              pg_service):
     """Build a :class:`Scenario`; whatever it left stopped is started."""
     made: list[runner.Scenario] = []
+    # A virtual host per scenario: exchanges and queues of another
+    # scenario (a non-durable 'telemeter' exchange, say) cannot clash
+    # with this one's durable or quorum declarations.
+    vhost = f'faults-{uuid.uuid4().hex[:8]}'
+    broker.rabbitmqctl('add_vhost', vhost)
+    broker.rabbitmqctl('set_permissions', '-p', vhost, 'guest',
+                       '.*', '.*', '.*')
+    url = rabbit_url.rstrip('/') + '/' + vhost
 
     def make(name: str, **kwargs) -> runner.Scenario:
-        dep = harness.FaultDeployment(tmp_path / 'deployment', rabbit_url,
+        dep = harness.FaultDeployment(tmp_path / 'deployment', url,
                                       postgresql_function_url, **kwargs)
-        scn = runner.Scenario(name, dep, broker)
+        scn = runner.Scenario(name, dep, broker, vhost)
         made.append(scn)
         return scn
 
@@ -94,6 +103,7 @@ def scenario(request, tmp_path, rabbit_url, postgresql_function_url, broker,
         broker.start()
     if not pg_service.is_running():
         pg_service.start()
+    broker.rabbitmqctl('delete_vhost', vhost)
     messaging.cleanup()
 
 

@@ -18,9 +18,10 @@ class Scenario:
     AGENT = 'telemeter-agent-notification'
 
     def __init__(self, name: str, dep: harness.FaultDeployment,
-                 broker=None):
+                 broker=None, vhost: str = '/'):
         self.name = name
         self.broker = broker
+        self.vhost = vhost
         self.dep = dep
         self.n = harness.N
         self.counter = harness.Counter(dep.database_url)
@@ -101,7 +102,8 @@ class Scenario:
             rows = self.counter.rows()
             tag = self.dep.host.rsplit('-', 1)[-1]
             if self.broker is not None and self.broker.is_running():
-                queued = {q: c for q, c in self.broker.list_queues().items()
+                queued = {q: c for q, c in self.broker.list_queues(
+                    self.vhost).items()
                           if c and tag in q}
                 if queued:
                     out.notes += f'still queued: {queued} '

@@ -55,12 +55,14 @@ def _run(scenario, broker, options: str, gap: float, rate: float):
 @pytest.mark.parametrize('options', ['defaults', 'durable', 'quorum'])
 def test_broker_stopped_three_times_close_together(scenario, broker,
                                                    options):
-    # ~80 s of faults after 10 % of the stream: 200 samples/s spans them.
-    _run(scenario, broker, options, gap=5, rate=200)
+    # ~80 s of faults after 10 % of the stream, the sender waiting for
+    # the broker ~65 s of them: at 400 samples/s the stream ends ~20 s
+    # after the last restart.
+    _run(scenario, broker, options, gap=5, rate=400)
 
 
 @pytest.mark.faults_slow
 @pytest.mark.parametrize('options', ['defaults', 'durable', 'quorum'])
 def test_broker_stopped_three_times_40s_apart(scenario, broker, options):
-    # ~150 s of faults: 110 samples/s spans them.
-    _run(scenario, broker, options, gap=40, rate=110)
+    # ~155 s of faults, ~65 s of them without broker: 180 samples/s.
+    _run(scenario, broker, options, gap=40, rate=180)
