@@ -11,12 +11,16 @@ Every scenario appends an :class:`~.harness.Outcome` to the session's
 table, printed at the end of the run and written as JSON to
 ``TELEMETER_FAULTS_REPORT`` (default ``.faults-report.json`` in the
 current directory); ``tools/bench/fault_table.py`` prints it again.
+``TELEMETER_FAULTS_KEEP_LOGS=DIR`` copies every scenario's configuration
+and daemon logs (and the test sender's oslo.messaging log) to DIR.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -99,6 +103,13 @@ def scenario(request, tmp_path, rabbit_url, postgresql_function_url, broker,
     yield make
     for scn in made:
         scn.cleanup()
+    keep = os.environ.get('TELEMETER_FAULTS_KEEP_LOGS')
+    if keep and made:
+        # pytest keeps only its last 3 base temp dirs: copy the logs.
+        shutil.copytree(made[0].dep.workdir,
+                        Path(keep) / re.sub(r'\W+', '_', request.node.name),
+                        ignore=shutil.ignore_patterns('*.db'),
+                        dirs_exist_ok=True)
     if not broker.is_running():
         broker.start()
     if not pg_service.is_running():

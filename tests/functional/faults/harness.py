@@ -157,11 +157,12 @@ def polled_sample(seq: int, resource: str | None = None,
 
 
 def raw_notification(dep: FaultDeployment, priority, event_type: str,
-                     payload: dict) -> None:
+                     payload: dict, message_id: str | None = None) -> None:
     """Publish a messagingv2 envelope with plain AMQP onto the agent's
     ``<topic>.info`` queue (its exchange and binding exist already), with
     ``priority`` as given - e.g. 3 or None, which no Notifier can send."""
-    message = {'message_id': str(uuid.uuid4()), 'publisher_id': 'faults',
+    message = {'message_id': message_id or str(uuid.uuid4()),
+               'publisher_id': 'faults',
                'event_type': event_type, 'priority': priority,
                'payload': payload, 'timestamp': str(
                    datetime.datetime.utcnow())}

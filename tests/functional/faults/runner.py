@@ -29,6 +29,8 @@ class Scenario:
         self.marks: dict[str, float] = {}
         self.outcome = harness.Outcome(name, self.n)
         self.excluded: set[int] = set()
+        self.queued: dict[str, int] = {}
+        self.counter_rows_at_end: dict[int, int] = {}
 
     # -- daemons
     def start_collector(self):
@@ -99,13 +101,14 @@ class Scenario:
                 deadline=time.monotonic() + drain_timeout)
             time.sleep(3)  # a late redelivery would show up now
             self.mark('drained')
-            rows = self.counter.rows()
+            rows = self.counter_rows_at_end = self.counter.rows()
             tag = self.dep.host.rsplit('-', 1)[-1]
             if self.broker is not None and self.broker.is_running():
                 queued = {q: c for q, c in self.broker.list_queues(
                     self.vhost).items()
                           if c and tag in q}
                 if queued:
+                    self.queued = queued
                     out.notes += f'still queued: {queued} '
         finally:
             self.counter.stop()
@@ -139,6 +142,8 @@ class Scenario:
                             f'(by path: {out.lost_by_path})')
         if out.duplicated:
             problems.append(f'{out.duplicated} duplicated rows')
+        if self.queued:
+            problems.append(f'messages left in the queues: {self.queued}')
         if out.dead:
             problems.append(f'dead at the end: {out.dead}')
         big = {k: v for k, v in out.log_bytes.items()
@@ -149,6 +154,11 @@ class Scenario:
         assert not problems, (
             f'{self.name}: ' + '; '.join(problems)
             + f' (logs in {self.dep.workdir})')
+
+    def log_count(self, name: str, text: str) -> int:
+        """Occurrences of ``text`` in every log of daemon ``name``."""
+        return sum(d.log().count(text) for d in self.dep.daemons
+                   if d.name == name)
 
     def cleanup(self) -> None:
         self.dep.cleanup()

@@ -52,7 +52,22 @@ def _run(scenario, broker, options: str, gap: float, rate: float):
         f'{RECOVERY_LIMIT_S}s of the last broker restart: {out.recover_s}')
 
 
-@pytest.mark.parametrize('options', ['defaults', 'durable', 'quorum'])
+# Measured 2026-12-02 (4 runs: 1,140, 20, 275 and 20 of 20,000 lost, 0
+# duplicated). Remove the mark when the defaults keep messages.
+TRANSIENT_QUEUES = pytest.mark.xfail(strict=True, reason=(
+    'default amqp_durable_queues = false: every queue is declared '
+    'transient (oslo.messaging impl_rabbit, durable=conn.durable in '
+    'telemeter/messaging/rabbit.py:topic_consumer) and the messages are '
+    'not persistent, so stopping the broker deletes <topic>.info, '
+    '<topic>.sample and metering.sample with their ready and '
+    'unacknowledged messages; RabbitBatchListener._next_batch logs '
+    '"Connection lost while filling a batch ...; its 11 unacknowledged '
+    'message(s) will be redelivered" but nothing is redelivered'))
+OPTIONS = [pytest.param('defaults', marks=TRANSIENT_QUEUES),
+           'durable', 'quorum']
+
+
+@pytest.mark.parametrize('options', OPTIONS)
 def test_broker_stopped_three_times_close_together(scenario, broker,
                                                    options):
     # ~80 s of faults after 10 % of the stream, the sender waiting for
@@ -62,7 +77,7 @@ def test_broker_stopped_three_times_close_together(scenario, broker,
 
 
 @pytest.mark.faults_slow
-@pytest.mark.parametrize('options', ['defaults', 'durable', 'quorum'])
+@pytest.mark.parametrize('options', OPTIONS)
 def test_broker_stopped_three_times_40s_apart(scenario, broker, options):
     # ~155 s of faults, ~65 s of them without broker: 180 samples/s.
     _run(scenario, broker, options, gap=40, rate=180)
