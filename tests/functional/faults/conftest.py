@@ -103,6 +103,8 @@ def scenario(request, tmp_path, rabbit_url, postgresql_function_url, broker,
     yield make
     for scn in made:
         scn.cleanup()
+    if runner.OUTCOMES:
+        write_report()
     keep = os.environ.get('TELEMETER_FAULTS_KEEP_LOGS')
     if keep and made:
         # pytest keeps only its last 3 base temp dirs: copy the logs.
@@ -118,9 +120,9 @@ def scenario(request, tmp_path, rabbit_url, postgresql_function_url, broker,
     messaging.cleanup()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not runner.OUTCOMES:
-        return
+def write_report() -> tuple[list[dict], list[str]]:
+    """Write the outcomes so far (after every scenario, so that an
+    interrupted run leaves its table)."""
     outcomes = [o.as_dict() for o in runner.OUTCOMES]
     try:
         load = Path('/proc/loadavg').read_text().split()[:3]
@@ -128,6 +130,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         load = []
     report = {'n': harness.N, 'loadavg_at_end': load, 'outcomes': outcomes}
     report_path().write_text(json.dumps(report, indent=1))
+    return outcomes, load
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not runner.OUTCOMES:
+        return
+    outcomes, load = write_report()
     terminalreporter.section('fault table (issue 12)')
     terminalreporter.write_line(table.format_table(outcomes))
     terminalreporter.write_line(

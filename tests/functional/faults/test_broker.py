@@ -56,11 +56,12 @@ def _run(scenario, broker, options: str, gap: float, rate: float):
 # duplicated). Remove the mark when the defaults keep messages.
 TRANSIENT_QUEUES = pytest.mark.xfail(strict=True, reason=(
     'default amqp_durable_queues = false: every queue is declared '
-    'transient (oslo.messaging impl_rabbit, durable=conn.durable in '
-    'telemeter/messaging/rabbit.py:topic_consumer) and the messages are '
-    'not persistent, so stopping the broker deletes <topic>.info, '
-    '<topic>.sample and metering.sample with their ready and '
-    'unacknowledged messages; RabbitBatchListener._next_batch logs '
+    'transient (durable=conn.durable, False, in '
+    'telemeter/messaging/rabbit.py:topic_consumer and oslo.messaging '
+    'impl_rabbit notify_send), so stopping the broker deletes '
+    '<topic>.info, <topic>.sample and metering.sample with their ready '
+    'and unacknowledged messages (persistent or not); '
+    'RabbitBatchListener._next_batch logs '
     '"Connection lost while filling a batch ...; its 11 unacknowledged '
     'message(s) will be redelivered" but nothing is redelivered'))
 OPTIONS = [pytest.param('defaults', marks=TRANSIENT_QUEUES),
