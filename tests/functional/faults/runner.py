@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -102,14 +103,11 @@ class Scenario:
             time.sleep(3)  # a late redelivery would show up now
             self.mark('drained')
             rows = self.counter_rows_at_end = self.counter.rows()
-            tag = self.dep.host.rsplit('-', 1)[-1]
             if self.broker is not None and self.broker.is_running():
-                queued = {q: c for q, c in self.broker.list_queues(
-                    self.vhost).items()
-                          if c and tag in q}
-                if queued:
-                    self.queued = queued
-                    out.notes += f'still queued: {queued} '
+                self.queued = self._left_in_queues()
+                if self.queued:
+                    out.notes += ('left in queues (ready, unacked): '
+                                  f'{self.queued} ')
         finally:
             self.counter.stop()
         if self.stream.sent < self.n:
@@ -154,6 +152,25 @@ class Scenario:
         assert not problems, (
             f'{self.name}: ' + '; '.join(problems)
             + f' (logs in {self.dep.workdir})')
+
+    def _left_in_queues(self, tries: int = 3) -> dict:
+        """Queue -> (ready, unacknowledged) of the scenario's queues that
+        still hold messages after everything was stored; asked ``tries``
+        times 5 s apart, so that settling in progress is not counted."""
+        left: dict = {}
+        for attempt in range(tries):
+            if attempt:
+                time.sleep(5)
+            out = self.broker.rabbitmqctl(
+                'list_queues', '-q', '-p', self.vhost, '--formatter', 'json',
+                'name', 'messages_ready', 'messages_unacknowledged')
+            left = {q['name']: (int(q['messages_ready']),
+                                int(q['messages_unacknowledged']))
+                    for q in json.loads(out or '[]')
+                    if q['messages_ready'] or q['messages_unacknowledged']}
+            if not left:
+                break
+        return left
 
     def log_count(self, name: str, text: str) -> int:
         """Occurrences of ``text`` in every log of daemon ``name``."""
