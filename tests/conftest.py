@@ -6,6 +6,8 @@ naming directories: ``pytest -m unit`` or ``pytest -m 'not functional'``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 _MARK_BY_DIR = {'unit': pytest.mark.unit, 'functional': pytest.mark.functional}
@@ -20,3 +22,27 @@ def pytest_collection_modifyitems(config, items):
             continue
         if len(parts) > 1 and parts[0] == 'tests' and parts[1] in _MARK_BY_DIR:
             item.add_marker(_MARK_BY_DIR[parts[1]])
+
+
+_FAULTS_DIR = ('tests', 'functional', 'faults')
+
+
+def pytest_ignore_collect(collection_path, config):
+    """The fault suite (tests/functional/faults, minutes per scenario) runs
+    only when named: ``pytest tests/functional/faults`` or ``tox -e
+    faults``, never as part of ``pytest tests/functional``."""
+    try:
+        parts = collection_path.relative_to(config.rootpath).parts
+    except ValueError:
+        return None
+    if parts[:3] != _FAULTS_DIR:
+        return None
+    for arg in config.args:
+        target = Path(arg.split('::')[0]).resolve()
+        try:
+            named = target.relative_to(config.rootpath).parts
+        except ValueError:
+            continue
+        if named[:3] == _FAULTS_DIR:
+            return None
+    return True

@@ -6,13 +6,16 @@
 #   tools/run-tests.sh --no-apt     skip apt in tools/install.sh (dev box)
 #   tools/run-tests.sh --no-install skip tools/install.sh entirely
 #   tools/run-tests.sh --unit-only  no servers, no functional tests
+#   tools/run-tests.sh --no-faults  skip the fault suite (tox -e faults)
 #   tools/run-tests.sh [...] -- ARGS   extra pytest arguments (both runs)
 #
 # Steps: tools/install.sh; ruff check; etc/telemeter/telemeter.conf.sample
 # must equal a fresh oslo-config-generator run; tools/services.sh up (all
 # four servers, on free loopback ports, state in a private directory);
 # export their TELEMETER_TEST_*_URL; pytest tests/unit; pytest
-# tests/functional.  The servers are always stopped again (trap), and any
+# tests/functional; pytest tests/functional/faults -m 'not faults_slow'
+# (the fault suite of issue 12, its table in var/faults-report.json).
+# The servers are always stopped again (trap), and any
 # failed step - including pytest finding no test (exit code 5) - makes the
 # script exit non-zero.
 set -euo pipefail
@@ -24,6 +27,7 @@ VENV=${TELEMETER_VENV:-$REPO/.venv}
 INSTALL=1
 APT=1
 FUNCTIONAL=1
+FAULTS=1
 PYTEST_ARGS=()
 FAILED=()
 T_START=$(date +%s%N)
@@ -31,7 +35,7 @@ SERVICES_UP=0
 # Every server the functional tests use (tools/services.sh names).
 SERVICES=(rabbitmq postgresql mariadb redis snmpd mongodb)
 
-usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 banner() { echo; echo "==> [run-tests] $*"; }
 
@@ -162,6 +166,7 @@ main() {
             --no-install) INSTALL=0 ;;
             --no-apt) APT=0 ;;
             --unit-only) FUNCTIONAL=0 ;;
+            --no-faults) FAULTS=0 ;;
             -h|--help) usage; exit 0 ;;
             --) shift; PYTEST_ARGS=("$@"); break ;;
             *) usage >&2; die "unknown option: $1" ;;
@@ -194,6 +199,12 @@ main() {
     if [ "$FUNCTIONAL" = 1 ]; then
         start_services
         run_pytest functional tests/functional
+        if [ "$FAULTS" = 1 ]; then
+            # Last: it stops and starts the broker and PostgreSQL.
+            mkdir -p var
+            export TELEMETER_FAULTS_REPORT=$REPO/var/faults-report.json
+            run_pytest faults tests/functional/faults -m 'not faults_slow'
+        fi
         stop_services
     fi
 

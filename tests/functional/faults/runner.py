@@ -1,0 +1,193 @@
+"""The scenario runner of the fault suite and its table."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from tests.functional.faults import harness
+
+#: Every scenario's outcome in this session, in run order.
+OUTCOMES: list[harness.Outcome] = []
+
+
+class Scenario:
+    """One deployment, its collector and agent, a stream and a counter."""
+
+    COLLECTOR = 'telemeter-collector'
+    AGENT = 'telemeter-agent-notification'
+
+    def __init__(self, name: str, dep: harness.FaultDeployment,
+                 broker=None, vhost: str = '/'):
+        self.name = name
+        self.broker = broker
+        self.vhost = vhost
+        self.dep = dep
+        self.n = harness.N
+        self.counter = harness.Counter(dep.database_url)
+        self.stream: harness.Stream | None = None
+        self.marks: dict[str, float] = {}
+        self.outcome = harness.Outcome(name, self.n)
+        self.excluded: set[int] = set()
+        self.queued: dict[str, int] = {}
+        self.counter_rows_at_end: dict[int, int] = {}
+
+    # -- daemons
+    def start_collector(self):
+        daemon = self.dep.start(self.COLLECTOR)
+        daemon.wait_for_log('Collector listening on topic', timeout=90)
+        return daemon
+
+    def start_agent(self):
+        daemon = self.dep.start(self.AGENT)
+        daemon.wait_for_log('Notification agent listening', timeout=90)
+        return daemon
+
+    def current(self, name: str):
+        return [d for d in self.dep.daemons if d.name == name][-1]
+
+    def kill_and_restart(self, name: str) -> None:
+        """SIGKILL the daemon's process group, start a new one."""
+        self.current(name).kill()
+        self.mark(f'killed {name}')
+        if name == self.COLLECTOR:
+            self.start_collector()
+        else:
+            self.start_agent()
+
+    # -- timing
+    def mark(self, label: str) -> float:
+        self.marks[label] = now = time.monotonic()
+        return now
+
+    def wait_sent(self, fraction: float, timeout: float = 600) -> None:
+        """Until the stream has sent ``fraction`` of its samples."""
+        deadline = time.monotonic() + timeout
+        while self.stream.sent < fraction * self.n:
+            if self.stream.error is not None:
+                raise AssertionError(f'stream failed: {self.stream.error!r}')
+            assert time.monotonic() < deadline, 'the stream stalled'
+            time.sleep(0.1)
+
+    def wait_stored(self, count: int, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while (self.counter.total() or 0) < count:
+            assert time.monotonic() < deadline, (
+                f'{count} rows not stored within {timeout}s')
+            time.sleep(0.5)
+
+    # -- the run
+    def run(self, rate: float, faults: Callable[[Scenario], None]
+            = lambda scn: None, injections=None, stall: float = 30,
+            drain_timeout: float = 90) -> harness.Outcome:
+        self.dep.run('telemeter-dbsync')
+        self.start_collector()
+        self.start_agent()
+        self.stream = harness.Stream(self.dep, self.n, rate, injections)
+        out = self.outcome
+        started = self.mark('stream started')
+        self.counter.start()
+        self.stream.start()
+        problem = None
+        try:
+            faults(self)
+            try:
+                self.stream.join(timeout=drain_timeout + self.n / rate)
+            except AssertionError as err:
+                problem = err  # counted and tabled first, raised below
+            self.mark('stream sent')
+            self.counter.wait_until(
+                self.n - len(self.excluded), stall=stall,
+                deadline=time.monotonic() + drain_timeout)
+            time.sleep(3)  # a late redelivery would show up now
+            self.mark('drained')
+            rows = self.counter_rows_at_end = self.counter.rows()
+            if self.broker is not None and self.broker.is_running():
+                self.queued = self._left_in_queues()
+                if self.queued:
+                    out.notes += ('left in queues (ready, unacked): '
+                                  f'{self.queued} ')
+        finally:
+            self.counter.stop()
+        if self.stream.sent < self.n:
+            out.notes += f'sender sent only {self.stream.sent} '
+        out.count(rows, [s for s in range(self.n) if s not in self.excluded])
+        out.seconds = round(time.monotonic() - started, 1)
+        for name in (self.COLLECTOR, self.AGENT):
+            daemon = self.current(name)
+            if not daemon.alive():
+                out.dead.append(name)
+        for daemon in self.dep.daemons:
+            size = daemon.log_path.stat().st_size
+            out.log_bytes[daemon.log_path.name] = size
+        OUTCOMES.append(out)
+        if problem is not None:
+            raise problem
+        return out
+
+    def normal_rate(self) -> float:
+        """Rows/s stored between the stream's start (+3 s) and the first
+        fault."""
+        start = self.marks['stream started'] + 3
+        return self.counter.rate(start, self.marks['first fault'])
+
+    def assert_nothing_lost_or_doubled(self) -> None:
+        out = self.outcome
+        problems = []
+        if out.lost:
+            problems.append(f'{out.lost} of {out.n} samples not stored '
+                            f'(by path: {out.lost_by_path})')
+        if out.duplicated:
+            problems.append(f'{out.duplicated} duplicated rows')
+        if self.queued:
+            problems.append(f'messages left in the queues: {self.queued}')
+        if out.dead:
+            problems.append(f'dead at the end: {out.dead}')
+        big = {k: v for k, v in out.log_bytes.items()
+               if v > harness.MAX_LOG_BYTES}
+        if big:
+            problems.append(f'log volume above {harness.MAX_LOG_BYTES} B: '
+                            f'{big}')
+        assert not problems, (
+            f'{self.name}: ' + '; '.join(problems)
+            + f' (logs in {self.dep.workdir})')
+
+    def _left_in_queues(self, tries: int = 3) -> dict:
+        """Queue -> (ready, unacknowledged) of the scenario's queues that
+        still hold messages after everything was stored; asked ``tries``
+        times 5 s apart, so that settling in progress is not counted."""
+        left: dict = {}
+        for attempt in range(tries):
+            if attempt:
+                time.sleep(5)
+            out = self.broker.rabbitmqctl(
+                'list_queues', '-q', '-p', self.vhost, '--formatter', 'json',
+                'name', 'messages_ready', 'messages_unacknowledged')
+            left = {q['name']: (int(q['messages_ready']),
+                                int(q['messages_unacknowledged']))
+                    for q in json.loads(out or '[]')
+                    if q['messages_ready'] or q['messages_unacknowledged']}
+            if not left:
+                break
+        return left
+
+    def log_count(self, name: str, text: str) -> int:
+        """Occurrences of ``text`` in every log of daemon ``name``."""
+        return sum(d.log().count(text) for d in self.dep.daemons
+                   if d.name == name)
+
+    def cleanup(self) -> None:
+        self.dep.cleanup()
+        self.counter.engine.dispose()
+
+
+def stop_for(service, seconds: float, scn: Scenario, label: str) -> None:
+    """Stop ``service`` (data kept), keep it down ``seconds``, start it."""
+    scn.mark(f'{label} stop')
+    service.stop()
+    down_at = time.monotonic()
+    time.sleep(max(0.0, seconds - (time.monotonic() - down_at)))
+    scn.mark(f'{label} start')
+    service.start()
+    scn.mark(f'{label} up')
