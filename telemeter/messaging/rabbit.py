@@ -285,8 +285,9 @@ class RabbitBatchListener:
         except conn.connection.connection_errors + \
                 conn.connection.channel_errors as err:
             LOG.warning('Connection lost while filling a batch (%s); its %d '
-                        'unacknowledged message(s) will be redelivered',
-                        err, len(received))
+                        'unacknowledged message(s) go back to their queue '
+                        '(lost with it if the queue is transient and the '
+                        'broker restarts)', err, len(received))
             received.clear()
             return []
         # Deliveries are in tag order: the first batch_size have the lowest

@@ -31,6 +31,8 @@ class Scenario:
         self.outcome = harness.Outcome(name, self.n)
         self.excluded: set[int] = set()
         self.queued: dict[str, int] = {}
+        #: Messages in the quarantine queue at the end (not "left").
+        self.quarantined = 0
         self.counter_rows_at_end: dict[int, int] = {}
 
     # -- daemons
@@ -105,6 +107,8 @@ class Scenario:
             rows = self.counter_rows_at_end = self.counter.rows()
             if self.broker is not None and self.broker.is_running():
                 self.queued = self._left_in_queues()
+                ready, _unacked = self.queued.pop(QUARANTINE, (0, 0))
+                self.quarantined = ready
                 if self.queued:
                     out.notes += ('left in queues (ready, unacked): '
                                   f'{self.queued} ')
@@ -132,9 +136,14 @@ class Scenario:
         start = self.marks['stream started'] + 3
         return self.counter.rate(start, self.marks['first fault'])
 
-    def assert_nothing_lost_or_doubled(self) -> None:
+    def assert_nothing_lost_or_doubled(self, quarantined: int = 0) -> None:
+        """... and exactly ``quarantined`` messages in the quarantine
+        queue (the poison ones)."""
         out = self.outcome
         problems = []
+        if self.quarantined != quarantined:
+            problems.append(f'{self.quarantined} message(s) in the '
+                            f'quarantine queue, {quarantined} expected')
         if out.lost:
             problems.append(f'{out.lost} of {out.n} samples not stored '
                             f'(by path: {out.lost_by_path})')
@@ -180,6 +189,11 @@ class Scenario:
     def cleanup(self) -> None:
         self.dep.cleanup()
         self.counter.engine.dispose()
+
+
+#: The quarantine queue (``[delivery] quarantine_queue``'s default; each
+#: scenario has its own vhost).
+QUARANTINE = 'telemeter.quarantine'
 
 
 def stop_for(service, seconds: float, scn: Scenario, label: str) -> None:

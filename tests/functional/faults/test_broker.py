@@ -60,10 +60,9 @@ TRANSIENT_QUEUES = pytest.mark.xfail(strict=True, reason=(
     'telemeter/messaging/rabbit.py:topic_consumer and oslo.messaging '
     'impl_rabbit notify_send), so stopping the broker deletes '
     '<topic>.info, <topic>.sample and metering.sample with their ready '
-    'and unacknowledged messages (persistent or not); '
-    'RabbitBatchListener._next_batch logs '
-    '"Connection lost while filling a batch ...; its 11 unacknowledged '
-    'message(s) will be redelivered" but nothing is redelivered'))
+    'and unacknowledged messages (persistent or not). telemeter keeps '
+    "oslo.messaging's default so that it declares the notifications.* "
+    'queues as the OpenStack services do (README, "Delivery")'))
 # Intermittent: 2 of 6 quorum runs on 2026-12-02 ended with every sample
 # stored once but {'metering-<tag>.sample': 2} and {'metering-<tag>.sample':
 # 2, 'notifications-<tag>.sample': 1} messages still counted in the queues
