@@ -53,7 +53,29 @@ def storable(data: list) -> tuple[list[dict], list[tuple[Any, str]]]:
     return valid, dropped
 
 
-class MeterDatabaseDispatcher(dispatcher.MeterDispatcherBase):
+class _Storage:
+    """The storage connection of a database dispatcher, made on first use
+    (so that a collector starts while the database is still coming up)."""
+
+    conf: Any
+    #: Which database: ``metering`` or ``event``.
+    purpose = 'metering'
+    _conn: Any = None
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            self._conn = storage.get_connection_from_config(self.conf,
+                                                            self.purpose)
+        return self._conn
+
+    @property
+    def opened_connection(self) -> Any:
+        """The storage connection if one was made (never connects)."""
+        return self._conn
+
+
+class MeterDatabaseDispatcher(_Storage, dispatcher.MeterDispatcherBase):
     """Writes metering dicts through the metering storage driver.
 
     The connection is made on first use, so a collector starts even while
@@ -63,19 +85,7 @@ class MeterDatabaseDispatcher(dispatcher.MeterDispatcherBase):
 
     def __init__(self, conf: Any) -> None:
         super().__init__(conf)
-        self._conn = None
         self._checker = validation.SampleChecker()
-
-    @property
-    def conn(self) -> Any:
-        if self._conn is None:
-            self._conn = storage.get_connection_from_config(self.conf)
-        return self._conn
-
-    @property
-    def opened_connection(self) -> Any:
-        """The storage connection if one was made (never connects)."""
-        return self._conn
 
     @property
     def dropped(self) -> int:
@@ -113,7 +123,7 @@ class MeterDatabaseDispatcher(dispatcher.MeterDispatcherBase):
             raise
 
 
-class EventDatabaseDispatcher(dispatcher.EventDispatcherBase):
+class EventDatabaseDispatcher(_Storage, dispatcher.EventDispatcherBase):
     """Writes serialized events through the event storage driver.
 
     The whole batch goes to storage at once (one transaction on the SQL
@@ -121,23 +131,12 @@ class EventDatabaseDispatcher(dispatcher.EventDispatcherBase):
     storage error propagates and the bus batch is requeued.
     """
 
+    purpose = 'event'
+
     def __init__(self, conf: Any) -> None:
         super().__init__(conf)
-        self._conn = None
         #: Dicts that were not events (logged and dropped).
         self.unconvertible = 0
-
-    @property
-    def conn(self) -> Any:
-        if self._conn is None:
-            self._conn = storage.get_connection_from_config(self.conf,
-                                                            'event')
-        return self._conn
-
-    @property
-    def opened_connection(self) -> Any:
-        """The storage connection if one was made (never connects)."""
-        return self._conn
 
     @property
     def dropped(self) -> int:
