@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -288,3 +289,18 @@ def is_retryable(error: BaseException) -> bool:
         return True
     return (isinstance(error, sa.exc.OperationalError)
             and 'database is locked' in str(orig))
+
+
+def wait_to_retry(error: sa.exc.DBAPIError, attempt: int, max_attempts: int,
+                  interval: float, what: str) -> bool:
+    """Whether a write that raised ``error`` on its ``attempt``-th try may
+    be tried again; if so, log it and wait ``interval`` seconds first."""
+    if not is_retryable(error) or attempt >= max_attempts:
+        return False
+    LOG.warning('Database deadlock or lock timeout while recording '
+                '%(what)s (attempt %(attempt)d): %(err)s; retrying in '
+                '%(interval)s seconds',
+                {'what': what, 'attempt': attempt, 'err': error.orig,
+                 'interval': interval})
+    time.sleep(interval)
+    return True

@@ -25,7 +25,6 @@ requeues the bus batch.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 import sqlalchemy as sa
@@ -133,14 +132,8 @@ class EventWriter:
                 safe = True
                 continue
             except sa.exc.DBAPIError as err:
-                if (db_engine.is_retryable(err)
-                        and attempt < self.max_attempts):
-                    LOG.warning('Database deadlock or lock timeout while '
-                                'recording events (attempt %(attempt)d): '
-                                '%(err)s; retrying in %(interval)s seconds',
-                                {'attempt': attempt, 'err': err.orig,
-                                 'interval': self.retry_interval})
-                    time.sleep(self.retry_interval)
+                if db_engine.wait_to_retry(err, attempt, self.max_attempts,
+                                           self.retry_interval, 'events'):
                     continue
                 if isinstance(err, sa.exc.DataError):
                     raise _Isolate() from err

@@ -26,7 +26,6 @@ redoes the batch once through the conflict-safe path.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 import sqlalchemy as sa
@@ -92,16 +91,10 @@ class SampleWriter:
                          'already stored (%s)', err.orig)
                 continue
             except sa.exc.DBAPIError as err:
-                if (not db_engine.is_retryable(err)
-                        or attempt >= self.max_attempts):
-                    raise
-                LOG.warning('Database deadlock or lock timeout while '
-                            'recording samples (attempt %(attempt)d): '
-                            '%(err)s; retrying in %(interval)s seconds',
-                            {'attempt': attempt, 'err': err.orig,
-                             'interval': self.retry_interval})
-                time.sleep(self.retry_interval)
-                continue
+                if db_engine.wait_to_retry(err, attempt, self.max_attempts,
+                                           self.retry_interval, 'samples'):
+                    continue
+                raise
             # Only ids of committed rows may enter the cache.
             self._ids.meter_ids.update(meters)
             return

@@ -150,3 +150,16 @@ def test_precise_timestamp_normalises_aware_values():
     assert bound == MOMENT.replace(microsecond=123456)
     assert bound.tzinfo is None
     assert column_type.process_bind_param(None, mysql.dialect()) is None
+
+
+def test_wait_to_retry_waits_only_for_a_retryable_error_with_attempts_left(
+        monkeypatch, caplog):
+    slept = []
+    monkeypatch.setattr(db_engine.time, 'sleep', slept.append)
+    deadlock = sa.exc.OperationalError('x', {}, FakeOrig(sqlstate='40P01'))
+    duplicate = sa.exc.IntegrityError('x', {}, FakeOrig(sqlstate='23505'))
+    assert db_engine.wait_to_retry(deadlock, 1, 3, 0.5, 'samples')
+    assert 'recording samples (attempt 1)' in caplog.text
+    assert not db_engine.wait_to_retry(deadlock, 3, 3, 0.5, 'samples')
+    assert not db_engine.wait_to_retry(duplicate, 1, 3, 0.5, 'events')
+    assert slept == [0.5]
