@@ -18,6 +18,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from oslo_log import log
 
@@ -118,3 +119,14 @@ class TimedProbe:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else ''
+
+
+def last_call(name: str, outcome: Any, what: str) -> Check | None:
+    """Fails while the last call ``outcome`` (a
+    :class:`telemeter.pipeline.base.Outcome`) records raised; None when it
+    went through or none was made."""
+    if outcome.last_failed > outcome.last_ok:
+        ago = time.monotonic() - outcome.last_failed
+        return Check(name, False, f'the last {what} failed {ago:.1f}s ago '
+                                  f'({outcome.last_error})')
+    return None

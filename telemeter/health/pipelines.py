@@ -20,12 +20,11 @@ in and sink out differ by design.
 
 from __future__ import annotations
 
-import time
 import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
-from telemeter.health.checks import Check
+from telemeter.health.checks import Check, last_call
 from telemeter.health.ledger import FAMILIES, Labels, Reading, reading
 
 
@@ -135,10 +134,9 @@ def publisher_checks(manager: Any) -> list[Check]:
             name = f'publisher:{sink.name}:{label}'
             queued = getattr(publisher, 'queued', None)
             held = queued() if callable(queued) else 0
-            if outcome.last_failed > outcome.last_ok:
-                ago = time.monotonic() - outcome.last_failed
-                results.append(Check(name, False, f'the last publish failed '
-                                     f'{ago:.1f}s ago ({outcome.last_error})'))
+            failed = last_call(name, outcome, 'publish')
+            if failed is not None:
+                results.append(failed)
             elif held:
                 results.append(Check(name, False, f'{held} item(s) held in '
                                      f'memory: the last sends failed'))

@@ -10,12 +10,12 @@ integer additions per call.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from telemeter.health.checks import Check
+from telemeter.health.checks import Check, last_call
 from telemeter.health.ledger import Reading, reading
+from telemeter.pipeline import base
 
 
 class CountedDispatcher:
@@ -26,12 +26,16 @@ class CountedDispatcher:
         self.dispatcher = dispatcher
         self.name = name
         self.kind = kind
-        self.taken = 0
-        self.failed = 0
-        #: monotonic times of the last call that returned / raised.
-        self.last_ok = 0.0
-        self.last_failed = 0.0
-        self.last_error = ''
+        #: Items of the calls that returned (``published``) and raised.
+        self.outcome = base.Outcome()
+
+    @property
+    def taken(self) -> int:
+        return self.outcome.published
+
+    @property
+    def failed(self) -> int:
+        return self.outcome.failed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.dispatcher, name)
@@ -47,12 +51,9 @@ class CountedDispatcher:
         try:
             method(data)
         except Exception as err:
-            self.failed += count
-            self.last_failed = time.monotonic()
-            self.last_error = f'{type(err).__name__}: {err}'[:300]
+            self.outcome.failure(count, err)
             raise
-        self.taken += count
-        self.last_ok = time.monotonic()
+        self.outcome.ok(count)
 
     def unstorable(self) -> int:
         """Items the dispatcher and its storage driver dropped as
@@ -97,12 +98,9 @@ def readings(dispatchers: Iterable[CountedDispatcher]) -> list[Reading]:
 def last_write(d: CountedDispatcher) -> Check:
     """Fails while the dispatcher's last call raised."""
     name = f'dispatcher:{d.name}:{d.kind}'
-    if d.last_failed > d.last_ok:
-        ago = time.monotonic() - d.last_failed
-        return Check(name, False, f'the last write failed {ago:.1f}s ago '
-                                  f'({d.last_error})')
-    return Check(name, True, 'last write ok' if d.last_ok else
-                 'nothing written yet')
+    return last_call(name, d.outcome, 'write') or Check(
+        name, True, 'last write ok' if d.outcome.last_ok else
+        'nothing written yet')
 
 
 def ping(d: CountedDispatcher) -> str:
