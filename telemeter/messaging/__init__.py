@@ -15,7 +15,7 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_messaging.serializer import NoOpSerializer
 
-from telemeter.messaging import delivery, rabbit
+from telemeter.messaging import delivery, rabbit, rabbit_send
 
 DEFAULT_URL = '__default__'
 TRANSPORTS: dict[str, oslo_messaging.Transport] = {}
@@ -94,7 +94,7 @@ def send_notification(transport: oslo_messaging.Transport,
     Unlike the Notifier, a failure raises ``MessageDeliveryFailure``.
     """
     if version == 2.0 and rabbit.supports(transport):
-        rabbit.notify(transport, target, message, retry=retry)
+        rabbit_send.notify(transport, target, message, retry=retry)
         return
     transport._send_notification(target, {}, message, version=version,
                                  retry=retry)

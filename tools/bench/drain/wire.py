@@ -42,7 +42,7 @@ class WireMessage:
 
 def wire_body(message: dict[str, Any]) -> bytes:
     """The AMQP body oslo.messaging's ``messagingv2`` driver (and
-    ``telemeter.messaging.rabbit.notify``) writes for ``message``: the
+    ``telemeter.messaging.rabbit_send.notify``) writes for ``message``: the
     2.0 envelope, with a ``_unique_id`` of its own."""
     wrapped = envelope.wrap(dict(message, _unique_id=uuid.uuid4().hex))
     return json.dumps(wrapped).encode('utf-8')
