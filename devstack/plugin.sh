@@ -59,6 +59,17 @@ YAML
     if is_service_enabled nova; then
         iniset "$NOVA_CONF" oslo_messaging_notifications driver messagingv2
     fi
+    # telemeter declares durable queues and exchanges; every service that
+    # notifies must declare them the same way, or RabbitMQ refuses one side
+    # (README, "Delivery").
+    local service_conf
+    for service_conf in "${NOVA_CONF:-}" "${CINDER_CONF:-}" \
+            "${GLANCE_API_CONF:-}" "${NEUTRON_CONF:-}" "${KEYSTONE_CONF:-}" \
+            "${HEAT_CONF:-}"; do
+        if [[ -n "$service_conf" && -f "$service_conf" ]]; then
+            iniset "$service_conf" oslo_messaging_rabbit amqp_durable_queues True
+        fi
+    done
 }
 
 function init_telemeter {

@@ -67,15 +67,15 @@ def prepare_service(argv: list[str] | None = None,
 
 
 def _register_messaging_defaults(conf: cfg.ConfigOpts) -> None:
-    """Register oslo.messaging's options early and raise the RabbitMQ
-    prefetch default to 100, as Ceilometer does.
+    """Register oslo.messaging's options early (their telemeter defaults
+    are set by :func:`telemeter.messaging.setup`).
 
     The library's own option objects are registered (registering the same
     object twice is harmless), so transports later find them in place and
     ``transport_url`` and the notification topics can be read at once.
     """
     from oslo_messaging import transport
-    from oslo_messaging._drivers import impl_rabbit
+    from oslo_messaging._drivers import amqp, impl_rabbit
     from oslo_messaging.notify import notifier
 
     conf.register_opts(transport._transport_opts)
@@ -83,5 +83,4 @@ def _register_messaging_defaults(conf: cfg.ConfigOpts) -> None:
                        group='oslo_messaging_notifications')
     conf.register_opts(impl_rabbit.rabbit_opts,
                        group='oslo_messaging_rabbit')
-    conf.set_default('rabbit_qos_prefetch_count', 100,
-                     group='oslo_messaging_rabbit')
+    conf.register_opts(amqp.amqp_opts, group='oslo_messaging_rabbit')

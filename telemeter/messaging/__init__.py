@@ -23,8 +23,25 @@ TRANSPORTS: dict[str, oslo_messaging.Transport] = {}
 
 
 def setup() -> None:
-    """Make ``telemeter`` the control exchange of every transport."""
+    """Set telemeter's defaults of oslo.messaging's options.
+
+    - ``telemeter`` is the control exchange of every transport;
+    - ``[oslo_messaging_rabbit] amqp_durable_queues = true``: the queues and
+      exchanges telemeter declares survive a broker restart, and so do the
+      (persistent) messages in them. The services that send notifications
+      must be set the same way (README, "Delivery");
+    - ``[oslo_messaging_rabbit] rabbit_qos_prefetch_count = 100`` as
+      Ceilometer has it (unlimited otherwise); the listeners raise it to
+      their batch size.
+
+    Also the ``oslo.config.opts.defaults`` hook of ``oslo-config-generator``,
+    so the sample configuration shows these defaults.
+    """
+    from oslo_messaging._drivers import amqp, impl_rabbit
+
     oslo_messaging.set_transport_defaults('telemeter')
+    cfg.set_defaults(amqp.amqp_opts, amqp_durable_queues=True)
+    cfg.set_defaults(impl_rabbit.rabbit_opts, rabbit_qos_prefetch_count=100)
 
 
 def get_transport(conf: cfg.ConfigOpts, url: str | None = None,

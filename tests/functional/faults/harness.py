@@ -85,8 +85,10 @@ sinks:
 """
 
 BROKER_OPTIONS = {
+    # telemeter's defaults: durable queues (telemeter.messaging.setup).
     'defaults': '',
-    'durable': '[oslo_messaging_rabbit]\namqp_durable_queues = true\n',
+    # oslo.messaging's own default, which loses queues on a restart.
+    'transient': '[oslo_messaging_rabbit]\namqp_durable_queues = false\n',
     'quorum': '[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n',
 }
 

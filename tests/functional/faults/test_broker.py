@@ -6,7 +6,8 @@
 outages; about 3.5 min per option, so it is the opt-in slow tier
 (``-m faults_slow``, ``tox -e faults-slow``).
 
-Each with the default options, ``amqp_durable_queues = true`` and
+Each with telemeter's default options (durable queues),
+``amqp_durable_queues = false`` (oslo.messaging's default) and
 ``rabbit_quorum_queue = true`` on both the daemons and the sender (the
 sender is an oslo.messaging Notifier built from the deployment's
 configuration, i.e. an OpenStack service configured like telemeter). The
@@ -53,16 +54,12 @@ def _run(scenario, broker, options: str, gap: float, rate: float):
 
 
 # Measured 2026-12-02 (4 runs: 1,140, 20, 275 and 20 of 20,000 lost, 0
-# duplicated). Remove the mark when the defaults keep messages.
+# duplicated). Kept to show what telemeter's durable default prevents.
 TRANSIENT_QUEUES = pytest.mark.xfail(strict=True, reason=(
-    'default amqp_durable_queues = false: every queue is declared '
-    'transient (durable=conn.durable, False, in '
-    'telemeter/messaging/rabbit.py:topic_consumer and oslo.messaging '
-    'impl_rabbit notify_send), so stopping the broker deletes '
-    '<topic>.info, <topic>.sample and metering.sample with their ready '
-    'and unacknowledged messages (persistent or not). telemeter keeps '
-    "oslo.messaging's default so that it declares the notifications.* "
-    'queues as the OpenStack services do (README, "Delivery")'))
+    'amqp_durable_queues = false (oslo.messaging\'s default, not '
+    'telemeter\'s): every queue is declared transient, so stopping the '
+    'broker deletes <topic>.info, <topic>.sample and metering.sample with '
+    'their ready and unacknowledged messages (README, "Delivery")'))
 # Intermittent: 2 of 6 quorum runs on 2026-12-02 ended with every sample
 # stored once but {'metering-<tag>.sample': 2} and {'metering-<tag>.sample':
 # 2, 'notifications-<tag>.sample': 1} messages still counted in the queues
@@ -74,8 +71,8 @@ UNSETTLED_AFTER_RESTART = pytest.mark.xfail(strict=False, reason=(
     'sometimes stay in metering.sample / <topic>.sample and are never '
     'settled (issue 12: "unacknowledged messages are released after a '
     'broker restart"); ready vs. unacknowledged not yet captured'))
-OPTIONS = [pytest.param('defaults', marks=TRANSIENT_QUEUES),
-           'durable',
+OPTIONS = ['defaults',
+           pytest.param('transient', marks=TRANSIENT_QUEUES),
            pytest.param('quorum', marks=UNSETTLED_AFTER_RESTART)]
 
 
