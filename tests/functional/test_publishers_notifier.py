@@ -264,15 +264,16 @@ def test_policies_while_the_broker_is_stopped(stoppable_broker, broker_conf,
     assert queue_pub.local_queue == []
     drop_pub.publish_samples(_samples('d2'))
 
-    # The broker lost its non-durable queues with q0/d0/x0 when it stopped;
-    # everything published after the restart is there, in order.
+    # The queues are durable (telemeter's default), so q0/d0/x0, sent
+    # before the broker stopped, are still there; then everything
+    # published after the restart, in order.
     received = collect(conf, broker.url, [queued, dropped, blocking])
-    assert _names(received.wait(queued, 3)) == ['q2', 'q3', 'q4']
-    assert _names(received.wait(dropped, 1)) == ['d2']
-    assert _names(received.wait(blocking, 1)) == ['x1']
+    assert _names(received.wait(queued, 4)) == ['q0', 'q2', 'q3', 'q4']
+    assert _names(received.wait(dropped, 2)) == ['d0', 'd2']
+    assert _names(received.wait(blocking, 2)) == ['x0', 'x1']
     time.sleep(1)
-    assert len(received.messages[queued]) == 3
-    assert len(received.messages[dropped]) == 1
+    assert len(received.messages[queued]) == 4
+    assert len(received.messages[dropped]) == 2
     assert 'Failed to publish 1 datapoints, queue them' in caplog.text
     assert ('Publisher max local_queue length is exceeded, dropping 1 '
             'oldest samples') in caplog.text
