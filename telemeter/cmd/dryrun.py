@@ -2,10 +2,21 @@
 would make of some notifications, without any message bus.
 
 Each FILE holds one notification (a JSON object), a JSON list of them, or
-one JSON object per line. A notification has ``event_type``, ``payload``,
-``publisher_id`` and ``priority``, optionally ``ctxt`` and ``metadata``
-(``message_id``, ``timestamp``; generated when missing). ``-`` reads
-standard input.
+one JSON object per line; ``-`` reads standard input. A notification may be
+written in any of three forms:
+
+- as it travels on the bus: ``{"oslo.version": "2.0", "oslo.message":
+  "<JSON text>"}``, the inner message in the next form;
+- as oslo.messaging sends it: ``event_type``, ``payload``,
+  ``publisher_id``, ``priority``, ``message_id`` and ``timestamp`` at the
+  top level, the request context as ``_context_<key>`` keys;
+- as an endpoint receives it: ``event_type``, ``payload``,
+  ``publisher_id``, ``priority``, optionally ``ctxt`` and ``metadata``
+  (``message_id``, ``timestamp``).
+
+``message_id`` and ``timestamp`` are generated when missing. A notification
+that cannot be used is reported with its file, its position and the field
+at fault, and left out.
 
 Every notification handler of ``telemeter.notification`` runs with the
 configured meter definitions, and the events endpoint with the configured
@@ -17,7 +28,7 @@ Samples the pipeline would drop for their volume are not printed;
 transformers and publishers do not run. Logs go to standard error.
 
 Exit status: 0 if all went well; otherwise the sum of 1 (an input file or
-notification could not be read), 2 (a meter or event definition has errors
+a notification could not be used), 2 (a meter or event definition has errors
 and was skipped, as the agent would skip it) and 4 (a handler failed on a
 notification).
 """
@@ -35,7 +46,8 @@ from oslo_config import cfg
 from oslo_log import log
 from stevedore import extension
 
-from telemeter import service
+from telemeter import service, utils
+from telemeter.messaging import envelope
 from telemeter.notification import event_converter
 
 LOG = log.getLogger(__name__)
@@ -54,6 +66,14 @@ TRAIT_PLUGIN_NAMESPACE = 'telemeter.event.trait_plugin'
 EXIT_INPUT = 1
 EXIT_DEFINITIONS = 2
 EXIT_HANDLER = 4
+
+#: Keys of the envelope a notification travels in on the bus.
+ENVELOPE_KEYS = ('oslo.version', 'oslo.message')
+#: Prefix of the request context keys of an oslo.messaging message.
+CONTEXT_PREFIX = '_context_'
+REQUIRED = ('event_type', 'payload', 'publisher_id', 'priority')
+#: Envelope facts, in ``metadata`` or at the top level.
+METADATA_KEYS = ('message_id', 'timestamp')
 
 
 class InputError(Exception):
@@ -107,9 +127,14 @@ def _documents(text: str, name: str) -> list[Any]:
     return document if isinstance(document, list) else [document]
 
 
-def read_notifications(path: str) -> list[dict]:
+def read_notifications(path: str, errors: list[str] | None = None
+                       ) -> list[dict]:
     """The notifications of one file (``-``: standard input), each checked
-    and completed (``ctxt``, ``metadata``) as the agent would get it."""
+    and completed (``ctxt``, ``metadata``) as the agent would get it.
+
+    A file that cannot be read raises :class:`InputError`. A notification
+    that cannot be used is left out: its error is appended to ``errors``
+    (raised when ``errors`` is None)."""
     name = '<stdin>' if path == '-' else path
     try:
         if path == '-':
@@ -121,30 +146,111 @@ def read_notifications(path: str) -> list[dict]:
         raise InputError(f'{name}: cannot read: {err}') from err
     notifications = []
     for number, document in enumerate(_documents(text, name), 1):
-        notifications.append(_complete(document, f'{name}: notification '
-                                                 f'{number}'))
+        try:
+            notifications.append(_complete(
+                document, f'{name}: notification {number}'))
+        except InputError as err:
+            if errors is None:
+                raise
+            errors.append(str(err))
     return notifications
 
 
 def _complete(document: Any, where: str) -> dict:
+    """The notification dict an endpoint would get from ``document`` (any
+    of the three forms), plus its ``priority`` in lower case."""
     if not isinstance(document, dict):
         raise InputError(f'{where}: not a JSON object')
-    missing = [k for k in ('event_type', 'payload', 'publisher_id',
-                           'priority') if k not in document]
+    if any(key in document for key in ENVELOPE_KEYS):
+        document = _unwrap(document, where)
+        where = f'{where}: oslo.message'
+    missing = [k for k in REQUIRED if k not in document]
     if missing:
         raise InputError(f'{where}: missing {", ".join(missing)}')
     if not isinstance(document['priority'], str):
         raise InputError(f'{where}: priority must be a string')
-    metadata = dict(document.get('metadata') or {})
-    metadata.setdefault('message_id', str(uuid.uuid4()))
-    metadata.setdefault('timestamp', datetime.datetime.now(
-        datetime.UTC).replace(tzinfo=None).isoformat())
-    return {'ctxt': document.get('ctxt') or {},
+    return {'ctxt': _context(document, where),
             'publisher_id': document['publisher_id'],
             'event_type': document['event_type'],
             'payload': document['payload'],
-            'metadata': metadata,
+            'metadata': _metadata(document, where),
             'priority': document['priority'].lower()}
+
+
+def _unwrap(document: dict, where: str) -> dict:
+    """The inner message of a bus envelope (``oslo.message`` may also be
+    the decoded object)."""
+    absent = [key for key in ENVELOPE_KEYS if key not in document]
+    if absent:
+        raise InputError(f'{where}: {absent[0]} missing: an oslo.messaging '
+                         f'envelope has both {" and ".join(ENVELOPE_KEYS)}')
+    if isinstance(document['oslo.message'], dict):
+        document = dict(document, **{
+            'oslo.message': envelope.dumps(document['oslo.message'])})
+    try:
+        return envelope.unwrap(document)
+    except envelope.MalformedMessage as err:
+        raise InputError(f'{where}: {err}') from err
+
+
+def _context(document: dict, where: str) -> dict:
+    """``ctxt``, or the ``_context_<key>`` keys read as oslo.messaging's
+    dispatcher reads them (with its ``client_timeout``)."""
+    flattened = {key[len(CONTEXT_PREFIX):]: value
+                 for key, value in document.items()
+                 if key.startswith(CONTEXT_PREFIX)}
+    if 'ctxt' in document:
+        if flattened:
+            raise InputError(f'{where}: ctxt and {CONTEXT_PREFIX}'
+                             f'{next(iter(flattened))} both given: write '
+                             f'the context one way')
+        ctxt = document['ctxt']
+        if ctxt is not None and not isinstance(ctxt, dict):
+            raise InputError(f'{where}: ctxt must be a JSON object')
+        return ctxt or {}
+    if flattened or '_timeout' in document:
+        flattened['client_timeout'] = document.get('_timeout')
+    return flattened
+
+
+def _metadata(document: dict, where: str) -> dict:
+    """``message_id`` and ``timestamp`` from ``metadata`` or the top level
+    (the same value if both), generated when missing."""
+    given = document.get('metadata')
+    if given is not None and not isinstance(given, dict):
+        raise InputError(f'{where}: metadata must be a JSON object')
+    metadata = dict(given or {})
+    for key in METADATA_KEYS:
+        top = document.get(key)
+        if top is None:
+            continue
+        if metadata.get(key) not in (None, top):
+            raise InputError(f'{where}: {key} {top!r} differs from '
+                             f'metadata.{key} {metadata[key]!r}')
+        metadata[key] = top
+    message_id = metadata.get('message_id')
+    if message_id is None:
+        metadata['message_id'] = str(uuid.uuid4())
+    elif not isinstance(message_id, str):
+        raise InputError(f'{where}: message_id must be a string')
+    timestamp = metadata.get('timestamp')
+    if timestamp is None:
+        metadata['timestamp'] = datetime.datetime.now(
+            datetime.UTC).replace(tzinfo=None).isoformat()
+    elif not _is_isotime(timestamp):
+        raise InputError(f'{where}: timestamp {timestamp!r} is not an ISO '
+                         f'8601 date and time')
+    return metadata
+
+
+def _is_isotime(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        utils.parse_isotime(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _valid_volume(volume: Any) -> bool:
@@ -227,10 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     notifications: list[dict] = []
     for path in conf.notification_files:
+        errors: list[str] = []
         try:
-            notifications.extend(read_notifications(path))
+            notifications.extend(read_notifications(path, errors))
         except InputError as err:
-            print(f'telemeter-notification-dryrun: {err}', file=sys.stderr)
+            errors.append(str(err))
+        for error in errors:
+            print(f'telemeter-notification-dryrun: {error}', file=sys.stderr)
             status |= EXIT_INPUT
     dry_run = DryRun(conf)
     if dry_run.definition_errors:

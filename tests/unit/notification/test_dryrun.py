@@ -215,3 +215,120 @@ def test_console_script_reads_stdin_and_keeps_stdout_clean(config):
     assert [(r['kind'], r.get('name')) for r in records] == [
         ('sample', 'identity.authenticate.failure'), ('event', None)]
     assert 'Loaded' in result.stderr  # logs go to standard error
+
+
+# -- the forms a notification may be written in -----------------------------
+
+def _oslo_form(notification: dict) -> dict:
+    """``notification`` as oslo.messaging's Notifier and AMQP driver put it
+    in a message: envelope facts at the top, the context flattened."""
+    from oslo_messaging._drivers import amqp as rpc_amqp
+    message = {'message_id': notification['metadata']['message_id'],
+               'publisher_id': notification['publisher_id'],
+               'event_type': notification['event_type'],
+               'priority': notification['priority'],
+               'payload': notification['payload'],
+               'timestamp': notification['metadata']['timestamp']}
+    rpc_amqp.pack_context(message, notification['ctxt'])
+    return message
+
+
+def _bus_form(notification: dict) -> dict:
+    """``notification`` as it travels on RabbitMQ (oslo.messaging's own
+    serialisation)."""
+    from oslo_messaging._drivers import common as rpc_common
+    return rpc_common.serialize_msg(_oslo_form(notification))
+
+
+def test_the_three_forms_make_the_same_records(tmp_path, capsys, config):
+    notification = payloads.volume()
+    notification['metadata'] = {'message_id': 'mid-forms',
+                                'timestamp': '2031-05-06 07:08:09.123456'}
+    outputs = []
+    for form in (notification, _oslo_form(notification),
+                 _bus_form(notification)):
+        path = _lines(tmp_path, 'n.jsonl', [form])
+        status, records, err = _run(['--config-file', config(), path],
+                                    capsys)
+        assert status == 0, err
+        outputs.append(records)
+    assert outputs[0] == outputs[1] == outputs[2]
+    sample, event = outputs[0]
+    assert sample['timestamp'] == '2031-05-06T07:08:09.123456+00:00'
+    assert (event['message_id'], event['generated']) == (
+        'mid-forms', '2031-05-06T07:08:09.123456')
+    # The context came through the _context_* keys.
+    assert ['request_id', 1, 'req-6d5c4b3a-2f1e-4d0c-9b8a-7f6e5d4c3b2a'] in (
+        event['traits'])
+
+
+def test_top_level_message_id_and_timestamp_are_used(tmp_path, capsys,
+                                                     config):
+    notification = payloads.volume()
+    del notification['metadata']
+    notification.update(message_id='mid-top', timestamp='2031-01-02T03:04:05')
+    path = _lines(tmp_path, 'n.jsonl', [notification])
+    status, [sample, event], _ = _run(['--config-file', config(), path],
+                                      capsys)
+    assert status == 0
+    assert (event['message_id'], event['generated']) == (
+        'mid-top', '2031-01-02T03:04:05')
+    assert sample['timestamp'] == '2031-01-02T03:04:05+00:00'
+    # Sample ids derive from the message id: the same as with metadata.
+    notification = payloads.volume()
+    notification['metadata']['message_id'] = 'mid-top'
+    path = _lines(tmp_path, 'n.jsonl', [notification])
+    _status, [same, _event], _ = _run(['--config-file', config(), path],
+                                      capsys)
+    assert same['id'] == sample['id']
+
+
+def test_a_bus_message_may_hold_the_decoded_object(tmp_path, capsys,
+                                                   config):
+    bus = {'oslo.version': '2.0',
+           'oslo.message': _oslo_form(payloads.volume())}
+    path = _lines(tmp_path, 'n.jsonl', [bus])
+    status, records, _ = _run(['--config-file', config(), path], capsys)
+    assert status == 0
+    assert [r['kind'] for r in records] == ['sample', 'event']
+
+
+def _bad(**changes):
+    notification = _oslo_form(payloads.volume())
+    notification.update(changes)
+    return notification
+
+
+@pytest.mark.parametrize('document, message', [
+    ({'oslo.version': '2.0', 'oslo.message': '{"event_type": '},
+     'notification 1: oslo.message is not JSON text'),
+    ({'oslo.version': '3.0', 'oslo.message': '{}'},
+     'notification 1: unsupported envelope version 3.0'),
+    ({'oslo.message': '{}'},
+     'notification 1: oslo.version missing'),
+    ({'oslo.version': '2.0', 'oslo.message': '[1]'},
+     'notification 1: oslo.message is not a JSON object'),
+    ({'oslo.version': '2.0', 'oslo.message': json.dumps(
+        {'event_type': 'x', 'payload': {}, 'publisher_id': 'p'})},
+     'notification 1: oslo.message: missing priority'),
+    ({'oslo.version': '2.0', 'oslo.message': json.dumps(
+        _bad(timestamp='yesterday'))},
+     "notification 1: oslo.message: timestamp 'yesterday' is not an ISO "
+     "8601 date and time"),
+    (_bad(message_id=7), 'notification 1: message_id must be a string'),
+    (_bad(metadata={'message_id': 'other'}),
+     "notification 1: message_id 'a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d' "
+     "differs from metadata.message_id 'other'"),
+    (_bad(metadata=['x']), 'notification 1: metadata must be a JSON object'),
+    (_bad(ctxt={}), 'notification 1: ctxt and _context_user_id both given'),
+    (dict(payloads.volume(), ctxt='me'),
+     'notification 1: ctxt must be a JSON object'),
+])
+def test_unusable_forms_name_the_file_and_the_field(tmp_path, capsys, config,
+                                                    document, message):
+    path = _lines(tmp_path, 'n.jsonl', [document, payloads.volume()])
+    status, records, err = _run(['--config-file', config(), path], capsys)
+    assert status == dryrun.EXIT_INPUT
+    assert f'{path}: {message}' in err
+    # The notification is left out, not the file.
+    assert [r['kind'] for r in records] == ['sample', 'event']

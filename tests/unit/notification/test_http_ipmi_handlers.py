@@ -87,8 +87,12 @@ def test_temperature(sample_pipelines, caplog):
     assert (sample.name, sample.type, sample.user_id,
             sample.project_id) == ('hardware.ipmi.temperature', 'gauge',
                                    None, None)
-    assert sample.resource_metadata['node'] == payloads.NODE
-    assert sample.resource_metadata['instance_uuid'] == payloads.INSTANCE
+    # Ceilometer's metadata: the sensor's fields, node, event_type, host.
+    assert sample.resource_metadata == dict(
+        payloads.ipmi_metrics()['payload']['payload']['Temperature'][
+            'DIMM GH VR Temp (0x3b)'],
+        node=payloads.NODE, event_type='hardware.ipmi.metrics.update',
+        host='ironic.conductor-01')
     assert 'invalid sensor data' not in caplog.text
 
 
@@ -118,24 +122,74 @@ def test_fan_with_a_bad_reading_warns_and_keeps_the_others(
             "unparsable Sensor Reading 'no reading'") in caplog.text
 
 
-@pytest.mark.parametrize('sensors, message', [
-    ({'X (0x1)': 'not a dict'}, 'sensor entry is not a mapping'),
-    ({'X (0x1)': {'Sensor ID': 'X (0x1)'}}, 'missing Sensor Reading'),
+@pytest.mark.parametrize('sensors, resource, message', [
+    ({'X (0x1)': 'not a dict'}, 'missing id',
+     'sensor entry is not a mapping'),
+    ({'X (0x1)': {'Sensor Reading': '5 C'}}, 'missing id',
+     "missing key in payload: 'Sensor ID'"),
+    ({'X (0x1)': {'Sensor ID': 7, 'Sensor Reading': '5 C'}}, 'missing id',
+     'Sensor ID is not text'),
+    ({'X (0x1)': {'Sensor ID': 'X (0x1)'}}, f'{payloads.NODE}-x_(0x1)',
+     "missing 'Sensor Reading' in payload"),
     ({'X (0x1)': {'Sensor ID': 'X (0x1)', 'Sensor Reading': 5}},
-     'Sensor Reading is not text'),
+     f'{payloads.NODE}-x_(0x1)', 'Sensor Reading is not text'),
     ({'X (0x1)': {'Sensor ID': 'X (0x1)', 'Sensor Reading': '12'}},
-     "unparsable Sensor Reading '12'"),
+     f'{payloads.NODE}-x_(0x1)', "unparsable Sensor Reading '12'"),
+    ({'X (0x1)': {'Sensor ID': 'X (0x1)', 'Sensor Reading': ' Disabled'}},
+     f'{payloads.NODE}-x_(0x1)', "unparsable Sensor Reading ' Disabled'"),
 ])
-def test_bad_sensor_entries(sample_pipelines, caplog, sensors, message):
+def test_bad_sensor_entries(sample_pipelines, caplog, sensors, resource,
+                            message):
     notification = payloads.ipmi_metrics()
     notification['payload']['payload'] = {'Fan': sensors}
     with caplog.at_level(logging.WARNING):
-        _handler, samples = _ipmi(ipmi.FanSensorNotification,
+        handler, samples = _ipmi(ipmi.FanSensorNotification,
+                                 sample_pipelines, notification)
+    assert samples == []
+    assert handler.failures == 0
+    assert f'invalid sensor data for {resource}: {message}' in caplog.text
+
+
+def test_no_node_uuid_skips_every_sensor(sample_pipelines, caplog):
+    notification = payloads.ipmi_metrics()
+    del notification['payload']['node_uuid']
+    with caplog.at_level(logging.WARNING):
+        _handler, samples = _ipmi(ipmi.TemperatureSensorNotification,
                                   sample_pipelines, notification)
     assert samples == []
-    assert f'invalid sensor data for {payloads.NODE}-x_(0x1): ' in (
-        caplog.text)
-    assert message in caplog.text
+    assert caplog.text.count("invalid sensor data for missing id: missing "
+                             "key in payload: 'node_uuid'") == 3
+
+
+@pytest.mark.parametrize('stamp, expected', [
+    ('2017-09-14T09:32:00.5', '2017-09-14T09:32:00.500000+00:00'),
+    ('2017-09-14 11:32:00+02:00', '2017-09-14T11:32:00+02:00'),
+    # Not ISO 8601, or absent: the envelope's timestamp, with a warning.
+    ('20170914093200', '2017-09-14T09:32:00.123456+00:00'),
+    (None, '2017-09-14T09:32:00.123456+00:00'),
+])
+def test_timestamp_is_the_payload_one(sample_pipelines, caplog, stamp,
+                                      expected):
+    notification = payloads.ipmi_metrics()
+    notification['metadata']['timestamp'] = '2017-09-14 09:32:00.123456'
+    if stamp is None:
+        del notification['payload']['timestamp']
+    else:
+        notification['payload']['timestamp'] = stamp
+    with caplog.at_level(logging.WARNING):
+        _handler, samples = _ipmi(ipmi.FanSensorNotification,
+                                  sample_pipelines, notification)
+    assert [s.timestamp for s in samples] == [expected]
+    assert ('is not ISO 8601' in caplog.text) is (
+        expected.startswith('2017-09-14T09:32:00.123456'))
+
+
+def test_owner_ids_come_from_the_payload(sample_pipelines):
+    notification = payloads.ipmi_metrics()
+    notification['payload'].update(user_id='u-1', project_id='p-1')
+    _handler, samples = _ipmi(ipmi.VoltageSensorNotification,
+                              sample_pipelines, notification)
+    assert [(s.user_id, s.project_id) for s in samples] == [('u-1', 'p-1')]
 
 
 def test_family_absent_gives_nothing_and_not_a_mapping_warns(
