@@ -169,7 +169,8 @@ check_config_sample() {
 # Build the documentation and the release notes as `tox -e docs` and
 # `tox -e releasenotes` do: every Sphinx warning is an error.  The option
 # reference imports telemeter through its entry points, which the venv has
-# (tools/install.sh installs the project in editable mode).
+# (tools/install.sh installs the project in editable mode).  -E re-reads
+# every page, so an earlier build in doc/build cannot hide a warning.
 build_docs() {
     local t0 rc=0
     banner "docs: sphinx-build doc/source and releasenotes/source (-W)"
