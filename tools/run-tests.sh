@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # tools/run-tests.sh - the whole check, as CI runs it (.ci/run calls this).
 #
-#   tools/run-tests.sh              install, lint, config sample check,
+#   tools/run-tests.sh              install, lint, config sample check, docs,
 #                                   start servers, unit + functional tests
 #   tools/run-tests.sh --no-apt     skip apt in tools/install.sh (dev box)
 #   tools/run-tests.sh --no-install skip tools/install.sh entirely
 #   tools/run-tests.sh --unit-only  no servers, no functional tests
 #   tools/run-tests.sh --no-faults  skip the fault suite (tox -e faults)
+#   tools/run-tests.sh --no-docs    skip the documentation builds
+#   tools/run-tests.sh --docs-only  install, then only the documentation builds
 #   tools/run-tests.sh [...] -- ARGS   extra pytest arguments (both runs)
 #
 # Steps: tools/install.sh; ruff check; etc/telemeter/telemeter.conf.sample
-# must equal a fresh oslo-config-generator run; tools/services.sh up (all
+# must equal a fresh oslo-config-generator run; the Sphinx builds of doc/
+# and releasenotes/ with warnings as errors (doc/requirements.txt is
+# installed into the venv when missing); tools/services.sh up (all
 # four servers, on free loopback ports, state in a private directory);
 # export their TELEMETER_TEST_*_URL; pytest tests/unit; pytest
 # tests/functional; pytest tests/functional/faults -m 'not faults_slow'
@@ -28,6 +32,8 @@ INSTALL=1
 APT=1
 FUNCTIONAL=1
 FAULTS=1
+DOCS=1
+DOCS_ONLY=0
 PYTEST_ARGS=()
 FAILED=()
 T_START=$(date +%s%N)
@@ -35,7 +41,7 @@ SERVICES_UP=0
 # Every server the functional tests use (tools/services.sh names).
 SERVICES=(rabbitmq postgresql mariadb redis snmpd mongodb)
 
-usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 banner() { echo; echo "==> [run-tests] $*"; }
 
@@ -160,6 +166,38 @@ check_config_sample() {
     return "$rc"
 }
 
+# Build the documentation and the release notes as `tox -e docs` and
+# `tox -e releasenotes` do: every Sphinx warning is an error.  The option
+# reference imports telemeter through its entry points, which the venv has
+# (tools/install.sh installs the project in editable mode).  -E re-reads
+# every page, so an earlier build in doc/build cannot hide a warning.
+build_docs() {
+    local t0 rc=0
+    banner "docs: sphinx-build doc/source and releasenotes/source (-W)"
+    t0=$(date +%s%N)
+    if ! "$VENV/bin/python" -c 'import sphinx, reno' 2>/dev/null; then
+        echo "    installing doc/requirements.txt into $VENV"
+        if ! "$VENV/bin/python" -m pip install --quiet \
+                -r doc/requirements.txt; then
+            FAILED+=("docs: pip install -r doc/requirements.txt")
+            return
+        fi
+    fi
+    "$VENV/bin/python" -m sphinx -E -W --keep-going -q -b html \
+        doc/source doc/build/html || rc=$?
+    if [ "$rc" != 0 ]; then
+        FAILED+=("docs: sphinx-build doc/source (exit code $rc)")
+    fi
+    rc=0
+    "$VENV/bin/python" -m sphinx -E -W -q -b html \
+        releasenotes/source releasenotes/build/html || rc=$?
+    if [ "$rc" != 0 ]; then
+        FAILED+=("docs: sphinx-build releasenotes/source (exit code $rc)")
+    fi
+    echo "    docs built in $(since "$t0") s" \
+         "(doc/build/html, releasenotes/build/html)"
+}
+
 main() {
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -167,6 +205,8 @@ main() {
             --no-apt) APT=0 ;;
             --unit-only) FUNCTIONAL=0 ;;
             --no-faults) FAULTS=0 ;;
+            --no-docs) DOCS=0 ;;
+            --docs-only) DOCS_ONLY=1 ;;
             -h|--help) usage; exit 0 ;;
             --) shift; PYTEST_ARGS=("$@"); break ;;
             *) usage >&2; die "unknown option: $1" ;;
@@ -189,12 +229,21 @@ main() {
     fi
     [ -x "$VENV/bin/python" ] || die "no venv at $VENV: run tools/install.sh"
 
-    banner "ruff check telemeter tests tools"
-    "$VENV/bin/ruff" check telemeter tests tools || FAILED+=("ruff check")
+    if [ "$DOCS_ONLY" = 1 ]; then
+        build_docs
+        FUNCTIONAL=0
+    else
+        banner "ruff check telemeter tests tools"
+        "$VENV/bin/ruff" check telemeter tests tools || FAILED+=("ruff check")
 
-    check_config_sample || true
+        check_config_sample || true
 
-    run_pytest unit tests/unit
+        if [ "$DOCS" = 1 ]; then
+            build_docs
+        fi
+
+        run_pytest unit tests/unit
+    fi
 
     if [ "$FUNCTIONAL" = 1 ]; then
         start_services
