@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import sys
 
@@ -38,10 +40,15 @@ _QUIET_LIBRARIES = ['amqp=WARN', 'amqplib=WARN', 'kombu=WARN',
 
 def prepare_service(argv: list[str] | None = None,
                     config_files: list[str] | None = None,
-                    conf: cfg.ConfigOpts | None = None) -> cfg.ConfigOpts:
+                    conf: cfg.ConfigOpts | None = None,
+                    description: str | None = None) -> cfg.ConfigOpts:
     """Register every option, parse the command line and set up logging.
 
     Returns the ConfigOpts object every daemon passes around.
+    ``description`` is what ``--help`` says the command does. A config
+    file that is missing or cannot be parsed, or an option value of the
+    wrong type, ends the command with one line naming it and exit status
+    2 (the command line's usage errors have that status too).
     """
     if argv is None:
         argv = sys.argv
@@ -59,8 +66,18 @@ def prepare_service(argv: list[str] | None = None,
     messaging.setup()
     _register_messaging_defaults(conf)
 
-    conf(argv[1:], project='telemeter', validate_default_values=True,
-         default_config_files=config_files)
+    prog = os.path.basename(argv[0]) if argv else 'telemeter'
+    try:
+        conf(argv[1:], project='telemeter', prog=prog,
+             validate_default_values=True,
+             default_config_files=config_files, description=description)
+        bad = option_problems(conf)
+    except cfg.Error as err:
+        bad = [str(err)]
+    if bad:
+        for problem in bad:
+            print(f'{prog}: {problem}', file=sys.stderr)
+        sys.exit(2)
     log.setup(conf, 'telemeter')
     sample.setup(conf)
     return conf
@@ -84,3 +101,23 @@ def _register_messaging_defaults(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(impl_rabbit.rabbit_opts,
                        group='oslo_messaging_rabbit')
     conf.register_opts(amqp.amqp_opts, group='oslo_messaging_rabbit')
+
+
+def option_problems(conf: cfg.ConfigOpts) -> list[str]:
+    """Read every registered option once, so that a value of the wrong
+    type in a config file is reported at start (oslo.config converts
+    values when they are first read) as ``[section] option: reason``."""
+    problems = []
+    for group_name, options in opts.list_opts():
+        group = conf if group_name == 'DEFAULT' else conf[group_name]
+        for opt in options:
+            try:
+                getattr(group, opt.dest)
+            except (cfg.ConfigFileValueError, ValueError) as err:
+                text = str(err)
+                found = re.search(r"detail='([^']*)'", text)
+                source = f' (in {found.group(1)})' if found else ''
+                reason = text.rpartition(' is not valid: ')[2]
+                problems.append(f'[{group_name}] {opt.dest}: invalid value: '
+                                f'{reason}{source}')
+    return problems

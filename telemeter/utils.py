@@ -233,3 +233,12 @@ class LazyModule:
         if self._module is None:
             self._module = importlib.import_module(self._name)
         return getattr(self._module, attribute)
+
+
+def entry_point_names(group: str) -> list[str]:
+    """The sorted plugin names of an entry point ``group`` (what an error
+    about an unknown driver, publisher or dispatcher lists), read from the
+    installed metadata without importing the plugins."""
+    from importlib import metadata
+
+    return sorted({ep.name for ep in metadata.entry_points(group=group)})

@@ -5,13 +5,18 @@ from __future__ import annotations
 import cotyledon
 from cotyledon import oslo_config_glue
 
-from telemeter import service
+from telemeter import preflight, service
 from telemeter.collector import service as collector_service
 from telemeter.health import server as health_server
 
+DESCRIPTION = ('The collector: stores the samples and events of the '
+               'metering.sample / event.sample queues and of UDP datagrams '
+               'through its dispatchers.')
+
 
 def main() -> None:
-    conf = service.prepare_service()
+    conf = service.prepare_service(description=DESCRIPTION)
+    preflight.require(conf, 'collector', 'telemeter-collector')
     health_server.bind_or_exit(conf, 'collector', conf.collector.workers)
     manager = cotyledon.ServiceManager()
     oslo_config_glue.setup(manager, conf)

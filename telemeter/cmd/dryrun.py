@@ -282,8 +282,9 @@ class DryRun:
         self.converter = event_converter.setup_events(
             conf, extension.ExtensionManager(TRAIT_PLUGIN_NAMESPACE))
         self.definition_errors = (
-            self.load_failures + self.converter.definition_errors
-            + sum(getattr(h, 'definition_errors', 0) for h in self.handlers))
+            self.load_failures + len(self.converter.definition_errors)
+            + sum(len(getattr(h, 'definition_errors', ()))
+                  for h in self.handlers))
         self.handler_failures = 0
 
     def _load_failure(self, manager: Any, entrypoint: Any,

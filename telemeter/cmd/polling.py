@@ -10,9 +10,8 @@ from cotyledon import oslo_config_glue
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import service
+from telemeter import preflight, service
 from telemeter.health import server as health_server
-from telemeter.pipeline import polling as polling_pipeline
 from telemeter.polling import heartbeat, manager
 
 LOG = log.getLogger(__name__)
@@ -82,13 +81,17 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the polling agent under cotyledon."""
     conf = cfg.ConfigOpts()
     conf.register_cli_opts(CLI_OPTS)
-    service.prepare_service(argv=argv, conf=conf)
+    service.prepare_service(argv=argv, conf=conf,
+                            description='The polling agent: polls the '
+                            'pollsters of polling.yaml (local node, '
+                            'libvirt, SNMP, OpenStack APIs) and sends their '
+                            'samples to the notification agent.')
 
     namespaces = conf.polling_namespaces
     pollster_list = conf.pollster_list
     # Fail here, in the master process, rather than in a respawning worker.
     manager.check_pollster_list(conf, pollster_list)
-    polling_pipeline.setup_polling(conf)
+    preflight.require(conf, 'polling', 'telemeter-polling')
 
     # One polling worker.
     health_server.bind_or_exit(conf, 'polling', 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from oslo_config import cfg
 from oslo_log import log
 
@@ -24,15 +26,26 @@ DBSYNC_CLI_OPTS = [
 
 
 def _prepare(cli_opts: list[cfg.Opt] | None = None,
-             argv: list[str] | None = None) -> cfg.ConfigOpts:
+             argv: list[str] | None = None,
+             description: str | None = None) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     if cli_opts:
         conf.register_cli_opts(cli_opts)
-    return service.prepare_service(argv=argv, conf=conf)
+    return service.prepare_service(argv=argv, conf=conf,
+                                   description=description)
 
 
 def run_dbsync(conf: cfg.ConfigOpts) -> None:
-    """Create or upgrade the metering and event schemas per ``conf``."""
+    """Create or upgrade the metering and event schemas per ``conf``.
+
+    With no database configured at all, there is nothing it could do: that
+    is an error (exit status 1), most often a missing ``--config-file``.
+    """
+    if not (conf.database.connection or conf.database.metering_connection
+            or conf.database.event_connection):
+        sys.exit('telemeter-dbsync: no database configured: set [database] '
+                 'connection (or metering_connection / event_connection) '
+                 'in the file given with --config-file')
     for purpose, namespace, skip in (
             ('metering', storage.METERING_NAMESPACE,
              conf.skip_metering_database),
@@ -64,7 +77,10 @@ def _dispose(connection: object) -> None:
 
 def dbsync(argv: list[str] | None = None) -> None:
     """Console script: create / upgrade the storage schemas."""
-    run_dbsync(_prepare(DBSYNC_CLI_OPTS, argv))
+    run_dbsync(_prepare(DBSYNC_CLI_OPTS, argv, description=(
+        'Creates or upgrades the metering and event database schemas '
+        '([database] connection, metering_connection, event_connection) '
+        'to the latest migration. Safe to run again.')))
 
 
 def upgrade(argv: list[str] | None = None) -> None:
@@ -100,4 +116,6 @@ def run_expirer(conf: cfg.ConfigOpts) -> None:
 
 def expirer(argv: list[str] | None = None) -> None:
     """Console script: one-shot TTL purge (exit status 0)."""
-    run_expirer(_prepare(argv=argv))
+    run_expirer(_prepare(argv=argv, description=(
+        'Deletes the samples and events older than [database] '
+        'metering_time_to_live / event_time_to_live, once.')))

@@ -190,8 +190,8 @@ def _definitions_path(conf: cfg.ConfigOpts) -> str:
 class NotificationEventsConverter:
     """Turns notification dicts into :class:`~telemeter.storage.models.Event`.
 
-    Invalid entries of the definitions list are logged, counted in
-    ``definition_errors`` and skipped.
+    Invalid entries of the definitions list are logged and skipped;
+    ``definition_errors`` says which and why, one line each.
     """
 
     def __init__(self, conf: cfg.ConfigOpts, events_config: Any,
@@ -199,13 +199,13 @@ class NotificationEventsConverter:
                  ) -> None:
         self.conf = conf
         self.definitions: list[EventDefinition] = []
-        self.definition_errors = 0
+        self.definition_errors: list[str] = []
         if events_config is None:
             events_config = []
         if not isinstance(events_config, list):
-            LOG.error('%s must hold a list of event definitions; none '
-                      'loaded', source)
-            self.definition_errors += 1
+            self.definition_errors.append(
+                f'{source}: it must hold a list of event definitions')
+            LOG.error('%s; none loaded', self.definition_errors[-1])
             events_config = []
         for position, entry in enumerate(events_config, 1):
             try:
@@ -215,7 +215,8 @@ class NotificationEventsConverter:
                 LOG.error('Error loading event definition %d of %s: %s; it '
                           'is skipped, the other definitions load',
                           position, source, err)
-                self.definition_errors += 1
+                self.definition_errors.append(
+                    f'{source}: event definition {position}: {err}')
         self.catchall: EventDefinition | None = None
         if (not conf.event.drop_unmatched_notifications
                 and not any(d.is_catchall for d in self.definitions)):

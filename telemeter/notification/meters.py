@@ -237,29 +237,29 @@ def _definition_files(conf: cfg.ConfigOpts) -> list[str]:
 
 
 def load_definitions(conf: cfg.ConfigOpts, plugin_manager: Any
-                     ) -> tuple[list[MeterDefinition], int]:
+                     ) -> tuple[list[MeterDefinition], list[str]]:
     """Load every meter definition; return ``(definitions, errors)``.
 
     Within a file the last definition of a name wins; across files the
-    first file does. Bad definitions (and unreadable files) are logged,
-    counted and skipped.
+    first file does. Bad definitions (and unreadable files) are logged
+    and skipped; ``errors`` says what was skipped and why, one line each
+    naming the file (the daemons' start-up check refuses any).
     """
     loaded: dict[str, tuple[int, int, MeterDefinition]] = {}
-    errors = 0
+    errors: list[str] = []
     for file_index, path in enumerate(_definition_files(conf)):
         try:
             content = declarative.load_definitions_file(path)
         except declarative.DefinitionFileError as err:
             LOG.error('Skipping meter definitions file %s: %s', path, err)
-            errors += 1
+            errors.append(str(err))
             continue
         entries = content.get('metric') if isinstance(content, dict) else None
         if content is None:
             continue
         if not isinstance(entries, list):
-            LOG.error('Skipping meter definitions file %s: it must hold a '
-                      'top-level "metric:" list', path)
-            errors += 1
+            errors.append(f'{path}: it must hold a top-level "metric:" list')
+            LOG.error('Skipping meter definitions file %s', errors[-1])
             continue
         for position in range(len(entries) - 1, -1, -1):
             entry = entries[position]
@@ -273,7 +273,8 @@ def load_definitions(conf: cfg.ConfigOpts, plugin_manager: Any
                 LOG.error('Error loading meter definition: %s (file %s, '
                           'entry %d of metric:); it is skipped, the other '
                           'definitions load', err, path, position + 1)
-                errors += 1
+                errors.append(f'{path}: entry {position + 1} of metric: '
+                              f'{err}')
                 continue
             loaded[definition.name] = (file_index, position, definition)
     ordered = sorted(loaded.values(), key=lambda item: item[:2])
@@ -296,7 +297,7 @@ class ProcessMeterNotifications(plugin_base.NotificationBase):
             self.conf, plugins)
         self._matching: dict[str, list[MeterDefinition]] = {}
         LOG.info('Loaded %d meter definitions (%d skipped for errors)',
-                 len(self.definitions), self.definition_errors)
+                 len(self.definitions), len(self.definition_errors))
 
     def matching(self, event_type: str) -> list[MeterDefinition]:
         """The definitions whose ``event_type`` matches, in order

@@ -90,6 +90,10 @@ class PipelineManager:
                  transformer_manager: Any, p_type: dict = SAMPLE_TYPE
                  ) -> None:
         self.conf = conf
+        #: Publisher URLs that failed to load, with the reason. The sinks
+        #: go on without them (pipeline behaviour); the daemons' start-up
+        #: check (:mod:`telemeter.preflight`) refuses to start.
+        self.publisher_errors: dict[str, str] = {}
         self.cfg_file, content = base.load_yaml(conf, cfg_file)
         try:
             self.pipelines = self._build(content, transformer_manager,
@@ -156,9 +160,10 @@ class PipelineManager:
             try:
                 publishers[url] = publisher.get_publisher(self.conf, url,
                                                           namespace)
-            except Exception:
+            except Exception as err:
                 LOG.error('Unable to load publisher %s', url, exc_info=True)
                 publishers[url] = None
+                self.publisher_errors[url] = str(err) or type(err).__name__
 
     def publisher(self) -> PublishContext:
         """A new publish context over every pipeline."""

@@ -13,8 +13,21 @@ from typing import Any
 from oslo_config import cfg
 from oslo_utils import netutils
 from stevedore import driver
+from stevedore import exception as stevedore_exc
+
+from telemeter.utils import entry_point_names
 
 _SCHEME = re.compile(r'^([A-Za-z][A-Za-z0-9+.\-_]*)://')
+
+
+class UnknownPublisher(ValueError):
+    """No publisher plugin is named by the scheme of a publisher URL."""
+
+    def __init__(self, url: str, namespace: str) -> None:
+        known = ', '.join(f'{name}://' for name in
+                          entry_point_names(namespace))
+        super().__init__(f'unknown publisher {url!r}: the known publishers '
+                         f'({namespace}) are {known}')
 
 
 def split_url(url: str) -> Any:
@@ -31,9 +44,16 @@ def split_url(url: str) -> Any:
 
 
 def get_publisher(conf: cfg.ConfigOpts, url: str, namespace: str) -> Any:
-    """Load and build the publisher for ``url`` from ``namespace``."""
+    """Load and build the publisher for ``url`` from ``namespace``.
+
+    An unknown scheme raises :class:`UnknownPublisher`, which lists the
+    known ones.
+    """
     parse_result = split_url(url)
-    loaded = driver.DriverManager(namespace, parse_result.scheme)
+    try:
+        loaded = driver.DriverManager(namespace, parse_result.scheme)
+    except stevedore_exc.NoMatches as err:
+        raise UnknownPublisher(url, namespace) from err
     if issubclass(loaded.driver, ConfigPublisherBase):
         return loaded.driver(conf, parse_result)
     return loaded.driver(parse_result)

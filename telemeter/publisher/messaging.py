@@ -22,6 +22,7 @@ from oslo_utils import timeutils
 import telemeter
 from telemeter import messaging, publisher
 from telemeter.publisher import utils
+from telemeter.utils import entry_point_names
 
 LOG = log.getLogger(__name__)
 
@@ -101,6 +102,12 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
         self.retry = None if self.policy == 'default' else 1
         self.publisher_id = f'telemetry.publisher.{conf.host}'
         self.driver = conf.publisher_notifier.telemetry_driver
+        drivers = entry_point_names('oslo.messaging.notify.drivers')
+        if self.driver not in drivers:
+            # oslo.messaging's Notifier would drop every notification.
+            raise ValueError(
+                f'[publisher_notifier] telemetry_driver = {self.driver}: '
+                f'not a notification driver ({", ".join(drivers)})')
         self.transport = messaging.get_transport(conf, url)
         self.notifier = messaging.get_notifier(
             self.transport, publisher_id=self.publisher_id,

@@ -15,6 +15,7 @@ from urllib import parse as urlparse
 from oslo_config import cfg
 from oslo_log import log
 from stevedore import driver
+from stevedore import exception as stevedore_exc
 
 from telemeter import utils
 
@@ -78,11 +79,58 @@ def get_connection(conf: cfg.ConfigOpts, url: str,
     """
     if not url:
         raise ValueError('No database connection URL configured')
+    return driver_class(url, namespace)(conf, url)
+
+
+#: The extra of setup.cfg that installs the DB-API module of a scheme.
+DRIVER_EXTRAS = {'postgresql': 'postgresql', 'mysql': 'mysql'}
+
+
+class StorageConfigError(ValueError):
+    """A storage URL names no driver, or its driver cannot be imported."""
+
+
+def driver_class(url: str, namespace: str = METERING_NAMESPACE) -> Any:
+    """The driver class the scheme of ``url`` selects, without connecting.
+
+    Raises :class:`StorageConfigError` naming the known schemes, or the
+    package to install when the driver's database module is missing.
+    """
     engine_name = urlparse.urlparse(url).scheme.split('+')[0]
     LOG.debug('looking for %(name)r driver in %(namespace)r',
               {'name': engine_name, 'namespace': namespace})
-    mgr = driver.DriverManager(namespace, engine_name)
-    return mgr.driver(conf, url)
+    try:
+        return driver.DriverManager(namespace, engine_name).driver
+    except stevedore_exc.NoMatches as err:
+        known = ', '.join(f'{name}://' for name in
+                          utils.entry_point_names(namespace))
+        raise StorageConfigError(
+            f'no storage driver for {engine_name or "(no scheme)"}:// '
+            f'({namespace}); the known schemes are {known}') from err
+
+
+def check_url(url: str, namespace: str = METERING_NAMESPACE) -> None:
+    """Check that ``url`` selects a driver whose database module is
+    installed (a SQLAlchemy URL's DB-API module is imported, nothing
+    connects). Raises :class:`StorageConfigError`."""
+    driver_class(url, namespace)
+    if not url.startswith(('postgresql', 'mysql', 'sqlite')):
+        return
+    from telemeter.storage.sqlalchemy import engine
+
+    try:
+        parsed = engine.normalise_url(url)
+        parsed.get_dialect().import_dbapi()
+    except ImportError as err:
+        default = engine.normalise_url(parsed.get_backend_name() + '://')
+        extra = DRIVER_EXTRAS.get(parsed.get_backend_name())
+        hint = (f"; install it (pip install 'telemeter[{extra}]' gives "
+                f'{default.drivername}://)' if extra else '')
+        raise StorageConfigError(
+            f'{parsed.drivername}:// needs the Python module {err.name}, '
+            f'which is not installed{hint}') from err
+    except Exception as err:  # an unknown dialect, a malformed URL
+        raise StorageConfigError(f'invalid database URL: {err}') from err
 
 
 def get_connection_from_config(conf: cfg.ConfigOpts,

@@ -48,13 +48,41 @@ def test_control_exchange_is_telemeter(conf):
         transport.cleanup()
 
 
-def test_invalid_config_value_is_rejected(tmp_path):
+def test_invalid_config_value_stops_the_command_in_one_line(tmp_path,
+                                                            capsys):
     path = tmp_path / 'telemeter.conf'
-    path.write_text('[collector]\nworkers = 0\n')
-    conf = service.prepare_service(argv=['x'], config_files=[str(path)],
-                                   conf=cfg.ConfigOpts())
-    with pytest.raises(cfg.ConfigFileValueError, match='workers'):
-        _ = conf.collector.workers
+    path.write_text('[collector]\nworkers = 0\nbatch_size = many\n')
+    with pytest.raises(SystemExit) as exc:
+        service.prepare_service(argv=['x'], config_files=[str(path)],
+                                conf=cfg.ConfigOpts())
+    assert exc.value.code == 2
+    assert sorted(capsys.readouterr().err.splitlines()) == [
+        "x: [collector] batch_size: invalid value: invalid literal for int() "
+        f"with base 10: 'many' (in {path})",
+        'x: [collector] workers: invalid value: Should be greater than or '
+        f'equal to 1 (in {path})']
+
+
+def test_missing_config_file_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        service.prepare_service(
+            argv=['telemeter-x', '--config-file', str(tmp_path / 'nope')],
+            conf=cfg.ConfigOpts())
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == (
+        f'telemeter-x: Failed to find some config files: '
+        f'{tmp_path / "nope"}\n')
+
+
+def test_help_says_what_the_command_does(capsys):
+    with pytest.raises(SystemExit) as exc:
+        service.prepare_service(argv=['telemeter-x', '--help'],
+                                conf=cfg.ConfigOpts(),
+                                description='Does one thing well.')
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith('usage: telemeter-x ')
+    assert 'Does one thing well.' in out
 
 
 def test_list_opts_default_first_and_no_duplicates():

@@ -290,7 +290,10 @@ def test_bad_definitions_are_logged_and_skipped(converter, caplog,
     with caplog.at_level(logging.ERROR):
         conv = converter([definition, {'event_type': 'image.*',
                                        'traits': {'ok': 'payload.id'}}])
-    assert conv.definition_errors == 1
+    assert len(conv.definition_errors) == 1
+    assert message in conv.definition_errors[0]
+    assert conv.definition_errors[0].startswith('event definitions: event '
+                                                'definition 1: ')
     assert [d.cfg['event_type'] for d in conv.definitions] == ['image.*']
     assert 'Error loading event definition 1 of event definitions' in (
         caplog.text)
@@ -323,7 +326,7 @@ def test_definitions_file_errors_name_the_file(conf, plugins, tmp_path):
 
 def test_a_file_that_is_not_a_list_loads_nothing(converter, caplog):
     conv = converter({'event_type': 'x', 'traits': {}})
-    assert conv.definitions == [] and conv.definition_errors == 1
+    assert conv.definitions == [] and len(conv.definition_errors) == 1
     assert 'must hold a list of event definitions' in caplog.text
 
 

@@ -69,7 +69,7 @@ def test_first_directory_wins_over_later_ones(conf, tmp_path, plugins):
     conf.set_override('meter_definitions_dirs', [str(etc), str(package)],
                       group='meter')
     definitions, errors = _load(conf, plugins)
-    assert errors == 0
+    assert errors == []
     assert sorted(d.name for d in definitions) == ['memory', 'vcpus']
     assert _unit_of(definitions, 'memory') == 'MiB'
 
@@ -109,7 +109,7 @@ def test_deprecated_file_comes_last(conf, meters_dir, plugins, tmp_path):
 def test_missing_directories_are_ignored(conf, plugins, tmp_path):
     conf.set_override('meter_definitions_dirs', [str(tmp_path / 'none')],
                       group='meter')
-    assert _load(conf, plugins) == ([], 0)
+    assert _load(conf, plugins) == ([], [])
 
 
 BAD_DEFINITIONS = [
@@ -146,7 +146,9 @@ def test_bad_definition_is_logged_with_its_file_and_skipped(
     with caplog.at_level(logging.ERROR):
         definitions, errors = _load(conf, plugins)
     assert [d.name for d in definitions] == ['memory']
-    assert errors == 1
+    assert len(errors) == 1
+    assert errors[0].startswith(f'{path}: entry 2 of metric: ')
+    assert message in errors[0]
     assert 'Error loading meter definition: MeterDefinitionException' in (
         caplog.text)
     assert message in caplog.text
@@ -166,7 +168,7 @@ def test_lookup_allows_a_type_from_the_notification(conf, meters_dir,
             lookup: [name, unit, volume, type]
         """)
     definitions, errors = _load(conf, plugins)
-    assert errors == 0 and len(definitions) == 1
+    assert errors == [] and len(definitions) == 1
 
 
 def test_yaml_error_skips_only_that_file(conf, meters_dir, plugins, caplog):
@@ -175,7 +177,10 @@ def test_yaml_error_skips_only_that_file(conf, meters_dir, plugins, caplog):
     meters_dir('c.yaml', 'something: else\n')
     definitions, errors = _load(conf, plugins)
     assert [d.name for d in definitions] == ['memory']
-    assert errors == 2
+    assert len(errors) == 2
+    assert 'a.yaml at line: 3, column: 1' in errors[0]
+    assert errors[1].endswith('c.yaml: it must hold a top-level "metric:" '
+                              'list')
     assert 'Invalid YAML syntax in Definitions file' in caplog.text
     assert 'a.yaml at line: 3, column: 1' in caplog.text
     assert 'c.yaml: it must hold a top-level "metric:" list' in caplog.text

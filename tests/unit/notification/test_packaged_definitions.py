@@ -28,7 +28,7 @@ def packaged_meters(conf, plugins):
     conf.set_override('meter_definitions_dirs', [meters.PACKAGED_METERS_DIR],
                       group='meter')
     definitions, errors = meters.load_definitions(conf, plugins)
-    assert errors == 0
+    assert errors == []
     return definitions
 
 
@@ -66,7 +66,7 @@ def test_packaged_files_load_without_errors(packaged_meters, converter):
             'dns.domain.exists', 'trove.instance.exists',
             'manila.share.size'} <= names
     assert len([n for n in names if n.startswith('compute.node.cpu.')]) == 10
-    assert converter.definition_errors == 0
+    assert converter.definition_errors == []
     assert converter.catchall is not None
 
 

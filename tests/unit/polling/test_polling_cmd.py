@@ -12,6 +12,7 @@ import time
 import pytest
 from oslo_config import cfg
 
+from telemeter import preflight
 from telemeter.cmd import polling as cmd
 from telemeter.polling import heartbeat, manager
 
@@ -110,13 +111,15 @@ def test_main_with_heartbeat(fake_sm, tmp_path):
     assert hb_args[2] == ['compute', 'central']
 
 
-def test_main_refuses_invalid_polling_file(fake_sm, tmp_path):
+def test_main_refuses_invalid_polling_file(fake_sm, tmp_path, capsys):
     polling_yaml = tmp_path / 'p.yaml'
     polling_yaml.write_text('sources: [{name: s, meters: [a]}]')
     conf_file = tmp_path / 'telemeter.conf'
     conf_file.write_text(f'[polling]\ncfg_file = {polling_yaml}\n')
-    with pytest.raises(Exception, match='Missing interval value'):
+    with pytest.raises(SystemExit) as exc:
         cmd.main(['telemeter-polling', '--config-file', str(conf_file)])
+    assert exc.value.code == preflight.EX_CONFIG
+    assert 'Missing interval value' in capsys.readouterr().err
     assert not fake_sm.ran
 
 

@@ -99,12 +99,24 @@ def test_dbsync_separate_urls_and_skip_flags(tmp_path, config_file,
     assert not names & set(tables.metering_metadata.tables)
 
 
-def test_dbsync_without_database_configured(config_file, logs):
-    storage_cmd.dbsync(['telemeter-dbsync', '--config-file', config_file()])
-    assert ('Skipping metering database upgrade, legacy database backend '
-            'not configured.') in logs.text
+def test_dbsync_without_any_database_is_an_error(config_file, logs):
+    with pytest.raises(SystemExit) as exc:
+        storage_cmd.dbsync(['telemeter-dbsync', '--config-file',
+                            config_file()])
+    assert exc.value.code == ('telemeter-dbsync: no database configured: '
+                              'set [database] connection (or '
+                              'metering_connection / event_connection) in '
+                              'the file given with --config-file')
+
+
+def test_dbsync_skips_the_purpose_without_a_database(tmp_path, config_file,
+                                                     logs):
+    path = config_file(metering_connection=f'sqlite:///{tmp_path}/m.db')
+    storage_cmd.dbsync(['telemeter-dbsync', '--config-file', path])
+    assert 'Skipping metering database upgrade' not in logs.text
     assert ('Skipping event database upgrade, legacy database backend not '
             'configured.') in logs.text
+    assert (tmp_path / 'm.db').exists()
 
 
 def test_expirer_with_ttl_disabled(tmp_path, config_file, logs):
