@@ -7,7 +7,6 @@
 # oslo.config.opts entry points of setup.cfg.
 
 import datetime
-import re
 
 # Choose oslo.service's threading backend and keep eventlet out, exactly as
 # the console scripts do, before the option modules are imported.
@@ -41,23 +40,3 @@ html_last_updated_fmt = '%Y-%m-%d'
 html_static_path = []
 
 
-# oslo_config.sphinxext renders each option's help text as
-# reStructuredText.  Help texts are written for the plain-text sample file,
-# where a glob such as ``*.yaml`` is fine but reads as the start of an
-# emphasis in RST.  Escape a ``*`` that starts a glob before a dot, outside
-# literals, so such texts build without warnings.
-_GLOB_STAR = re.compile(r'(?<![\\`*\w])\*(?=\.)')
-
-
-def _escape_globs(format_opt):
-    def wrapper(opt, group_name):
-        for line in format_opt(opt, group_name):
-            if '``' not in line and not line.lstrip().startswith('..'):
-                line = _GLOB_STAR.sub(r'\\*', line)
-            yield line
-    return wrapper
-
-
-def setup(app):
-    from oslo_config import sphinxext
-    sphinxext._format_opt = _escape_globs(sphinxext._format_opt)

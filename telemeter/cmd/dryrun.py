@@ -329,8 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     log.register_options(conf)
     # Standard output is for the JSON records only.
     conf.set_default('use_stderr', True)
-    service.prepare_service(argv if argv is not None else sys.argv,
-                            conf=conf)
+    service.prepare_service(
+        argv if argv is not None else sys.argv, conf=conf,
+        description='Prints, one JSON line each, the samples and events the '
+                    'notification agent would make of the notifications in '
+                    'FILE(s), with the configured meter and event '
+                    'definitions, without a message bus.')
     status = 0
     notifications: list[dict] = []
     for path in conf.notification_files:

@@ -113,7 +113,11 @@ def run(conf: cfg.ConfigOpts, channel: Any, out: Any = sys.stdout) -> int:
 def main() -> int:
     conf = cfg.ConfigOpts()
     conf.register_cli_opts(CLI_OPTS)
-    conf = service.prepare_service(conf=conf)
+    conf = service.prepare_service(
+        conf=conf,
+        description='Lists, shows, replays or purges the bus messages the '
+                    'daemons put in the quarantine queue ([delivery] '
+                    'quarantine_queue) because they could not handle them.')
     transport = messaging.get_transport(conf)
     driver = transport._driver
     with driver._get_connection(rpc_common.PURPOSE_LISTEN) as context:

@@ -34,8 +34,9 @@ OPTS = [
                     sample_default=['/etc/telemeter/meters.d',
                                     '<package>/data/meters.d'],
                     help='Directories holding meter definition files '
-                         '(*.yaml). Files are read in path order and the '
-                         'first directory wins for a meter name defined in '
+                         '(names ending in .yaml). Files are read in path '
+                         'order and the first directory wins for a meter '
+                         'name defined in '
                          'several, so /etc/telemeter/meters.d overrides the '
                          'packaged definitions.'),
     cfg.StrOpt('meter_definitions_cfg_file',
