@@ -10,7 +10,7 @@ from cotyledon import oslo_config_glue
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import service
+from telemeter import service, systemd
 from telemeter.health import server as health_server
 from telemeter.pipeline import polling as polling_pipeline
 from telemeter.polling import heartbeat, manager
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     # One polling worker.
     health_server.bind_or_exit(conf, 'polling', 1)
     sm = cotyledon.ServiceManager()
+    systemd.attach(sm)
     oslo_config_glue.setup(sm, conf)
     queue = None
     if conf.polling.heartbeat_socket_dir:
