@@ -8,17 +8,20 @@
 #   tools/run-local.sh samples [--limit N] [--meter NAME] [--resource ID]
 #                               print the newest stored samples
 #   tools/run-local.sh status   which daemons run; where the logs are
-#   tools/run-local.sh down     stop the daemons and the broker
+#   tools/run-local.sh down     stop the daemons (polling, notification agent,
+#                               collector: nothing in flight is lost), then
+#                               the broker
 #
 # Everything lives in var/local/ (config, logs, telemeter.db); delete that
 # directory after `down` for a clean start.  Environment:
 #   TELEMETER_RABBIT_PORT  broker port (default 5673)
 #   TELEMETER_LOCAL_NO_APT=1  skip apt in tools/install.sh
+#   TELEMETER_LOCAL_STATE  state directory (default var/local)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
-STATE=$REPO/var/local
+STATE=${TELEMETER_LOCAL_STATE:-$REPO/var/local}
 VENV=${TELEMETER_VENV:-$REPO/.venv}
 BIN=$VENV/bin
 CONF=$STATE/telemeter.conf
@@ -81,12 +84,14 @@ stop_daemon() {
     pid=$(daemon_pid "$name")
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid"
-        for _ in $(seq 1 150); do
+        # Up to graceful_shutdown_timeout (60 s) + 5 for the batches in
+        # flight; a daemon with nothing in flight is gone in a second.
+        for _ in $(seq 1 650); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
         if kill -0 "$pid" 2>/dev/null; then
-            echo "run-local.sh: $name did not stop in 15 s, killing" >&2
+            echo "run-local.sh: $name did not stop in 65 s, killing" >&2
             kill -KILL -- "-$pid" 2>/dev/null || true
         fi
         say "stopped $name"
@@ -145,7 +150,12 @@ cmd_status() {
 
 cmd_down() {
     local name
-    for name in "${DAEMONS[@]}"; do
+    # Data-flow order, each stop waiting for the daemon to exit: the
+    # polling agent publishes nothing more, the notification agent then
+    # finishes its batches in flight and publishes them, and only then
+    # does the collector, which stores them, stop - before the broker.
+    for name in telemeter-polling telemeter-agent-notification \
+                telemeter-collector; do
         stop_daemon "$name"
     done
     bash tools/services.sh stop rabbitmq
@@ -157,6 +167,6 @@ case "${1:-up}" in
              show_samples "$@" ;;
     status) cmd_status ;;
     down) cmd_down ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$1' (up, samples, status, down)" ;;
 esac

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cotyledon
 from cotyledon import oslo_config_glue
 
-from telemeter import preflight, service
+from telemeter import preflight, service, systemd
 from telemeter.health import server as health_server
 from telemeter.notification import service as notification_service
 
@@ -20,6 +20,7 @@ def main() -> None:
     health_server.bind_or_exit(conf, 'notification',
                                conf.notification.workers)
     manager = cotyledon.ServiceManager()
+    systemd.attach(manager)
     oslo_config_glue.setup(manager, conf)
     manager.add(notification_service.NotificationService,
                 workers=conf.notification.workers, args=(conf,))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cotyledon
 from cotyledon import oslo_config_glue
 
-from telemeter import preflight, service
+from telemeter import preflight, service, systemd
 from telemeter.collector import service as collector_service
 from telemeter.health import server as health_server
 
@@ -19,6 +19,7 @@ def main() -> None:
     preflight.require(conf, 'collector', 'telemeter-collector')
     health_server.bind_or_exit(conf, 'collector', conf.collector.workers)
     manager = cotyledon.ServiceManager()
+    systemd.attach(manager)
     oslo_config_glue.setup(manager, conf)
     manager.add(collector_service.CollectorService,
                 workers=conf.collector.workers, args=(conf,))

@@ -10,7 +10,7 @@ from cotyledon import oslo_config_glue
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import preflight, service
+from telemeter import preflight, service, systemd
 from telemeter.health import server as health_server
 from telemeter.polling import heartbeat, manager
 
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     # One polling worker.
     health_server.bind_or_exit(conf, 'polling', 1)
     sm = cotyledon.ServiceManager()
+    systemd.attach(sm)
     oslo_config_glue.setup(sm, conf)
     queue = None
     if conf.polling.heartbeat_socket_dir:

@@ -10,7 +10,7 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import dispatcher, messaging
+from telemeter import dispatcher, messaging, systemd
 from telemeter.collector import endpoints, udp
 from telemeter.health import collector as health_collector
 from telemeter.health import server as health_server
@@ -39,6 +39,7 @@ class CollectorService(cotyledon.Service):
         self.udp_thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopping = False
+        self._stopped = threading.Event()
         self.ledger, self.checks = health_collector.watch(self, conf)
         self.health: health_server.HealthServer | None = None
 
@@ -59,6 +60,7 @@ class CollectorService(cotyledon.Service):
             if transport is None:
                 LOG.warning('No message bus configured: only UDP samples '
                             'will be collected')
+                systemd.ready('Collecting UDP samples only')
                 return
             secret = self.conf.publisher.telemetry_secret
             # The RabbitMQ batch listener backs off before requeuing.
@@ -73,6 +75,10 @@ class CollectorService(cotyledon.Service):
                 self._listen(transport, topics.event_topic,
                              endpoints.EventEndpoint(
                                  secret, self.event_manager, delay))
+            systemd.ready_when(
+                [messaging.consuming(listener) for listener in self.listeners],
+                f'Worker {self.worker_id} consuming {len(self.listeners)} '
+                'topic(s)', stop=self._stopped)
 
     def _listen(self, transport: Any, topic: str, endpoint: Any) -> None:
         listener = messaging.get_batch_notification_listener(
@@ -88,6 +94,7 @@ class CollectorService(cotyledon.Service):
     def terminate(self) -> None:
         with self._lock:
             self._stopping = True
+            self._stopped.set()
             listeners, self.listeners = self.listeners, []
         messaging.stop_listeners(listeners)
         if self.udp_receiver is not None:

@@ -9,6 +9,7 @@ message); other drivers get oslo.messaging's own batch listener.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import oslo_messaging
@@ -115,6 +116,21 @@ def send_notification(transport: oslo_messaging.Transport,
         return
     transport._send_notification(target, {}, message, version=version,
                                  retry=retry)
+
+
+def consuming(listener: Any) -> threading.Event:
+    """An event set once ``listener`` (started) consumes from the broker.
+
+    The project's RabbitMQ listener sets it when the broker has accepted
+    its consumers; oslo.messaging's listeners give no such signal and are
+    taken as consuming once started.
+    """
+    event = getattr(listener, 'consuming', None)
+    if isinstance(event, threading.Event):
+        return event
+    event = threading.Event()
+    event.set()
+    return event
 
 
 def stop_listeners(listeners: list[Any]) -> None:

@@ -154,6 +154,9 @@ class RabbitBatchListener:
         self._conn: Any = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Set once the broker has started every consumer of the listener
+        #: (readiness: :func:`telemeter.messaging.consuming`).
+        self.consuming = threading.Event()
 
     # -- state ---------------------------------------------------------------
 
@@ -242,6 +245,8 @@ class RabbitBatchListener:
                 self._received.clear()
                 self._stopping.wait(1.0)
                 continue
+            if not self.consuming.is_set():
+                self._check_consuming()
             if batch:
                 try:
                     self._handle(batch)
@@ -252,6 +257,14 @@ class RabbitBatchListener:
                                   'requeuing it', len(batch))
                     self._stopping.wait(self.backoff.next_delay())
                     self._settle(batch, batch)
+
+    def _check_consuming(self) -> None:
+        """Set :attr:`consuming` once the driver's guarded ``consume()``
+        has sent ``basic.consume`` for every queue on a live connection."""
+        conn = self._conn
+        if (conn is not None and conn.connection.connected
+                and not getattr(conn, '_new_tags', None)):
+            self.consuming.set()
 
     def _next_batch(self) -> list[Any]:
         """Raw messages of one batch (empty after a quiet poll)."""

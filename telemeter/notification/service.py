@@ -11,7 +11,7 @@ from oslo_config import cfg
 from oslo_log import log
 from stevedore import extension
 
-from telemeter import coordination, messaging, pipeline
+from telemeter import coordination, messaging, pipeline, systemd
 from telemeter.health import notification as health_notification
 from telemeter.health import server as health_server
 from telemeter.notification import events, partitioning, pipe
@@ -73,6 +73,7 @@ class NotificationService(cotyledon.Service):
         self.ownership: partitioning.QueueOwnership | None = None
         self._lock = threading.Lock()
         self._stopping = False
+        self._stopped = threading.Event()
         #: The endpoints of the main listeners (handlers, events).
         self.endpoints: list[Any] = []
         #: Called with (replaced pipeline manager, 'sample' | 'event').
@@ -132,6 +133,10 @@ class NotificationService(cotyledon.Service):
                     self.conf, self.partition_coordinator, transport,
                     self.sample_pipelines, self.event_pipelines)
                 self.ownership.start()
+            systemd.ready_when(
+                [messaging.consuming(listener) for listener in self.listeners],
+                f'Worker {self.worker_id} consuming notifications',
+                stop=self._stopped)
         LOG.info('Notification agent listening on %d target(s) with %d '
                  'endpoint(s)%s', len(targets), len(endpoints),
                  ' (workload partitioning)' if partitioned else '')
@@ -158,6 +163,7 @@ class NotificationService(cotyledon.Service):
     def terminate(self) -> None:
         with self._lock:
             self._stopping = True
+            self._stopped.set()
             listeners, self.listeners = self.listeners, []
             ownership, self.ownership = self.ownership, None
         # The main listeners first: they feed the pipeline queues.

@@ -21,7 +21,7 @@ import cotyledon
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import messaging
+from telemeter import messaging, systemd
 from telemeter.health import polling as health_polling
 from telemeter.health import server as health_server
 from telemeter.pipeline import polling as polling_pipeline
@@ -239,6 +239,8 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
         self.start_partitioning()
         with self._workers_lock:
             self._start_workers(self.setup_polling_tasks())
+            scheduled = len(self.polling_tasks)
+        systemd.ready(f'{scheduled} polling task(s) scheduled')
 
     def reload(self) -> None:
         """Re-read the configuration and polling.yaml, rebuild the tasks.
