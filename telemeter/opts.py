@@ -62,7 +62,8 @@ def list_opts() -> OptList:
         ('collector', telemeter.collector.OPTS),
         ('compute', telemeter.polling.compute.discovery.OPTS),
         ('coordination', telemeter.coordination.OPTS),
-        ('database', telemeter.storage.OPTS),
+        ('database', itertools.chain(telemeter.storage.DATABASE_OPTS,
+                                     telemeter.storage.OPTS)),
         ('delivery', telemeter.messaging.delivery.OPTS),
         ('dispatcher_file', telemeter.dispatcher.file.OPTS),
         ('hardware', itertools.chain(

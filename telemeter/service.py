@@ -8,7 +8,6 @@ import socket
 import sys
 
 from oslo_config import cfg
-from oslo_db import options as db_options
 from oslo_log import log
 
 from telemeter import keystone_client, messaging, opts, sample
@@ -62,7 +61,6 @@ def prepare_service(argv: list[str] | None = None,
     log.register_options(conf)
     log.set_defaults(default_log_levels=(
         log.get_default_log_levels() + _QUIET_LIBRARIES))
-    db_options.set_defaults(conf)
     messaging.setup()
     _register_messaging_defaults(conf)
 

@@ -45,6 +45,15 @@ def main() -> int:
         storage.SampleFilter(meter=conf.show_meter,
                              resource=conf.show_resource),
         limit=conf.show_limit))
+    if not samples and (conf.show_meter or conf.show_resource):
+        wanted = ', '.join(f'{what} {value!r}' for what, value in (
+            ('meter', conf.show_meter), ('resource', conf.show_resource))
+            if value)
+        meters = sorted({m.name for m in conn.get_meters()})
+        known = ', '.join(meters[:30]) + (', ...' if len(meters) > 30 else '')
+        print(f'No samples of {wanted}. Stored meters: {known or "none"}.',
+              file=sys.stderr)
+        return 1
     if not samples:
         print('No samples stored yet. The polling agent sends its first '
               'samples right after it starts; check the logs if none '

@@ -13,6 +13,7 @@ from typing import Any
 from urllib import parse as urlparse
 
 from oslo_config import cfg
+from oslo_db import options as oslo_db_options
 from oslo_log import log
 from stevedore import driver
 from stevedore import exception as stevedore_exc
@@ -46,6 +47,17 @@ OPTS = [
                      'true, expired samples will be deleted, but residual '
                      'resource and meter definition data will remain.'),
 ]
+
+#: The options of oslo.db's ``[database]`` group that telemeter's drivers
+#: read. The others (``slave_connection``, ``use_db_reconnect``,
+#: ``db_max_retries``, ...) would do nothing here, so they are neither
+#: registered nor listed in the sample configuration.
+OSLO_DB_OPTIONS = ('connection', 'connection_parameters', 'connection_debug',
+                   'connection_recycle_time', 'max_pool_size',
+                   'max_overflow', 'pool_timeout', 'max_retries',
+                   'retry_interval', 'mysql_sql_mode', 'sqlite_synchronous')
+DATABASE_OPTS = [opt for opt in oslo_db_options.database_opts
+                 if opt.dest in OSLO_DB_OPTIONS]
 
 METERING_NAMESPACE = 'telemeter.metering.storage'
 EVENT_NAMESPACE = 'telemeter.event.storage'

@@ -143,6 +143,14 @@ def test_send_sample_and_polled_samples_reach_the_database(deployment):
         capture_output=True, text=True, timeout=60, check=True).stdout
     assert 'functional.meter' in shown and 'resource-42' in shown
     assert ' 42 ' in shown and 'widget' in shown
+    unknown = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'show-samples.py'),
+         '--config-file', str(dep.config_path), '--meter', 'no.such.meter'],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("No samples of meter 'no.such.meter'. "
+                                     'Stored meters: ')
+    assert 'functional.meter' in unknown.stderr
 
     # Two polling cycles (interval 2 s) of every host meter.
     started = datetime.datetime.utcnow()

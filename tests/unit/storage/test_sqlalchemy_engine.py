@@ -83,6 +83,30 @@ def test_pool_options_are_honoured(conf):
     engine.dispose()
 
 
+def test_more_listed_database_options_are_honoured(conf):
+    conf.set_override('pool_timeout', 7, 'database')
+    conf.set_override('connection_recycle_time', 99, 'database')
+    conf.set_override('connection_parameters', 'application_name=tm',
+                      'database')
+    engine = db_engine.create_engine(
+        conf, 'postgresql://u@127.0.0.1:1/none')
+    assert engine.pool._timeout == 7
+    assert engine.pool._recycle == 99
+    assert 'application_name=tm' in engine.url.render_as_string()
+    engine.dispose()
+
+
+def test_only_the_honoured_oslo_db_options_are_listed():
+    from telemeter import opts, storage
+
+    listed = {opt.dest for group, options in opts.list_opts()
+              if group == 'database' for opt in options}
+    assert listed == set(storage.OSLO_DB_OPTIONS) | {
+        opt.dest for opt in storage.OPTS}
+    assert 'slave_connection' not in listed
+    assert 'use_db_reconnect' not in listed
+
+
 @pytest.mark.parametrize('dialect, table_sql', [
     (postgresql.dialect(), 'ON CONFLICT DO NOTHING'),
     (sqlite.dialect(), 'ON CONFLICT DO NOTHING'),
