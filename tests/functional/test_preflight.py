@@ -164,35 +164,3 @@ def test_validate_one_daemon_only(deployment):
     assert collector.returncode == 1
     assert 'foo://' in collector.stdout
 
-
-def _console_scripts() -> list[str]:
-    from importlib import metadata
-
-    return sorted(ep.name for ep in metadata.entry_points(
-        group='console_scripts') if ep.value.startswith('telemeter.'))
-
-
-@pytest.mark.parametrize('name', _console_scripts())
-def test_every_command_says_what_it_does(name):
-    result = subprocess.run([daemons.script(name), '--help'],
-                            capture_output=True, text=True, timeout=60,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    # argparse: the usage, a blank line, then the description.
-    lines = result.stdout.splitlines()
-    blank = lines.index('')
-    description = lines[blank + 1]
-    assert description[:1].isupper() and not description.startswith(
-        ('options:', 'positional arguments:')), result.stdout[:400]
-
-
-def test_missing_config_file_is_one_line(tmp_path):
-    missing = tmp_path / 'nope.conf'
-    for name, *args in (('telemeter-collector',), ('telemeter-dbsync',),
-                        ('telemeter-status', 'upgrade', 'check')):
-        result = subprocess.run(
-            [daemons.script(name), '--config-file', str(missing), *args],
-            capture_output=True, text=True, timeout=60, check=False)
-        assert result.returncode == 2
-        assert result.stderr == (f'{name}: Failed to find some config '
-                                 f'files: {missing}\n')
