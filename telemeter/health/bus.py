@@ -56,6 +56,10 @@ def readings(listeners: Named, kind: str) -> Callable[[], list[Reading]]:
                 if key in counts:
                     found.append(reading(metric, counts[key], stage=stage,
                                          kind=kind, **labels))
+            depth = getattr(getattr(listener, 'backlog', None), 'depth', {})
+            for queue, messages in sorted(depth.items()):
+                found.append(reading('backlog', messages, stage=stage,
+                                     kind=kind, queue=queue))
             if 'acknowledged' in counts:
                 # Every delivery is acknowledged, requeued, given back by
                 # a failed settle, or in flight.

@@ -87,6 +87,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family('queued', 'gauge',
            'Items held in a publisher\'s memory for a later retry.',
            ('stage', 'kind', 'publisher')),
+    Family('backlog', 'gauge',
+           'Messages waiting in a consumed queue at the last look '
+           '([delivery] backlog_check_interval).',
+           ('stage', 'kind', 'queue')),
     Family('unsettled', 'gauge',
            'Items received and not yet accounted for: in flight, or '
            'requeued and to be received again. 0 when the daemon is idle '

@@ -42,6 +42,20 @@ OPTS = [
                help='Durable queue, on the default exchange of the '
                     'transport, that receives the messages no daemon could '
                     'handle, unchanged, with the reason in their headers.'),
+    cfg.FloatOpt('backlog_check_interval',
+                 default=30,
+                 min=0,
+                 help='Seconds between two looks at how many messages wait '
+                      'in each queue a worker consumes (RabbitMQ; 0: '
+                      'never). The depth is the "backlog" gauge of '
+                      '/metrics, and a queue that holds more than '
+                      'backlog_warning messages and more than at the '
+                      'previous look is logged as falling behind.'),
+    cfg.IntOpt('backlog_warning',
+               default=10000,
+               min=1,
+               help='Messages waiting in a consumed queue above which a '
+                    'growing backlog is logged as a warning.'),
 ]
 
 GROUP = 'delivery'
@@ -59,13 +73,16 @@ class DeliveryPolicy:
     requeue_backoff: float = 0.5
     requeue_backoff_max: float = 10.0
     quarantine_queue: str = 'telemeter.quarantine'
+    backlog_check_interval: float = 0.0
+    backlog_warning: int = 10000
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> DeliveryPolicy:
         register_opts(conf)
         group = conf[GROUP]
         return cls(group.max_deliveries, group.requeue_backoff,
-                   group.requeue_backoff_max, group.quarantine_queue)
+                   group.requeue_backoff_max, group.quarantine_queue,
+                   group.backlog_check_interval, group.backlog_warning)
 
 
 class Backoff:

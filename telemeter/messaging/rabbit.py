@@ -50,7 +50,13 @@ from oslo_log import log
 from oslo_messaging._drivers import common as rpc_common
 from oslo_messaging._drivers import impl_rabbit
 
-from telemeter.messaging import delivery, dispatch, envelope, quarantine
+from telemeter.messaging import (
+    backlog,
+    delivery,
+    dispatch,
+    envelope,
+    quarantine,
+)
 
 LOG = log.getLogger(__name__)
 
@@ -157,6 +163,11 @@ class RabbitBatchListener:
         #: Set once the broker has started every consumer of the listener
         #: (readiness: :func:`telemeter.messaging.consuming`).
         self.consuming = threading.Event()
+        #: The depth of the consumed queues (started with the listener).
+        self.backlog = backlog.Backlog(
+            self.driver, [f'{t.topic}.{p}' for t in targets
+                          for p in self.dispatcher.priorities],
+            self.policy.backlog_check_interval, self.policy.backlog_warning)
 
     # -- state ---------------------------------------------------------------
 
@@ -197,6 +208,7 @@ class RabbitBatchListener:
                         'that sends to them (README, "Delivery").',
                         ', '.join(sorted({t.topic for t in self.targets})))
         self._stopping.clear()
+        self.backlog.start()
         self._thread = threading.Thread(
             target=self._run, name='batch-listener', daemon=True)
         self._thread.start()
@@ -219,6 +231,7 @@ class RabbitBatchListener:
     def stop(self) -> None:
         """Begin no new batch."""
         self._stopping.set()
+        self.backlog.stop()
 
     def wait(self) -> None:
         """Finish the batch in flight, then close the connection."""

@@ -5,6 +5,7 @@ messages, prefetch, tails and stop."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -378,3 +379,41 @@ def test_fast_sends_are_read_by_oslo_messaging_itself(bus):
         listener.wait()
     assert received == [('telemetry.publisher.h', 'metering', payload,
                          'm-1')]
+
+
+def test_backlog_depth_and_falling_behind(bus, caplog):
+    bus.conf.set_override('backlog_check_interval', 0.3, group='delivery')
+    bus.conf.set_override('backlog_warning', 50, group='delivery')
+    release = threading.Event()
+
+    class Slow(Endpoint):
+        def info(self, messages):
+            release.wait(60)
+            return super().info(messages)
+
+    endpoint = Slow()
+    listener = bus.listen(endpoint, batch_size=10, batch_timeout=1)
+    queue = f'{bus.topic}.info'
+    bus.send(0)  # the first batch blocks the consumer
+    with caplog.at_level(logging.INFO, logger='telemeter.messaging.backlog'):
+        for n in range(1, 201):
+            bus.send(n)
+        assert _wait(lambda: listener.backlog.depth.get(queue, 0) >= 150,
+                     timeout=30), listener.backlog.depth
+        for n in range(201, 301):
+            bus.send(n)
+        assert _wait(lambda: 'falling behind' in caplog.text, timeout=30)
+        assert f'Queue {queue} holds ' in caplog.text
+        release.set()
+        assert _wait(lambda: len(endpoint.seen()) == 301, timeout=60)
+        assert _wait(lambda: listener.backlog.depth.get(queue) == 0,
+                     timeout=30), listener.backlog.depth
+        assert _wait(lambda: f'Queue {queue} has caught up' in caplog.text,
+                     timeout=10)
+    # The depth is a gauge of /metrics.
+    from telemeter.health import bus as health_bus
+
+    readings = health_bus.readings(lambda: [('notification', listener)],
+                                   'notification')()
+    [depth] = [r for r in readings if r.metric == 'backlog']
+    assert dict(depth.labels)['queue'] == queue and depth.value == 0
