@@ -15,9 +15,9 @@ from typing import Any
 
 from oslo_log import log
 
+from telemeter import expression
 from telemeter import sample as sample_mod
 from telemeter.pipeline import transformers
-from telemeter.pipeline.transformers import expression
 
 LOG = log.getLogger(__name__)
 

@@ -11,10 +11,9 @@ from typing import Any
 from oslo_log import log
 from oslo_utils import timeutils
 
+from telemeter import expression, utils
 from telemeter import sample as sample_mod
-from telemeter import utils
 from telemeter.pipeline import transformers
-from telemeter.pipeline.transformers import expression
 
 LOG = log.getLogger(__name__)
 

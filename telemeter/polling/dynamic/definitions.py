@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from telemeter import expression
 from telemeter import sample as sample_mod
-from telemeter.polling.dynamic import expression, responses
+from telemeter.polling.dynamic import responses
 
 NAME_RE = re.compile(r'^([\w-]+)(\.[\w-]+)*(\.{[\w-]+})?$')
 MULTI_METRIC_RE = re.compile(r'\.{([\w-]+)}$')

@@ -24,9 +24,10 @@ import requests
 from oslo_log import log
 from oslo_utils import timeutils
 
+from telemeter import expression
 from telemeter import sample as sample_mod
 from telemeter.polling import plugin_base
-from telemeter.polling.dynamic import definitions, expression, responses
+from telemeter.polling.dynamic import definitions, responses
 
 LOG = log.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 from xml.etree import ElementTree
 
-from telemeter.polling.dynamic import expression
+from telemeter import expression
 
 
 class ResponseError(ValueError):

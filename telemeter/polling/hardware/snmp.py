@@ -24,8 +24,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import utils
-from telemeter.polling.dynamic import expression
+from telemeter import expression, utils
 from telemeter.polling.hardware import inspector
 
 LOG = log.getLogger(__name__)
