@@ -52,6 +52,7 @@ from oslo_messaging._drivers import impl_rabbit
 
 from telemeter.messaging import (
     backlog,
+    declarations,
     delivery,
     dispatch,
     envelope,
@@ -85,6 +86,12 @@ class _RawConsumer(impl_rabbit.Consumer):
 
     def _callback(self, message: Any) -> None:
         self.sink(message)
+
+    def declare(self, conn: Any) -> None:
+        """Declare as the driver does, with the durability the exchange
+        and queue already have if someone declared them otherwise."""
+        declarations.adopt_existing(self, conn.connection)
+        super().declare(conn)
 
 
 def topic_consumer(conn: impl_rabbit.Connection, sink: Any,

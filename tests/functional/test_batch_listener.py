@@ -417,3 +417,43 @@ def test_backlog_depth_and_falling_behind(bus, caplog):
                                    'notification')()
     [depth] = [r for r in readings if r.metric == 'backlog']
     assert dict(depth.labels)['queue'] == queue and depth.value == 0
+
+
+def test_queues_a_service_declared_transient_are_consumed_as_they_are(
+        bus, rabbit_url, caplog):
+    """A service on oslo.messaging's default (transient) declared the
+    queue and its exchange; telemeter (durable) consumes them anyway, on
+    that exchange and on one nobody declared yet, and says what to set."""
+    topic = bus.topic
+    service_exchange, new_exchange = f'{topic}-svc', f'{topic}-new'
+    service_conf = cfg.ConfigOpts()
+    service_conf([], project='a-service', default_config_files=[])
+    service_transport = oslo_messaging.get_notification_transport(
+        service_conf, rabbit_url)
+    service_conf.set_override('amqp_durable_queues', False,
+                              group='oslo_messaging_rabbit')
+    service_conf.set_override('control_exchange', service_exchange)
+    service = oslo_messaging.Notifier(service_transport, 'svc.host',
+                                      driver='messagingv2', topics=[topic])
+    service.info({}, 'svc.event', {'n': 0})  # declares both, transient
+    bus.conf.set_override('amqp_durable_queues', True,
+                          group='oslo_messaging_rabbit')
+    bus.targets = [oslo_messaging.Target(topic=topic,
+                                         exchange=service_exchange),
+                   oslo_messaging.Target(topic=topic, exchange=new_exchange)]
+    endpoint = Endpoint()
+    with caplog.at_level(logging.WARNING,
+                         logger='telemeter.messaging.declarations'):
+        listener = bus.listen(endpoint, batch_size=10, batch_timeout=1)
+        service.info({}, 'svc.event', {'n': 1})
+        assert _wait(lambda: endpoint.seen() == [0, 1], timeout=30), (
+            endpoint.seen())
+    assert listener.alive and listener.connected
+    assert (f'The queue {topic}.info already exists transient'
+            in caplog.text)
+    # The new exchange was declared as configured, durable; the service's
+    # stays transient (re-declaring it transient still works).
+    assert f'exchange {new_exchange}' not in caplog.text
+    service.info({}, 'svc.event', {'n': 2})
+    assert _wait(lambda: endpoint.seen() == [0, 1, 2], timeout=30)
+    service_transport.cleanup()
