@@ -207,12 +207,24 @@ class Stream:
     def start(self) -> None:
         self._thread.start()
 
+    #: Seconds without any progress after which a late stream is failed.
+    STALL_S = 60.0
+
     def join(self, timeout: float) -> None:
+        """Wait ``timeout`` s for the whole stream, and beyond as long as
+        the sender still advances (on a loaded machine the sender, not
+        telemeter, is what falls behind its rate)."""
         self._thread.join(timeout)
+        while self._thread.is_alive():
+            before = self.sent
+            self._thread.join(self.STALL_S)
+            if self.sent == before:
+                break
         if self._thread.is_alive():
             raise AssertionError(
                 f'the stream sent only {self.sent} of {self.n} samples '
-                f'within {timeout}s')
+                f'within {timeout}s and made no progress for '
+                f'{self.STALL_S:g}s since')
         if self.error is not None:
             raise AssertionError(f'the stream failed: {self.error!r}')
 
