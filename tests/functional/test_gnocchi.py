@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import socket
 import textwrap
+import time
 import uuid
 
 import pytest
@@ -267,3 +268,92 @@ def test_upgrade_skip_gnocchi_resource_types_does_not_contact_gnocchi(
     with pytest.raises(AssertionError, match='exited 1'):
         dep.run('telemeter-upgrade')
     dep.cleanup()
+
+
+@pytest.fixture
+def gnocchi_admin(gnocchi_service):
+    """The test Gnocchi as a ``tools/services.sh`` instance (stop/start
+    keep its data); running again after the test."""
+    managed = gnocchi_service.managed
+    if managed is None:
+        port = int(gnocchi_service.url.rsplit(':', 1)[1].rstrip('/'))
+        managed = gnocchi_service.service_for_port(port)
+        if not managed.is_running():
+            pytest.fail(f'{gnocchi_service.url} is not a Gnocchi run by '
+                        f'tools/services.sh: cannot stop and start it',
+                        pytrace=False)
+    yield managed
+    if not managed.is_running():
+        managed.start()
+
+
+def test_gnocchi_outage_of_30s_loses_and_duplicates_nothing(
+        tmp_path, rabbit_url, gnocchi_service, gnocchi, gnocchi_admin,
+        upgraded, senders):  # noqa: F811
+    """A stream of compute.metrics.update notifications (10 meters each,
+    one second apart) while Gnocchi is down for 30 s: the publisher retries,
+    fills its small backlog, then refuses, so the agent requeues; once
+    Gnocchi is back every measure is there exactly once."""
+    count, before, outage = 70, 10, 30.0
+    pipeline = ('sources: [{name: s, meters: ["compute.node.*"], '
+                'sinks: [g]}]\n'
+                'sinks: [{name: g, publishers: ["gnocchi://?archive_policy='
+                f'{HIGH}&filter_project="]}}]\n')
+    dep = daemons.Deployment(tmp_path / 'dep', rabbit_url, pipeline=pipeline,
+                             extra_conf=_conf(gnocchi_service.url, """
+                                 retries = 1
+                                 timeout = 2
+                                 backlog_size = 40
+                                 """))
+    node = f'node-{uuid.uuid4().hex[:8]}.example.org'
+    base = _utcnow().replace(microsecond=0) - datetime.timedelta(
+        seconds=count + 60)
+    stamps = [base + datetime.timedelta(seconds=i) for i in range(count)]
+    try:
+        agent = dep.start('telemeter-agent-notification')
+        agent.wait_for_log('Notification agent listening')
+        messaging.setup()
+        nova = senders('nova', dep.notification_topic)
+        stopped_at = None
+        for i, stamp in enumerate(stamps):
+            if i == before:
+                gnocchi_admin.stop()
+                stopped_at = time.monotonic()
+            if stopped_at is not None and \
+                    time.monotonic() - stopped_at >= outage:
+                gnocchi_admin.start()
+                stopped_at = None
+            notification = payloads.compute_metrics()
+            notification['payload']['nodename'] = node
+            for metric in notification['payload']['metrics']:
+                metric['timestamp'] = stamp.strftime('%Y-%m-%dT%H:%M:%S.%f')
+                if metric['name'] == 'cpu.frequency':
+                    metric['value'] = 1000 + i
+            _send(nova, notification)
+            time.sleep(outage / (count - 2 * before))
+        if stopped_at is not None:
+            time.sleep(max(0.0, outage - (time.monotonic() - stopped_at)))
+            gnocchi_admin.start()
+
+        resource_id = f'compute-01_{node}'
+        points = gnocchi_fx.wait_measures(
+            gnocchi, resource_id, 'compute.node.cpu.frequency', count,
+            timeout=240)
+        assert [(p[0], p[2]) for p in points] == [
+            (stamp, 1000.0 + i) for i, stamp in enumerate(stamps)]
+        for meter in ('compute.node.cpu.percent', 'compute.node.cpu.'
+                      'idle.time', 'compute.node.cpu.user.percent'):
+            counted = gnocchi_fx.wait_measures(
+                gnocchi, resource_id, meter, count, timeout=60,
+                aggregation='count')
+            assert [p[0] for p in counted] == stamps, meter
+            assert {p[2] for p in counted} == {1.0}, meter  # none twice
+        log = agent.log()
+        # The outage went through every stage: retried, kept, refused.
+        assert 'kept in the backlog' in log
+        assert 'Requeuing' in log
+        assert 'of the backlog to Gnocchi' in log
+        assert agent.alive()
+    finally:
+        dep.cleanup()
+        messaging.cleanup()
