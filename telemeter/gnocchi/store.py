@@ -135,6 +135,11 @@ class GnocchiStore:
         gnocchi_client.register_opts(conf)
         self.conf = conf
         self.options = conf[gnocchi_client.GROUP]
+        if self.options.auth_mode == 'basic' and not self.options.url:
+            # Refused at start-up (the preflight builds the publishers)
+            # rather than at the first write.
+            raise ValueError('[gnocchi] url is required with auth_mode = '
+                             'basic')
         self.settings = settings
         self.definitions = resources.load(
             conf, settings.resources_definition_file,

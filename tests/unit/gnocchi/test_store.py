@@ -108,6 +108,7 @@ def make_store(conf, fake, backlog=5, retries=2, **settings):
     conf.set_override('backlog_size', backlog, 'gnocchi')
     conf.set_override('retries', retries, 'gnocchi')
     conf.set_override('auth_mode', 'basic', 'gnocchi')
+    conf.set_override('url', 'http://127.0.0.1:9', 'gnocchi')
     sleeps: list[float] = []
     result = store.GnocchiStore(conf, store.Settings(**settings),
                                 client_factory=lambda c: fake,
@@ -263,3 +264,9 @@ def test_publisher_url_options_and_no_network_at_construction(conf):
     assert off.filter_project is None
     assert gnocchi_publisher.settings_from_url(split_url(
         'gnocchi://')).filter_project == 'service'
+
+
+def test_basic_auth_without_url_is_refused_at_construction(conf):
+    conf.set_override('auth_mode', 'basic', 'gnocchi')
+    with pytest.raises(ValueError, match='url is required'):
+        gnocchi_publisher.GnocchiPublisher(conf, split_url('gnocchi://'))
