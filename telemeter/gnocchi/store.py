@@ -240,6 +240,7 @@ class GnocchiStore:
         ids = self._filtered_project_ids()
         measures: Measures = {}
         found: dict[str, tuple[str, dict[str, Any]]] = {}
+        seen_metadata: dict[str, Any] = {}
         for sample in samples:
             match = self.definitions.lookup(sample.name)
             if match is None:
@@ -260,11 +261,18 @@ class GnocchiStore:
                 LOG.warning('Sample of %s without resource_id dropped',
                             sample.name)
                 continue
-            attributes = found.setdefault(
-                resource_id, (definition.resource_type,
-                              {'user_id': sample.user_id}))[1]
+            if resource_id not in found:
+                found[resource_id] = (definition.resource_type,
+                                      {'user_id': sample.user_id})
+                seen_metadata[resource_id] = None
+            attributes = found[resource_id][1]
             attributes['project_id'] = sample.project_id
-            attributes.update(definition.sample_attributes(sample.as_dict()))
+            # Samples of one resource mostly carry the same metadata:
+            # evaluate the attribute paths once per distinct metadata.
+            if sample.resource_metadata != seen_metadata[resource_id]:
+                seen_metadata[resource_id] = sample.resource_metadata
+                attributes.update(
+                    definition.sample_attributes(sample.as_dict()))
             value = _number(sample.volume)
             timestamp = _timestamp(sample.timestamp)
             if value is None or not timestamp:

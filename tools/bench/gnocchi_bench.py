@@ -2,14 +2,16 @@
 """Gnocchi benchmark: measures/s through the ``gnocchi://`` publisher
 beside Gnocchi's own batch API called directly, in the same run.
 
-Both paths write the same shape into the same Gnocchi: ``--batch``
-samples per call spread over ``--resources`` instance resources with
-``--meters`` meters each (one measure per metric and call, timestamps one
-second apart). The publisher path builds telemeter Samples and calls
-``GnocchiPublisher.publish_samples`` (mapping, grouping, the batch request,
-the attribute bookkeeping); the direct path posts a ready-made body with
-gnocchiclient's ``batch_resources_metrics_measures`` (the floor: Gnocchi's
-API and indexer cost). Resources and metrics are created in a warm-up
+Both paths write the same shape into the same Gnocchi: each call carries
+``--resources`` instance resources x ``--meters`` meters x ``--points``
+measures per metric (timestamps one second apart). Gnocchi's cost is
+mostly per metric and request (one incoming file each), so more points
+per metric raise the rate of both paths. The publisher path builds
+telemeter Samples and calls ``GnocchiPublisher.publish_samples`` (mapping,
+grouping, the batch request, the attribute bookkeeping); the direct path
+posts a ready-made body with gnocchiclient's
+``batch_resources_metrics_measures`` (the floor: Gnocchi's API and
+indexer cost). Resources and metrics are created in a warm-up
 call, so the rounds measure the steady state. Rounds alternate between the
 two paths; the best and the median are printed with the load average
 (the machine is shared: read the best as the less disturbed figure).
@@ -63,28 +65,31 @@ def make_conf(url: str) -> cfg.ConfigOpts:
 class Workload:
     """Resources x meters; ``step(n)`` is the n-th call's content."""
 
-    def __init__(self, resources: int, meters: int) -> None:
+    def __init__(self, resources: int, meters: int, points: int) -> None:
+        self.points = points
         self.ids = [str(uuid.uuid4()) for _ in range(resources)]
         self.meters = METERS[:meters]
         self.start = datetime.datetime.now(datetime.UTC).replace(
             microsecond=0) - datetime.timedelta(hours=1)
 
-    def stamp(self, step: int) -> str:
-        return (self.start + datetime.timedelta(seconds=step)).isoformat()
+    def stamps(self, step: int) -> list[str]:
+        first = step * self.points
+        return [(self.start + datetime.timedelta(seconds=first + n)
+                 ).isoformat() for n in range(self.points)]
 
     def samples(self, step: int) -> list[Any]:
-        stamp = self.stamp(step)
         return [sample_mod.Sample(meter, 'gauge', 'B', step + i, 'user',
                                   'project', rid, stamp,
                                   {'display_name': f'vm-{i}',
                                    'instance_type': 'm1.small'})
-                for i, rid in enumerate(self.ids) for meter in self.meters]
+                for i, rid in enumerate(self.ids) for meter in self.meters
+                for stamp in self.stamps(step)]
 
     def body(self, step: int) -> dict:
-        stamp = self.stamp(step)
         return {rid: {meter: {'archive_policy_name': 'telemeter-low',
                               'measures': [{'timestamp': stamp,
-                                            'value': step + i}]}
+                                            'value': step + i}
+                                           for stamp in self.stamps(step)]}
                       for meter in self.meters}
                 for i, rid in enumerate(self.ids)}
 
@@ -96,6 +101,8 @@ def main() -> None:
     parser.add_argument('--resources', type=int, default=50)
     parser.add_argument('--meters', type=int, default=10,
                         choices=range(1, len(METERS) + 1))
+    parser.add_argument('--points', type=int, default=1,
+                        help='measures per metric and call')
     parser.add_argument('--calls', type=int, default=20,
                         help='calls per round')
     parser.add_argument('--rounds', type=int, default=5)
@@ -106,18 +113,20 @@ def main() -> None:
     publisher = gnocchi_publisher.GnocchiPublisher(
         conf, split_url('gnocchi://?filter_project='))
     direct = gnocchi_client.get_client(conf)
-    via_publisher = Workload(args.resources, args.meters)
-    via_api = Workload(args.resources, args.meters)
-    per_call = args.resources * args.meters
+    via_publisher = Workload(args.resources, args.meters, args.points)
+    via_api = Workload(args.resources, args.meters, args.points)
+    metrics = args.resources * args.meters
+    per_call = metrics * args.points
     print(f'gnocchi bench: {args.url}, {args.resources} resources x '
-          f'{args.meters} meters = {per_call} measures per call, '
+          f'{args.meters} meters x {args.points} points = {per_call} '
+          f'measures per call, '
           f'{args.calls} calls per round, {args.rounds} rounds; '
           f'load {load()}')
 
     started = time.perf_counter()
     publisher.publish_samples(via_publisher.samples(0))
     print(f'  warm-up through the publisher (creates {args.resources} '
-          f'resources, {per_call} metrics): '
+          f'resources, {metrics} metrics): '
           f'{time.perf_counter() - started:.2f} s')
     for rid in via_api.ids:
         direct.resource.create('instance', {'id': rid, 'user_id': 'user',
