@@ -3,7 +3,8 @@
 #
 #   tools/gnocchi/service.sh install [--force]
 #       create Gnocchi's own venv (TELEMETER_GNOCCHI_VENV, default
-#       <repo>/.gnocchi-venv) with gnocchi[postgresql] 4.7.x and waitress;
+#       <repo>/.gnocchi-venv) with gnocchi 4.7.x, its PostgreSQL indexer
+#       dependencies (psycopg2-binary) and waitress;
 #       a no-op when the stamp matches (GNOCCHI_REQUIREMENTS below)
 #
 # Starting and stopping goes through tools/services.sh, which sources this
@@ -27,7 +28,11 @@ set -euo pipefail
 GNOCCHI_TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GNOCCHI_REPO=$(cd "$GNOCCHI_TOOLS/../.." && pwd)
 GNOCCHI_VENV=${TELEMETER_GNOCCHI_VENV:-$GNOCCHI_REPO/.gnocchi-venv}
-GNOCCHI_REQUIREMENTS=('gnocchi[postgresql]>=4.7,<4.8' 'waitress>=2.1')
+# gnocchi[postgresql] without its psycopg2 (an sdist needing libpq-dev and
+# a compiler): the same dependencies, with the psycopg2-binary wheel.
+GNOCCHI_REQUIREMENTS=('gnocchi>=4.7,<4.8' 'psycopg2-binary>=2.9'
+    'oslo.db>=4.29.0' 'sqlalchemy>=1.4.24' 'sqlalchemy-utils'
+    'alembic>=0.7.6' 'waitress>=2.1')
 
 gnocchi_install() {   # $1 = --force to reinstall
     local stamp=$GNOCCHI_VENV/.telemeter-gnocchi-stamp want t0
