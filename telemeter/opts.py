@@ -22,7 +22,9 @@ def list_opts() -> OptList:
     import telemeter.coordination
     import telemeter.dispatcher
     import telemeter.dispatcher.file
+    import telemeter.dispatcher.gnocchi
     import telemeter.dispatcher.http
+    import telemeter.gnocchi.client
     import telemeter.health
     import telemeter.keystone_client
     import telemeter.messaging.delivery
@@ -72,6 +74,8 @@ def list_opts() -> OptList:
             telemeter.polling.hardware.snmp.OPTS,
         )),
         ('dispatcher_http', telemeter.dispatcher.http.OPTS),
+        ('dispatcher_gnocchi', telemeter.dispatcher.gnocchi.OPTS),
+        ('gnocchi', telemeter.gnocchi.client.OPTS),
         ('health', telemeter.health.OPTS),
         ('notification', telemeter.notification.OPTS),
         ('event', telemeter.notification.event_converter.OPTS),

@@ -7,6 +7,10 @@
 #                               # is missing
 #   tools/install.sh --force    # re-run pip even if nothing changed
 #
+# Also creates Gnocchi's own venv for the functional tests
+# (tools/gnocchi/service.sh install: TELEMETER_GNOCCHI_VENV, default
+# <repo>/.gnocchi-venv; skipped when up to date).
+#
 # Idempotent: apt runs only when a package is missing (then `apt-get update`
 # once, then one `apt-get install`), the venv is created only if absent, and
 # pip is skipped when the packaging files have not changed since the last
@@ -221,6 +225,9 @@ main() {
     fi
     create_venv
     pip_install
+    # Gnocchi (a test server) in a venv of its own: its pins are not ours.
+    step "Gnocchi test server venv (tools/gnocchi/service.sh install)"
+    bash "$REPO/tools/gnocchi/service.sh" install
     echo "==> install done in $(since "$T_START") s;" \
          "activate with: . $VENV/bin/activate"
 }

@@ -17,6 +17,12 @@
 #   TELEMETER_RABBIT_PORT  broker port (default 5673)
 #   TELEMETER_LOCAL_NO_APT=1  skip apt in tools/install.sh
 #   TELEMETER_LOCAL_STATE  state directory (default var/local)
+#   TELEMETER_LOCAL_GNOCCHI=1  also store the samples in a local Gnocchi
+#                          (tools/services.sh gnocchi on
+#                          TELEMETER_GNOCCHI_PORT, default 8141; the
+#                          collector's gnocchi dispatcher next to SQLite;
+#                          telemeter-upgrade creates the resource types).
+#                          Read when var/local/telemeter.conf is written.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +34,7 @@ CONF=$STATE/telemeter.conf
 DAEMONS=(telemeter-collector telemeter-agent-notification telemeter-polling)
 export TELEMETER_SERVICES_DIR=$STATE/services
 export TELEMETER_RABBIT_PORT=${TELEMETER_RABBIT_PORT:-5673}
+export TELEMETER_GNOCCHI_PORT=${TELEMETER_GNOCCHI_PORT:-8141}
 
 say() { echo "==> [run-local] $*"; }
 die() { echo "run-local.sh: ERROR: $*" >&2; exit 1; }
@@ -57,7 +64,22 @@ udp_address =
 [publisher]
 telemetry_secret = $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 CONFEOF
+    if [ "${TELEMETER_LOCAL_GNOCCHI:-0}" = 1 ]; then
+        cat >> "$CONF" <<CONFEOF
+[DEFAULT]
+meter_dispatchers = database
+meter_dispatchers = gnocchi
+[gnocchi]
+auth_mode = basic
+url = http://127.0.0.1:$TELEMETER_GNOCCHI_PORT
+[dispatcher_gnocchi]
+filter_project =
+CONFEOF
+    fi
 }
+
+# Whether the configuration stores into Gnocchi.
+uses_gnocchi() { grep -q '^meter_dispatchers = gnocchi' "$CONF" 2>/dev/null; }
 
 daemon_pid() { cat "$STATE/$1.pid" 2>/dev/null || true; }
 
@@ -111,8 +133,12 @@ cmd_up() {
     [ -f "$CONF" ] || write_config
     say "starting RabbitMQ on 127.0.0.1:$TELEMETER_RABBIT_PORT"
     bash tools/services.sh start rabbitmq
-    say "creating the database schema (telemeter-dbsync)"
-    "$BIN/telemeter-dbsync" --config-file "$CONF"
+    if uses_gnocchi; then
+        say "starting Gnocchi on 127.0.0.1:$TELEMETER_GNOCCHI_PORT"
+        bash tools/services.sh start gnocchi
+    fi
+    say "creating the database schema (telemeter-upgrade)"
+    "$BIN/telemeter-upgrade" --config-file "$CONF"
     start_daemon telemeter-collector
     start_daemon telemeter-agent-notification
     start_daemon telemeter-polling --polling-namespaces compute
@@ -145,6 +171,7 @@ cmd_status() {
         fi
     done
     bash tools/services.sh status rabbitmq || true
+    if uses_gnocchi; then bash tools/services.sh status gnocchi || true; fi
     echo "logs: $STATE/log/"
 }
 
@@ -159,6 +186,7 @@ cmd_down() {
         stop_daemon "$name"
     done
     bash tools/services.sh stop rabbitmq
+    if uses_gnocchi; then bash tools/services.sh stop gnocchi; fi
 }
 
 case "${1:-up}" in
@@ -167,6 +195,6 @@ case "${1:-up}" in
              show_samples "$@" ;;
     status) cmd_status ;;
     down) cmd_down ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$1' (up, samples, status, down)" ;;
 esac

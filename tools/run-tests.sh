@@ -39,7 +39,7 @@ FAILED=()
 T_START=$(date +%s%N)
 SERVICES_UP=0
 # Every server the functional tests use (tools/services.sh names).
-SERVICES=(rabbitmq postgresql mariadb redis snmpd mongodb)
+SERVICES=(rabbitmq postgresql mariadb redis snmpd mongodb gnocchi)
 
 usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
@@ -105,10 +105,13 @@ start_services() {
     TELEMETER_MYSQL_PORT=$(free_port "${TELEMETER_MYSQL_PORT:-53306}")
     TELEMETER_REDIS_PORT=$(free_port "${TELEMETER_REDIS_PORT:-56379}")
     TELEMETER_MONGODB_PORT=$(free_port "${TELEMETER_MONGODB_PORT:-27117}")
+    # Gnocchi's API, and its private PostgreSQL on PORT+1.
+    TELEMETER_GNOCCHI_PORT=$(free_port "${TELEMETER_GNOCCHI_PORT:-8141}" 1)
     # snmpd listens on UDP, which the TCP probe of free_port cannot test;
     # its default port is only used by this project's scripts.
     export TELEMETER_SERVICES_DIR TELEMETER_RABBIT_PORT TELEMETER_PG_PORT \
-        TELEMETER_MYSQL_PORT TELEMETER_REDIS_PORT TELEMETER_MONGODB_PORT
+        TELEMETER_MYSQL_PORT TELEMETER_REDIS_PORT TELEMETER_MONGODB_PORT \
+        TELEMETER_GNOCCHI_PORT
 
     banner "tools/services.sh up ${SERVICES[*]}"
     local t0

@@ -17,8 +17,8 @@
 #                                           print TELEMETER_TEST_*_URL=...
 #   tools/services.sh rabbitmqctl ARGS...   rabbitmqctl against our broker
 #
-# SERVICE: rabbitmq postgresql mariadb redis (default: all four), snmpd
-#          and mongodb (only when named).
+# SERVICE: rabbitmq postgresql mariadb redis (default: all four), snmpd,
+#          mongodb and gnocchi (only when named; tools/gnocchi/service.sh).
 #
 # Every server listens on 127.0.0.1 only, on a non-default port, keeps all
 # its files in ${TELEMETER_SERVICES_DIR:-/tmp/telemeter-services}/<svc>-<port>
@@ -34,6 +34,7 @@
 #   TELEMETER_REDIS_PORT  56379
 #   TELEMETER_SNMPD_PORT  16161 (UDP; community telemeter-ro, read-only)
 #   TELEMETER_MONGODB_PORT 27117 (nx-27017, a MongoDB wire-protocol stand-in)
+#   TELEMETER_GNOCCHI_PORT 8141  (its own PostgreSQL on PORT+1)
 # Other knobs: TELEMETER_SERVICES_TIMEOUT (s, default 90) for start-up,
 #   TELEMETER_PG_BIN (default: newest /usr/lib/postgresql/*/bin).
 #
@@ -126,6 +127,7 @@ port_of() {
         redis) p=${TELEMETER_REDIS_PORT:-56379} ;;
         snmpd) p=${TELEMETER_SNMPD_PORT:-16161} ;;
         mongodb) p=${TELEMETER_MONGODB_PORT:-27117} ;;
+        gnocchi) p=${TELEMETER_GNOCCHI_PORT:-8141} ;;
     esac
     case "$p" in
         ''|*[!0-9]*) die "port for $1 is not a number: '$p'" ;;
@@ -152,6 +154,7 @@ url_of() {
         redis) echo "TELEMETER_TEST_REDIS_URL=redis://127.0.0.1:$p" ;;
         snmpd) echo "TELEMETER_TEST_SNMPD_URL=snmp://$SNMPD_COMMUNITY@127.0.0.1:$p" ;;
         mongodb) echo "TELEMETER_TEST_MONGODB_URL=mongodb://127.0.0.1:$p/telemeter" ;;
+        gnocchi) echo "TELEMETER_TEST_GNOCCHI_URL=http://127.0.0.1:$p" ;;
     esac
 }
 
@@ -632,6 +635,10 @@ mongodb_stop() {
 
 mongodb_log() { tail -n 30 "$(dir_of mongodb)/nx.log" "$(dir_of mongodb)/stdout.log" 2>/dev/null || true; }
 
+# ---------------------------------------------------------------- gnocchi
+# shellcheck source=tools/gnocchi/service.sh
+. "$(dirname "${BASH_SOURCE[0]}")/gnocchi/service.sh"
+
 # ---------------------------------------------------------------- generic
 
 # Start the services in $@ (the first argument is 1 to reuse kept data, 0
@@ -699,6 +706,7 @@ port_var() {
         redis) echo REDIS_PORT ;;
         snmpd) echo SNMPD_PORT ;;
         mongodb) echo MONGODB_PORT ;;
+        gnocchi) echo GNOCCHI_PORT ;;
     esac
 }
 
@@ -782,7 +790,7 @@ main() {
             --keep) ;;   # stop keeps data anyway; accepted for clarity
             --export) export_prefix="export " ;;
             all) services+=("${ALL_SERVICES[@]}") ;;
-            rabbitmq|postgresql|mariadb|redis|snmpd|mongodb) services+=("$arg") ;;
+            rabbitmq|postgresql|mariadb|redis|snmpd|mongodb|gnocchi) services+=("$arg") ;;
             rabbit) services+=(rabbitmq) ;;
             postgres|pg) services+=(postgresql) ;;
             mysql) services+=(mariadb) ;;

@@ -1,4 +1,10 @@
-"""``telemeter-dbsync`` / ``telemeter-upgrade`` and ``telemeter-expirer``."""
+"""``telemeter-dbsync`` / ``telemeter-upgrade`` and ``telemeter-expirer``.
+
+``telemeter-upgrade`` also creates Gnocchi's archive policies and resource
+types (:mod:`telemeter.gnocchi.upgrade`) when Gnocchi is configured
+(``[gnocchi] url`` set or ``gnocchi`` among ``meter_dispatchers``), unless
+``--skip-gnocchi-resource-types``.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +26,10 @@ DBSYNC_CLI_OPTS = [
                 help='Skip event database upgrade.'),
     cfg.BoolOpt('skip-gnocchi-resource-types',
                 default=False,
-                help='Skip gnocchi resource-types upgrade (accepted for '
-                     'compatibility, ignored).'),
+                help='Skip the creation or update of the Gnocchi '
+                     'archive policies and resource types '
+                     '(telemeter-upgrade; telemeter-dbsync never does '
+                     'it).'),
 ]
 
 
@@ -83,9 +91,43 @@ def dbsync(argv: list[str] | None = None) -> None:
         'to the latest migration. Safe to run again.')))
 
 
+def gnocchi_configured(conf: cfg.ConfigOpts) -> bool:
+    """Whether the configuration sends samples to Gnocchi."""
+    from telemeter.gnocchi import client as gnocchi_client
+
+    gnocchi_client.register_opts(conf)
+    return bool(conf.gnocchi.url) or 'gnocchi' in conf.meter_dispatchers
+
+
+def run_upgrade(conf: cfg.ConfigOpts) -> None:
+    """:func:`run_dbsync` when a database is configured, then Gnocchi's
+    resource types when Gnocchi is configured and not skipped."""
+    gnocchi = gnocchi_configured(conf) and not conf.skip_gnocchi_resource_types
+    if gnocchi and not (conf.database.connection
+                        or conf.database.metering_connection
+                        or conf.database.event_connection):
+        LOG.info('No database configured: only Gnocchi is upgraded')
+    else:
+        run_dbsync(conf)
+    if conf.skip_gnocchi_resource_types:
+        LOG.info('Skipping the Gnocchi resource types')
+    elif not gnocchi:
+        LOG.info('Gnocchi is not configured ([gnocchi] url, '
+                 'meter_dispatchers): no resource types to create')
+    else:
+        from telemeter.gnocchi import upgrade as gnocchi_upgrade
+
+        gnocchi_upgrade.run(conf)
+
+
 def upgrade(argv: list[str] | None = None) -> None:
-    """Console script: alias of :func:`dbsync`."""
-    dbsync(argv)
+    """Console script: :func:`dbsync`, plus Gnocchi's resource types."""
+    run_upgrade(_prepare(DBSYNC_CLI_OPTS, argv, description=(
+        'Creates or upgrades the metering and event database schemas, like '
+        'telemeter-dbsync, then creates the Gnocchi archive policies and '
+        'resource types of gnocchi_resources.yaml (adding missing '
+        'attributes to existing types) when Gnocchi is configured. Safe '
+        'to run again.')))
 
 
 def run_expirer(conf: cfg.ConfigOpts) -> None:

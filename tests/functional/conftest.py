@@ -10,7 +10,8 @@ A server that cannot be started fails the requesting tests with
 Session scope:  rabbit_url, redis_url, postgresql_server_url,
                 mysql_server_url (the server's admin database),
                 snmpd_target (snmp:// URL of a read-only snmpd),
-                mongodb_url (nx-27017, a MongoDB wire-protocol stand-in)
+                mongodb_url (nx-27017, a MongoDB wire-protocol stand-in),
+                gnocchi_service (a real Gnocchi 4.7: API + metricd)
 Module scope:   postgresql_url, mysql_url - a fresh empty database per test
                 module, dropped afterwards
 Function scope: postgresql_function_url, mysql_function_url - the same per
@@ -73,6 +74,13 @@ def mongodb_url(request) -> str:
     """``mongodb://127.0.0.1:PORT/telemeter`` of nx-27017, a MongoDB
     wire-protocol stand-in (no mongod is installable here)."""
     return _start(request, 'mongodb').url
+
+
+@pytest.fixture(scope='session')
+def gnocchi_service(request) -> services.SessionService:
+    """Gnocchi 4.7 (API + metricd, basic auth, file storage, PostgreSQL
+    indexer); ``.url`` is ``http://127.0.0.1:PORT``. One per session."""
+    return _start(request, 'gnocchi')
 
 
 @pytest.fixture(scope='session')

@@ -62,8 +62,8 @@ CASES = [
      'Both included and excluded meters specified'),
     ('pipeline-unknown-publisher', 'telemeter-agent-notification',
      _pipeline('sources: [{name: s, meters: ["*"], sinks: [k]}]\n'
-               'sinks: [{name: k, publishers: ["gnocchi://"]}]\n'), '',
-     "unknown publisher 'gnocchi://': the known publishers "
+               'sinks: [{name: k, publishers: ["nosuch://"]}]\n'), '',
+     "unknown publisher 'nosuch://': the known publishers "
      '(telemeter.sample.publisher) are database://, direct://, file://'),
     ('event-pipeline-dangling-sink', 'telemeter-agent-notification',
      _event_pipeline('sources: [{name: s, events: ["*"], sinks: [x]}]\n'
@@ -85,7 +85,8 @@ CASES = [
      'schemes are log://, mongodb://, mysql://, postgresql://, sqlite://'),
     ('collector-unknown-dispatcher', 'telemeter-collector', {},
      '[DEFAULT]\nmeter_dispatchers = nosuch\n',
-     "unknown dispatcher 'nosuch'; the known ones are database, file, http"),
+     "unknown dispatcher 'nosuch'; the known ones are database, file, "
+     'gnocchi, http'),
     ('collector-missing-dbapi', 'telemeter-collector', {},
      '[database]\nconnection = mysql+mysqldb://u@127.0.0.1/x\n',
      "needs the Python module MySQLdb, which is not installed; install it "
