@@ -15,6 +15,8 @@
 # Environment:
 #   PYTHON            interpreter used to create the venv (default: python3)
 #   TELEMETER_VENV    venv directory (default: <repo>/.venv)
+#   TELEMETER_CEILOMETERCLIENT_VENV  the ceilometer CLI's venv (default:
+#                     <repo>/.venv-ceilometerclient)
 #
 # Measured on the Debian 12 dev machine (2 cores, warm apt cache in
 # /var/cache/apt/archives; postgresql-15, gcc, python3-dev, pkg-config and git
@@ -29,6 +31,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${TELEMETER_VENV:-$REPO/.venv}
 PYTHON=${PYTHON:-python3}
+CLIENT_VENV=${TELEMETER_CEILOMETERCLIENT_VENV:-$REPO/.venv-ceilometerclient}
 
 # Debian packages the test suite needs now or soon:
 #   rabbitmq-server   AMQP broker for oslo.messaging functional tests
@@ -202,6 +205,24 @@ pip_install() {
     echo "$hash" > "$stamp"
 }
 
+# python-ceilometerclient 2.9.0, the real client the API tests drive
+# (tests/functional/test_api_cli.py), in a venv of its own: it pins old
+# dependencies that must not meet the project's.
+install_ceilometerclient() {
+    local t0
+    if [ -x "$CLIENT_VENV/bin/ceilometer" ]; then
+        step "python-ceilometerclient present in $CLIENT_VENV"
+        return 0
+    fi
+    step "venv $CLIENT_VENV with python-ceilometerclient==2.9.0"
+    t0=$(date +%s%N)
+    rm -rf "$CLIENT_VENV"
+    "$PYTHON" -m venv "$CLIENT_VENV"
+    "$CLIENT_VENV/bin/python" -m pip install -q --progress-bar off \
+        python-ceilometerclient==2.9.0
+    echo "    took $(since "$t0") s"
+}
+
 main() {
     local arg
     for arg in "$@"; do
@@ -221,6 +242,7 @@ main() {
     fi
     create_venv
     pip_install
+    install_ceilometerclient
     echo "==> install done in $(since "$T_START") s;" \
          "activate with: . $VENV/bin/activate"
 }

@@ -110,6 +110,10 @@ def statistics(model: models.Statistics,
             data[name] = getattr(model, name)
     if 'aggregate' in model.fields:
         data['aggregate'] = model.aggregate
+        # Also as fields, the names under which the client prints them
+        # (``stddev``, ``cardinality/resource_id``).
+        for key, value in model.aggregate.items():
+            data.setdefault(key, value)
     return data
 
 
