@@ -96,8 +96,8 @@ class ApiServer:
         """Run ``ceilometer <args>``; its stdout (fails on exit != 0)."""
         result = subprocess.run(
             [ceilometer_cli(), '--os-endpoint', self.url, '--os-token',
-             token or 'noauth', *args], capture_output=True, text=True, timeout=120,
-            check=False)
+             token or 'noauth', *args], capture_output=True, text=True,
+            timeout=120, check=False)
         assert result.returncode == 0, (
             f'ceilometer {" ".join(args)} exited {result.returncode}:\n'
             f'{result.stdout}\n{result.stderr}')
