@@ -83,10 +83,13 @@ def _leaf(op: str, operand: Any) -> dict:
         if any(isinstance(item, bool) for item in values):
             raise errors.BadRequest('filter', '"in" takes strings and '
                                     'numbers')
+        for item in values:
+            _check_type(op, field, name, item)
         if field in TIMESTAMP_FIELDS:
             values = [_timestamp(item) for item in values]
         return {op: {field: values}}
     value = _scalar(value, name)
+    _check_type(op, field, name, value)
     if field in TIMESTAMP_FIELDS:
         value = _timestamp(value)
     if op == '=~':
@@ -99,6 +102,20 @@ def _leaf(op: str, operand: Any) -> dict:
             raise errors.BadRequest('filter', f'invalid regular '
                                     f'expression {value!r}: {err}') from None
     return {op: {field: value}}
+
+
+def _check_type(op: str, field: str, name: str, value: Any) -> None:
+    """The databases compare only like with like."""
+    if field.startswith('resource_metadata.'):
+        if isinstance(value, bool) and op not in ('=', '!='):
+            raise errors.BadRequest('filter', f'{name}: a boolean can '
+                                    'only be compared with = or !=')
+        return
+    if field == 'counter_volume':
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise errors.BadRequest('filter', f'{name} takes a number')
+    elif not isinstance(value, str):
+        raise errors.BadRequest('filter', f'{name} takes a string')
 
 
 def _timestamp(value: Any) -> Any:
