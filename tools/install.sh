@@ -45,9 +45,10 @@ CLIENT_VENV=${TELEMETER_CEILOMETERCLIENT_VENV:-$REPO/.venv-ceilometerclient}
 #   git               pbr derives the package version from git metadata
 #   openssl           throwaway CA/server/client certificates for the
 #                     HTTPS publisher tests
+#   chromium          headless browser loading telemeter-api's operator page
 APT_PACKAGES=(
     rabbitmq-server postgresql-15 mariadb-server redis-server
-    snmpd snmp libvirt-dev pkg-config gcc python3-dev git openssl
+    snmpd snmp libvirt-dev pkg-config gcc python3-dev git openssl chromium
 )
 
 DO_APT=1

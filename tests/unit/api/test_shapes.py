@@ -192,3 +192,29 @@ def test_post_direct_is_stored(client):
                                   created[0]['message_id'])]
     assert stored[0]['resource_metadata'] == {'k': 'v'}
     assert len(api_data.SAMPLES) == 7
+
+
+def test_dashboard_plots_the_statistics(client):
+    response = client.request('GET', '/dashboard?meter=cpu_util')
+    assert response.status_code == 200
+    assert response.content_type == 'text/html'
+    text = response.text
+    # 90 minutes of samples: 5-minute periods (at most 60 points); each
+    # sample alone in its period, in time order 10, 5, 20, 30, 15, 40.
+    assert 'data-period="300"' in text
+    assert 'data-points="6"' in text
+    avgs = [float(part.split('"')[0])
+            for part in text.split('data-avg="')[1:]]
+    assert avgs == [10.0, 5.0, 20.0, 30.0, 15.0, 40.0]
+    assert text.count('<tr><td>') == 6
+
+
+def test_dashboard_of_one_resource_and_scoped(client):
+    text = client.request(
+        'GET', '/dashboard?meter=cpu_util&resource_id=r-b').text
+    avgs = [float(part.split('"')[0])
+            for part in text.split('data-avg="')[1:]]
+    assert avgs == [5.0, 15.0]
+    member = client.request('GET', '/dashboard?meter=cpu_util', headers={
+        'X-Roles': 'member', 'X-Project-Id': 'pb'}).text
+    assert '<td>r-a</td>' not in member and '<td>r-b</td>' in member
