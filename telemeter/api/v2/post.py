@@ -39,6 +39,19 @@ class PipelinePublisher:
         with self._manager.publisher() as publish_samples:
             publish_samples(samples)
 
+    def close(self) -> None:
+        """Close every publisher (sockets, files) of the pipelines."""
+        with self._lock:
+            manager, self._manager = self._manager, None
+        if manager is None:
+            return
+        closed: set[int] = set()
+        for line in manager.pipelines:
+            for publisher in line.sink.publishers:
+                if id(publisher) not in closed:
+                    closed.add(id(publisher))
+                    publisher.close()
+
 
 def _text(item: dict, name: str, index: int, required: bool) -> Any:
     value = item.get(name)

@@ -3,8 +3,9 @@ module-level WSGI application reads its configuration lazily."""
 
 from __future__ import annotations
 
-import ast
+import socket
 
+import msgpack
 import webob
 from oslo_config import cfg
 
@@ -13,44 +14,50 @@ from telemeter.api import app, wsgi
 from tests.unit.api.conftest import Client
 
 
-def _conf(tmp_path, extra: str = ''):
-    published = tmp_path / 'published.log'
+def _conf(tmp_path, extra: str = '', publisher: str = 'test://'):
     pipeline = tmp_path / 'pipeline.yaml'
     pipeline.write_text(
         'sources: [{name: s, meters: ["*"], sinks: [k]}]\n'
-        f'sinks: [{{name: k, publishers: ["file://{published}"]}}]\n')
+        f'sinks: [{{name: k, publishers: ["{publisher}"]}}]\n')
     config = tmp_path / 'telemeter.conf'
     config.write_text(
         f'[DEFAULT]\npipeline_cfg_file = {pipeline}\n'
         f'[database]\nconnection = sqlite:///{tmp_path / "t.db"}\n'
         f'[api]\nauth_mode = noauth\n' + extra)
-    return config, published
+    return config
 
 
 def test_post_without_direct_publishes_through_the_pipeline(tmp_path):
-    config, published = _conf(tmp_path)
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(('127.0.0.1', 0))
+    receiver.settimeout(10)
+    port = receiver.getsockname()[1]
+    config = _conf(tmp_path, publisher=f'udp://127.0.0.1:{port}')
     conf = service.prepare_service(['test'], config_files=[str(config)],
                                    conf=cfg.ConfigOpts())
-    client = Client(app.build(conf))
+    storage.get_connection_from_config(conf).upgrade()
+    api = app.build(conf)
+    client = Client(api)
     body = [{'counter_name': 'posted', 'counter_type': 'gauge',
              'counter_unit': 'u', 'counter_volume': 2.5,
              'resource_id': 'r-1', 'timestamp': '2024-05-01T10:00:00'}]
     created = client.post('/v2/meters/posted', body, status=201,
                           headers={'X-Project-Id': 'p-1',
                                    'X-User-Id': 'u-1'})
-    lines = published.read_text().splitlines()
-    assert len(lines) == 1
-    sample = ast.literal_eval(lines[0])
-    assert (sample['name'], sample['volume'], sample['project_id'],
-            sample['user_id'], sample['source'], sample['id']) == (
+    with receiver:
+        sample = msgpack.unpackb(receiver.recv(65536))
+    assert (sample['counter_name'], sample['counter_volume'],
+            sample['project_id'], sample['user_id'], sample['source'],
+            sample['message_id']) == (
         'posted', 2.5, 'p-1', 'u-1', 'p-1:openstack',
         created[0]['message_id'])
     # Not stored: the pipeline's publishers decide where it goes.
     assert client.get('/v2/meters/posted') == []
+    api.publisher.close()
 
 
 def test_module_application_reads_the_named_config(tmp_path, monkeypatch):
-    config, _ = _conf(tmp_path, 'default_api_return_limit = 7\n')
+    config = _conf(tmp_path, 'default_api_return_limit = 7\n')
     conf = service.prepare_service(['test'], config_files=[str(config)],
                                    conf=cfg.ConfigOpts())
     storage.get_connection_from_config(conf).upgrade()
