@@ -20,6 +20,8 @@ The target is < 1 s each. Every figure is printed with the load average
 
     .venv/bin/python tools/bench/api_bench.py \\
         --server-url postgresql+psycopg://postgres@127.0.0.1:55432/postgres
+
+``--url`` times the requests again on a database loaded before.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def timed(base: str, path: str, repeat: int) -> float:
 
 
 def run(url: str, args: argparse.Namespace) -> None:
-    write(url, args)
+    if not args.url:
+        write(url, args)
     with tempfile.TemporaryDirectory() as tmp:
         server = api_server.ApiServer(
             Path(tmp), url, extra_conf='[api]\nmax_api_return_limit = '
@@ -113,7 +116,13 @@ def main() -> None:
     parser.add_argument('--meters', type=int, default=1)
     parser.add_argument('--batch', type=int, default=1000)
     parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--url', help='time the requests on this database, '
+                                      'loaded before (nothing is written '
+                                      'or dropped)')
     args = parser.parse_args()
+    if args.url:
+        run(args.url, args)
+        return
     name, url = databases.create_database(args.server_url, 'api_bench')
     try:
         run(url, args)
