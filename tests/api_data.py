@@ -32,15 +32,18 @@ EVENTS = [
 ]
 
 
-def metering_dicts() -> list[dict[str, Any]]:
-    """The signed metering dicts of :data:`SAMPLES`, ids fixed."""
+def metering_dicts(projects: dict[str, str] | None = None
+                   ) -> list[dict[str, Any]]:
+    """The signed metering dicts of :data:`SAMPLES`, ids fixed;
+    ``projects`` renames project ids (a real Keystone makes its own)."""
+    projects = projects or {}
     messages = []
     for index, (name, kind, unit, resource, project, user, minutes,
                 volume) in enumerate(SAMPLES):
         moment = BASE + datetime.timedelta(minutes=minutes)
         built = sample_mod.Sample(
             name=name, type=kind, unit=unit, volume=volume, user_id=user,
-            project_id=project, resource_id=resource,
+            project_id=projects.get(project, project), resource_id=resource,
             timestamp=moment.isoformat(),
             resource_metadata=META_A if resource == 'r-a' else META_B,
             source='openstack', id=f'sample-{index}')
@@ -50,12 +53,13 @@ def metering_dicts() -> list[dict[str, Any]]:
     return messages
 
 
-def events() -> list[models.Event]:
+def events(projects: dict[str, str] | None = None) -> list[models.Event]:
     """The Event models of :data:`EVENTS`."""
+    projects = projects or {}
     found = []
     for message_id, event_type, minutes, project, number in EVENTS:
         traits = [models.Trait('project_id', models.Trait.TEXT_TYPE,
-                               project),
+                               projects.get(project, project)),
                   models.Trait('vcpus', models.Trait.INT_TYPE, number)]
         found.append(models.Event(
             message_id, event_type,
@@ -64,10 +68,11 @@ def events() -> list[models.Event]:
     return found
 
 
-def write(metering: Any, event_conn: Any) -> None:
+def write(metering: Any, event_conn: Any,
+          projects: dict[str, str] | None = None) -> None:
     """Store every sample and event."""
     metering.upgrade()
     event_conn.upgrade()
-    for message in metering_dicts():
+    for message in metering_dicts(projects):
         metering.record_metering_data(message)
-    event_conn.record_events(events())
+    event_conn.record_events(events(projects))

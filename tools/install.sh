@@ -17,6 +17,8 @@
 #   TELEMETER_VENV    venv directory (default: <repo>/.venv)
 #   TELEMETER_CEILOMETERCLIENT_VENV  the ceilometer CLI's venv (default:
 #                     <repo>/.venv-ceilometerclient)
+#   TELEMETER_KEYSTONE_VENV  Keystone's venv for the API auth tests
+#                     (default: <repo>/.venv-keystone)
 #
 # Measured on the Debian 12 dev machine (2 cores, warm apt cache in
 # /var/cache/apt/archives; postgresql-15, gcc, python3-dev, pkg-config and git
@@ -32,6 +34,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${TELEMETER_VENV:-$REPO/.venv}
 PYTHON=${PYTHON:-python3}
 CLIENT_VENV=${TELEMETER_CEILOMETERCLIENT_VENV:-$REPO/.venv-ceilometerclient}
+KEYSTONE_VENV=${TELEMETER_KEYSTONE_VENV:-$REPO/.venv-keystone}
 
 # Debian packages the test suite needs now or soon:
 #   rabbitmq-server   AMQP broker for oslo.messaging functional tests
@@ -224,6 +227,24 @@ install_ceilometerclient() {
     echo "    took $(since "$t0") s"
 }
 
+# Keystone from PyPI (and gunicorn to serve it), in a venv of its own: the
+# API's auth tests (tests/functional/test_api_auth.py) run a real one.
+install_keystone() {
+    local t0
+    if [ -x "$KEYSTONE_VENV/bin/keystone-manage" ] \
+            && [ -x "$KEYSTONE_VENV/bin/gunicorn" ]; then
+        step "keystone present in $KEYSTONE_VENV"
+        return 0
+    fi
+    step "venv $KEYSTONE_VENV with keystone and gunicorn"
+    t0=$(date +%s%N)
+    rm -rf "$KEYSTONE_VENV"
+    "$PYTHON" -m venv "$KEYSTONE_VENV"
+    "$KEYSTONE_VENV/bin/python" -m pip install -q --progress-bar off \
+        'keystone>=26.0.0' gunicorn
+    echo "    took $(since "$t0") s"
+}
+
 main() {
     local arg
     for arg in "$@"; do
@@ -244,6 +265,7 @@ main() {
     create_venv
     pip_install
     install_ceilometerclient
+    install_keystone
     echo "==> install done in $(since "$T_START") s;" \
          "activate with: . $VENV/bin/activate"
 }

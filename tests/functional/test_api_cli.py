@@ -15,14 +15,14 @@ from tests import api_data
 from tests.functional import api_server
 
 
-def _store(workdir, url: str) -> None:
+def _store(workdir, url: str, projects: dict | None = None) -> None:
     config = workdir / 'writer.conf'
     config.write_text(f'[database]\nconnection = {url}\n')
     conf = service.prepare_service(['writer'], config_files=[str(config)],
                                    conf=cfg.ConfigOpts())
     metering = storage.get_connection(conf, url)
     events = storage.get_connection(conf, url, storage.EVENT_NAMESPACE)
-    api_data.write(metering, events)
+    api_data.write(metering, events, projects)
     metering.dispose()
 
 
