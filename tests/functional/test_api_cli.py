@@ -22,8 +22,11 @@ def _store(workdir, url: str, projects: dict | None = None) -> None:
                                    conf=cfg.ConfigOpts())
     metering = storage.get_connection(conf, url)
     events = storage.get_connection(conf, url, storage.EVENT_NAMESPACE)
-    api_data.write(metering, events, projects)
-    metering.dispose()
+    try:
+        api_data.write(metering, events, projects)
+    finally:
+        metering.dispose()
+        events.dispose()
 
 
 @pytest.fixture(scope='module', params=['sqlite', 'postgresql'])
