@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # devstack plugin for telemeter: installs the package, writes
 # /etc/telemeter/telemeter.conf from devstack's RabbitMQ and database
-# settings, creates the schema and runs the three daemons as devstack
-# services.
+# settings, creates the schema and runs the three daemons and
+# telemeter-api (Keystone endpoint `metering`) as devstack services.
 
 # Save trace setting
 _XTRACE_TELEMETER=$(set +o | grep xtrace)
@@ -72,6 +72,22 @@ YAML
     done
 }
 
+# The v2 API: Keystone tokens when keystone runs (the `metering` service
+# and endpoint are registered for it), no auth otherwise.
+function configure_telemeter_api {
+    iniset "$TELEMETER_CONF" api host "$TELEMETER_API_LISTEN"
+    iniset "$TELEMETER_CONF" api port "$TELEMETER_API_PORT"
+    if is_service_enabled keystone; then
+        iniset "$TELEMETER_CONF" api auth_mode keystone
+        get_or_create_service ceilometer metering \
+            "Telemetry: Ceilometer's v2 API (telemeter-api)"
+        get_or_create_endpoint metering "$REGION_NAME" \
+            "$TELEMETER_API_URL" "$TELEMETER_API_URL" "$TELEMETER_API_URL"
+    else
+        iniset "$TELEMETER_CONF" api auth_mode noauth
+    fi
+}
+
 function init_telemeter {
     "$TELEMETER_BIN_DIR/telemeter-dbsync" --config-file "$TELEMETER_CONF"
 }
@@ -80,22 +96,26 @@ function start_telemeter {
     run_process tm-coll "$TELEMETER_BIN_DIR/telemeter-collector --config-file $TELEMETER_CONF"
     run_process tm-notif "$TELEMETER_BIN_DIR/telemeter-agent-notification --config-file $TELEMETER_CONF"
     run_process tm-poll "$TELEMETER_BIN_DIR/telemeter-polling --config-file $TELEMETER_CONF --polling-namespaces compute central"
+    run_process tm-api "$TELEMETER_BIN_DIR/telemeter-api --config-file $TELEMETER_CONF"
 }
 
 function stop_telemeter {
     local service
-    for service in tm-poll tm-notif tm-coll; do
+    for service in tm-api tm-poll tm-notif tm-coll; do
         stop_process "$service"
     done
 }
 
-if is_service_enabled tm-poll tm-notif tm-coll; then
+if is_service_enabled tm-poll tm-notif tm-coll tm-api; then
     if [[ "$1" == "stack" && "$2" == "install" ]]; then
         echo_summary "Installing telemeter"
         install_telemeter
     elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
         echo_summary "Configuring telemeter"
         configure_telemeter
+        if is_service_enabled tm-api; then
+            configure_telemeter_api
+        fi
     elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
         echo_summary "Initializing and starting telemeter"
         init_telemeter

@@ -18,6 +18,7 @@ def list_opts() -> OptList:
     """Return ``[(group, [opts])]`` with the DEFAULT group first."""
     # Imported here so that importing this module stays cheap and cannot
     # form an import cycle with the modules whose options it lists.
+    import telemeter.api
     import telemeter.collector
     import telemeter.coordination
     import telemeter.dispatcher
@@ -61,6 +62,7 @@ def list_opts() -> OptList:
             telemeter.notification.ipmi.OPTS,
             telemeter.notification.exchanges.OPTS,
         )),
+        ('api', telemeter.api.OPTS),
         ('collector', telemeter.collector.OPTS),
         ('compute', telemeter.polling.compute.discovery.OPTS),
         ('coordination', telemeter.coordination.OPTS),

@@ -19,6 +19,10 @@
 # Environment:
 #   PYTHON            interpreter used to create the venv (default: python3)
 #   TELEMETER_VENV    venv directory (default: <repo>/.venv)
+#   TELEMETER_CEILOMETERCLIENT_VENV  the ceilometer CLI's venv (default:
+#                     <repo>/.venv-ceilometerclient)
+#   TELEMETER_KEYSTONE_VENV  Keystone's venv for the API auth tests
+#                     (default: <repo>/.venv-keystone)
 #
 # Measured on the Debian 12 dev machine (2 cores, warm apt cache in
 # /var/cache/apt/archives; postgresql-15, gcc, python3-dev, pkg-config and git
@@ -33,6 +37,8 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${TELEMETER_VENV:-$REPO/.venv}
 PYTHON=${PYTHON:-python3}
+CLIENT_VENV=${TELEMETER_CEILOMETERCLIENT_VENV:-$REPO/.venv-ceilometerclient}
+KEYSTONE_VENV=${TELEMETER_KEYSTONE_VENV:-$REPO/.venv-keystone}
 
 # Debian packages the test suite needs now or soon:
 #   rabbitmq-server   AMQP broker for oslo.messaging functional tests
@@ -46,9 +52,10 @@ PYTHON=${PYTHON:-python3}
 #   git               pbr derives the package version from git metadata
 #   openssl           throwaway CA/server/client certificates for the
 #                     HTTPS publisher tests
+#   chromium          headless browser loading telemeter-api's operator page
 APT_PACKAGES=(
     rabbitmq-server postgresql-15 mariadb-server redis-server
-    snmpd snmp libvirt-dev pkg-config gcc python3-dev git openssl
+    snmpd snmp libvirt-dev pkg-config gcc python3-dev git openssl chromium
 )
 
 DO_APT=1
@@ -206,6 +213,42 @@ pip_install() {
     echo "$hash" > "$stamp"
 }
 
+# python-ceilometerclient 2.9.0, the real client the API tests drive
+# (tests/functional/test_api_cli.py), in a venv of its own: it pins old
+# dependencies that must not meet the project's.
+install_ceilometerclient() {
+    local t0
+    if [ -x "$CLIENT_VENV/bin/ceilometer" ]; then
+        step "python-ceilometerclient present in $CLIENT_VENV"
+        return 0
+    fi
+    step "venv $CLIENT_VENV with python-ceilometerclient==2.9.0"
+    t0=$(date +%s%N)
+    rm -rf "$CLIENT_VENV"
+    "$PYTHON" -m venv "$CLIENT_VENV"
+    "$CLIENT_VENV/bin/python" -m pip install -q --progress-bar off \
+        python-ceilometerclient==2.9.0
+    echo "    took $(since "$t0") s"
+}
+
+# Keystone from PyPI (and gunicorn to serve it), in a venv of its own: the
+# API's auth tests (tests/functional/test_api_auth.py) run a real one.
+install_keystone() {
+    local t0
+    if [ -x "$KEYSTONE_VENV/bin/keystone-manage" ] \
+            && [ -x "$KEYSTONE_VENV/bin/gunicorn" ]; then
+        step "keystone present in $KEYSTONE_VENV"
+        return 0
+    fi
+    step "venv $KEYSTONE_VENV with keystone and gunicorn"
+    t0=$(date +%s%N)
+    rm -rf "$KEYSTONE_VENV"
+    "$PYTHON" -m venv "$KEYSTONE_VENV"
+    "$KEYSTONE_VENV/bin/python" -m pip install -q --progress-bar off \
+        'keystone>=26.0.0' gunicorn
+    echo "    took $(since "$t0") s"
+}
+
 main() {
     local arg
     for arg in "$@"; do
@@ -228,6 +271,8 @@ main() {
     # Gnocchi (a test server) in a venv of its own: its pins are not ours.
     step "Gnocchi test server venv (tools/gnocchi/service.sh install)"
     bash "$REPO/tools/gnocchi/service.sh" install
+    install_ceilometerclient
+    install_keystone
     echo "==> install done in $(since "$T_START") s;" \
          "activate with: . $VENV/bin/activate"
 }

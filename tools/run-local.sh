@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/run-local.sh - install telemeter and run the whole suite on this
 # machine: a throwaway RabbitMQ on 127.0.0.1, the three daemons, SQLite
-# storage under var/local/, host samples every 10 seconds.
+# storage under var/local/, host samples every 10 seconds, and
+# telemeter-api (no auth) on http://127.0.0.1:8777 to read them.
 #
 #   tools/run-local.sh [up]     install (tools/install.sh), start everything,
 #                               wait for the first stored samples, show them
@@ -15,6 +16,7 @@
 # Everything lives in var/local/ (config, logs, telemeter.db); delete that
 # directory after `down` for a clean start.  Environment:
 #   TELEMETER_RABBIT_PORT  broker port (default 5673)
+#   TELEMETER_API_PORT     telemeter-api port (default 8777)
 #   TELEMETER_LOCAL_NO_APT=1  skip apt in tools/install.sh
 #   TELEMETER_LOCAL_STATE  state directory (default var/local)
 #   TELEMETER_LOCAL_GNOCCHI=1  also store the samples in a local Gnocchi
@@ -31,7 +33,9 @@ STATE=${TELEMETER_LOCAL_STATE:-$REPO/var/local}
 VENV=${TELEMETER_VENV:-$REPO/.venv}
 BIN=$VENV/bin
 CONF=$STATE/telemeter.conf
-DAEMONS=(telemeter-collector telemeter-agent-notification telemeter-polling)
+DAEMONS=(telemeter-collector telemeter-agent-notification telemeter-polling
+         telemeter-api)
+API_PORT=${TELEMETER_API_PORT:-8777}
 export TELEMETER_SERVICES_DIR=$STATE/services
 export TELEMETER_RABBIT_PORT=${TELEMETER_RABBIT_PORT:-5673}
 export TELEMETER_GNOCCHI_PORT=${TELEMETER_GNOCCHI_PORT:-8141}
@@ -63,6 +67,11 @@ cfg_file = $STATE/polling.yaml
 udp_address =
 [publisher]
 telemetry_secret = $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+[api]
+# Local use only: no Keystone, every request is admin.
+auth_mode = noauth
+host = 127.0.0.1
+port = $API_PORT
 CONFEOF
     if [ "${TELEMETER_LOCAL_GNOCCHI:-0}" = 1 ]; then
         cat >> "$CONF" <<CONFEOF
@@ -142,6 +151,7 @@ cmd_up() {
     start_daemon telemeter-collector
     start_daemon telemeter-agent-notification
     start_daemon telemeter-polling --polling-namespaces compute
+    start_daemon telemeter-api
     say "waiting for the first samples to be stored"
     for _ in $(seq 1 60); do
         if show_samples --limit 10 > "$STATE/first-samples.txt" 2>/dev/null
@@ -151,6 +161,10 @@ cmd_up() {
 
 telemeter is running. Host samples arrive every 10 seconds.
   see them:   tools/run-local.sh samples [--limit N] [--meter host.load.1min]
+  API:        http://127.0.0.1:$API_PORT/ (a browser gets the operator page)
+  client:     $REPO/.venv-ceilometerclient/bin/ceilometer \\
+                --os-endpoint http://127.0.0.1:$API_PORT --os-token noauth \\
+                statistics -m host.load.1min -p 60
   logs:       $STATE/log/
   stop:       tools/run-local.sh down
 TXT
@@ -181,6 +195,7 @@ cmd_down() {
     # polling agent publishes nothing more, the notification agent then
     # finishes its batches in flight and publishes them, and only then
     # does the collector, which stores them, stop - before the broker.
+    stop_daemon telemeter-api
     for name in telemeter-polling telemeter-agent-notification \
                 telemeter-collector; do
         stop_daemon "$name"
@@ -195,6 +210,6 @@ case "${1:-up}" in
              show_samples "$@" ;;
     status) cmd_status ;;
     down) cmd_down ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$1' (up, samples, status, down)" ;;
 esac

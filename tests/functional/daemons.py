@@ -56,13 +56,14 @@ def script(name: str) -> str:
 class Daemon:
     """One daemon process and its log file."""
 
-    def __init__(self, name: str, args: list[str], log_path: Path) -> None:
+    def __init__(self, name: str, args: list[str], log_path: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log_path = log_path
         self._log = open(log_path, 'ab')
         self.process = subprocess.Popen(
             args, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, env=env)
 
     @property
     def pid(self) -> int:

@@ -2,9 +2,10 @@
 
 Samples matching the filter are grouped by unit, the requested groupby
 fields and, with a period, the bucket number ``floor((timestamp - start)
-/ period)`` computed by the database (exactly: PostgreSQL interval epochs
-are numeric, MySQL timestamps are DECIMAL epoch seconds, SQLite uses an
-integer-microsecond function registered on each connection). SQLite also
+/ period)`` computed by the database (PostgreSQL: double-precision
+interval epochs, see :func:`_bucket_column`; MySQL timestamps are
+DECIMAL epoch seconds; SQLite uses an integer-microsecond function
+registered on each connection). SQLite also
 gets a ``stddev_pop`` aggregate written in Python.
 """
 
@@ -46,9 +47,15 @@ def _bucket_column(dialect: str, start: datetime.datetime,
     """The bucket number of each sample (samples are >= start)."""
     timestamp = tables.sample.c.timestamp
     if dialect == 'postgresql':
-        seconds = sa.extract('epoch', timestamp
-                             - sa.literal(start, sa.DateTime()))
-        return sa.cast(sa.func.floor(seconds / period), sa.BigInteger)
+        # date_part gives double precision, several times cheaper than
+        # EXTRACT's numeric; exact enough: a microsecond is far above its
+        # rounding error for any span of samples, so floor() cannot cross
+        # a bucket boundary, and whole-second boundaries are exact.
+        seconds = sa.func.date_part('epoch', timestamp
+                                    - sa.literal(start, sa.DateTime()),
+                                    type_=sa.Float())
+        return sa.cast(sa.func.floor(seconds / float(period)),
+                       sa.BigInteger)
     if dialect == 'mysql':
         decimal = sa.Numeric(20, 6)
         seconds = (sa.type_coerce(timestamp, decimal)
@@ -67,13 +74,15 @@ def _epoch_us(when: datetime.datetime) -> int:
             + delta.microseconds)
 
 
-def _group_columns(groupby: list[str]) -> tuple[list[sa.ColumnElement],
-                                                 Any]:
-    """Columns of the groupby fields and the FROM clause they need."""
+def _group_columns(groupby: list[str], with_resource: bool = True
+                   ) -> tuple[list[sa.ColumnElement], Any]:
+    """Columns of the groupby fields and the FROM clause they need
+    (the resource table only if ``with_resource`` or a field needs it)."""
     sample, meter, res = tables.sample, tables.meter, tables.resource
-    joined: Any = (sample
-                   .join(meter, meter.c.id == sample.c.meter_id)
-                   .join(res, res.c.internal_id == sample.c.resource_id))
+    joined: Any = sample.join(meter, meter.c.id == sample.c.meter_id)
+    if with_resource or groupby:
+        joined = joined.join(res,
+                             res.c.internal_id == sample.c.resource_id)
     columns = []
     for field in groupby:
         if field == 'resource_metadata.instance_type':
@@ -126,6 +135,15 @@ def _time_span(conn: Any, joined: Any, conditions: list,
     return row[0], row[1]
 
 
+def _bucket_order(group_count: int) -> Any:
+    """Sort key of result rows: bucket, then unit and group values
+    (None first)."""
+    def key(row: Any) -> tuple:
+        return (row[-1], *((value is not None, value)
+                           for value in row[:1 + group_count]))
+    return key
+
+
 def get_meter_statistics(engine: Engine, sample_filter: Any,
                          period: float | None = None,
                          groupby: list | None = None,
@@ -137,7 +155,11 @@ def get_meter_statistics(engine: Engine, sample_filter: Any,
     fields = stats.check_groupby(groupby)
     specs = stats.parse_aggregates(aggregate)
     timestamp = tables.sample.c.timestamp
-    group_columns, joined = _group_columns(fields)
+    # Without filters, groups or cardinalities on resource fields the
+    # join with the resource table only costs time.
+    needs_resource = (not _only_meter_and_time(sample_filter)
+                      or any(spec.func == 'cardinality' for spec in specs))
+    group_columns, joined = _group_columns(fields, needs_resource)
     conditions = filters.sample_conditions(sample_filter)
     columns = [tables.meter.c.unit.label('unit'),
                *(column.label(f'g{index}')
@@ -152,6 +174,8 @@ def get_meter_statistics(engine: Engine, sample_filter: Any,
         if engine.dialect.name == 'postgresql':
             conn.exec_driver_sql(
                 f"SET LOCAL work_mem = '{POSTGRESQL_WORK_MEM}'")
+            # Compiling the query (JIT) took longer than it saved here.
+            conn.exec_driver_sql('SET LOCAL jit = off')
         if period:
             start = sample_filter.start_timestamp
             end = sample_filter.end_timestamp
@@ -171,12 +195,16 @@ def get_meter_statistics(engine: Engine, sample_filter: Any,
             group_by.append(bucket)
             limit = start + count * datetime.timedelta(seconds=period)
             conditions = [*conditions, timestamp >= start, timestamp < limit]
-        # Bucket order first (storage.md), then unit and groups.
         query = (sa.select(*columns).select_from(joined)
-                 .where(*conditions).group_by(*group_by)
-                 .order_by(*([group_by[-1], *group_by[:-1]] if period
-                             else group_by)))
+                 .where(*conditions).group_by(*group_by))
+        if not period:
+            query = query.order_by(*group_by)
         rows = conn.execute(query).all()
+    if period:
+        # Bucket order first (storage.md), then unit and groups: sorted
+        # here, so the database may hash the groups (it cannot estimate
+        # how many buckets there are and would sort every sample first).
+        rows.sort(key=_bucket_order(len(fields)))
     # Row layout: unit, groups..., first, last, aggregates..., [bucket].
     builder = stats.StatisticsBuilder(specs, period, bool(aggregate))
     group_count = len(fields)
