@@ -205,7 +205,13 @@ def test_sample_endpoint_rebuilds_samples(conf, sample_pipelines):
             rebuilt.timestamp, rebuilt.source, rebuilt.monotonic_time) == (
         'disk.size', 'cumulative', 'ns', 3.5, 'u', 'p', 'vol-1',
         original.timestamp, 'custom', 12.5)
+    # derived from the sent id and the pipeline: the same message
+    # delivered again gives the same id (storage keeps it once)
     assert rebuilt.id != original.id
+    assert rebuilt.id == sample.derived_id(original.id, 'pipe', 's:k')
+    endpoint.sample([_ipc_message('s:k', [message])])
+    again = published_samples(sample_pipelines)[-1]
+    assert again.id == rebuilt.id
 
 
 def test_sample_endpoint_drops_unparsable_and_unknown_pipeline(
