@@ -5,11 +5,13 @@ in its batch and telemeter cannot tell it from an outage of the next hop:
 it requeues it, up to ``[delivery] max_deliveries`` = 50 here) consumes
 ``metering.sample`` on the cluster, a quorum queue under the policy that
 ``telemeter-quarantine policy`` prints (``delivery-limit`` 3, dead-letter
-to ``[delivery] dead_letter_queue``). One sample has a unit longer than
-the database column (PostgreSQL refuses it): after 3 redeliveries the
-broker moves it to the dead-letter queue, its 20 batch-mates are stored,
-``telemeter-quarantine --dead-letter list`` shows it, and once the column
-is widened (the cause fixed) ``replay`` brings it back and it is stored.
+to ``[delivery] dead_letter_queue``). The database has a CHECK constraint
+that one sample (volume -1) violates, so every write of it fails: after 3
+deliveries the broker moves it to the dead-letter queue, its 20 batch-mates
+are stored, ``telemeter-quarantine --dead-letter list`` shows it, and once
+the constraint is dropped (the cause fixed) ``replay`` brings it back and
+it is stored. (Data that can never be stored - a unit longer than its
+column, a NUL byte - is dropped or quarantined by telemeter itself.)
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ pytestmark = pytest.mark.timeout(600)
 LIMIT = 3
 
 
-def _signed(i: int, unit: str = 'B') -> dict:
-    s = sample.Sample('dlq.meter', 'gauge', unit, i, 'u', 'p', f'r-{i}',
+def _signed(i: int) -> dict:
+    s = sample.Sample('dlq.meter', 'gauge', 'B', i, 'u', 'p', f'r-{i}',
                       timestamp='2032-02-01T00:00:00')
     return utils.meter_message_from_counter(s, daemons.SECRET)
 
@@ -71,6 +73,12 @@ def test_poison_dead_lettered_after_the_limit_then_replayed(
             dead_letter_queue = {dead}
             """)
     dep.run('telemeter-dbsync')
+    engine = sqlalchemy.create_engine(postgresql_function_url,
+                                      poolclass=sqlalchemy.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(
+            'ALTER TABLE sample ADD CONSTRAINT no_negative CHECK '
+            '(volume >= 0)'))
     # the command declares the dead-letter queue and prints the policy
     printed = dep.run('telemeter-quarantine', 'policy', '--vhost',
                       vhost).stdout
@@ -88,14 +96,11 @@ def test_poison_dead_lettered_after_the_limit_then_replayed(
             topics=[dep.metering_topic])
         for i in range(20):
             if i == 10:
-                notifier.sample({}, 'metering',
-                                [_signed(-1, unit='u' * 300)])
+                notifier.sample({}, 'metering', [_signed(-1)])
             notifier.sample({}, 'metering', [_signed(i)])
     finally:
         transport.cleanup()
 
-    engine = sqlalchemy.create_engine(postgresql_function_url,
-                                      poolclass=sqlalchemy.pool.NullPool)
     try:
         _wait(lambda: len(_volumes(engine)) >= 20, 120, '20 stored')
 
@@ -118,10 +123,10 @@ def test_poison_dead_lettered_after_the_limit_then_replayed(
         assert 'delivery_limit' in listed and '1 message(s)' in listed, listed
         assert f'{dep.metering_topic}.sample' in listed
 
-        # the cause fixed: the column takes the unit now; replay
+        # the cause fixed: the constraint is gone; replay
         with engine.begin() as conn:
             conn.execute(sqlalchemy.text(
-                'ALTER TABLE meter ALTER COLUMN unit TYPE varchar(400)'))
+                'ALTER TABLE sample DROP CONSTRAINT no_negative'))
         replayed = dep.run('telemeter-quarantine', '--dead-letter', 'replay',
                            '--all').stdout
         assert '1 message(s) replayed' in replayed, replayed
