@@ -120,10 +120,51 @@ class PartitionCoordinator:
             return partitioner.belongs_to_self(obj)
 
     def run_watchers(self) -> None:
-        """Apply pending join/leave events to the hash rings now."""
+        """Apply pending join/leave events to the hash rings now (after
+        :meth:`rejoin_lost_groups`)."""
         if self.coordinator is not None:
             with self._ring_lock:
+                self.rejoin_lost_groups()
                 self.coordinator.run_watchers()
+
+    def rejoin_lost_groups(self) -> list[bytes]:
+        """Join again every group the backend no longer lists this
+        member in; return those groups.
+
+        A backend that restarts without its data (Redis without
+        persistence, a fail-over to a replica that had not caught up)
+        forgets groups and members, and tooz does not join again by
+        itself: the rings would stay empty and the agents idle. While the
+        backend is unreachable nothing changes (the last ring is kept).
+        """
+        rejoined = []
+        for key, partitioner in list(self.partitioners.items()):
+            try:
+                members = self.coordinator.get_members(key).get()
+            except coordination.GroupNotCreated:
+                members = set()
+            except coordination.ToozError:
+                continue  # backend away: keep the last ring
+            if self.member_id in members:
+                continue
+            LOG.warning('Member %s is no longer in group %s (the '
+                        'coordination backend lost it); joining again',
+                        self.member_id.decode(), key.decode())
+            try:
+                self.coordinator.leave_partitioned_group(partitioner)
+            except coordination.ToozError:
+                pass  # the group or membership is gone already
+            try:
+                self.partitioners[key] = (
+                    self.coordinator.join_partitioned_group(key))
+            except coordination.ToozError:
+                LOG.warning('Could not join group %s again; retrying',
+                            key.decode(), exc_info=True)
+                # keep the old partitioner: its ring is the last known
+                self.partitioners[key] = partitioner
+                continue
+            rejoined.append(key)
+        return rejoined
 
     def members(self, group_id: str) -> set[bytes]:
         """Members of ``group_id``'s hash ring as this member sees it

@@ -1,0 +1,39 @@
+"""A coordination backend that comes back without its data (Redis without
+persistence restarted): the member joins its groups again."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from telemeter import coordination
+
+
+@pytest.fixture
+def member(conf, tmp_path):
+    conf.set_override('backend_url', f'file://{tmp_path / "tooz"}',
+                      group='coordination')
+    conf.set_override('check_watchers', 3600, group='coordination')
+    coordinator = coordination.PartitionCoordinator(conf, b'member-a')
+    coordinator.start()
+    yield coordinator, tmp_path / 'tooz'
+    coordinator.stop()
+
+
+def test_nothing_to_do_while_the_member_is_listed(member):
+    coordinator, _ = member
+    coordinator.join_partitioned_group('g')
+    assert coordinator.rejoin_lost_groups() == []
+    assert coordinator.members('g') == {b'member-a'}
+
+
+def test_a_backend_that_lost_its_data_is_joined_again(member, caplog):
+    coordinator, path = member
+    coordinator.join_partitioned_group('g')
+    shutil.rmtree(path / 'groups')  # the backend forgot every group
+    coordinator.run_watchers()
+    assert coordinator.coordinator.get_members(b'g').get() == {b'member-a'}
+    assert coordinator.belongs_to_self('g', 'anything')
+    assert 'no longer in group g' in caplog.text
+    assert coordinator.rejoin_lost_groups() == []
