@@ -96,7 +96,9 @@ class PartitionCoordinator:
         LOG.info('Coordination backend stopped')
 
     @tenacity.retry(
-        retry=tenacity.retry_if_exception_type(coordination.ToozError),
+        # Exception: tooz's Redis driver lets redis.exceptions.
+        # ConnectionError through, and the backend may be restarting.
+        retry=tenacity.retry_if_exception_type(Exception),
         wait=tenacity.wait_exponential(multiplier=0.5, max=10),
         stop=tenacity.stop_after_attempt(10), reraise=True)
     def join_partitioned_group(self, group_id: str) -> Any:
@@ -143,8 +145,11 @@ class PartitionCoordinator:
                 members = self.coordinator.get_members(key).get()
             except coordination.GroupNotCreated:
                 members = set()
-            except coordination.ToozError:
-                continue  # backend away: keep the last ring
+            except Exception as err:
+                # tooz's Redis driver lets redis.exceptions.ConnectionError
+                # through here. The backend is away: keep the last ring.
+                LOG.debug('Cannot list group %s: %s', key.decode(), err)
+                continue
             if self.member_id in members:
                 continue
             LOG.warning('Member %s is no longer in group %s (the '
@@ -157,7 +162,7 @@ class PartitionCoordinator:
             try:
                 self.partitioners[key] = (
                     self.coordinator.join_partitioned_group(key))
-            except coordination.ToozError:
+            except Exception:  # tooz's Redis driver: as above
                 LOG.warning('Could not join group %s again; retrying',
                             key.decode(), exc_info=True)
                 # keep the old partitioner: its ring is the last known
@@ -190,6 +195,6 @@ class PartitionCoordinator:
         while not self._stop.wait(interval):
             try:
                 self.run_watchers()
-            except coordination.ToozError:
+            except Exception:  # never let the thread die
                 LOG.warning('Error running the coordination watchers',
                             exc_info=True)

@@ -37,3 +37,18 @@ def test_a_backend_that_lost_its_data_is_joined_again(member, caplog):
     assert coordinator.belongs_to_self('g', 'anything')
     assert 'no longer in group g' in caplog.text
     assert coordinator.rejoin_lost_groups() == []
+
+
+def test_a_backend_that_is_away_changes_nothing(member, monkeypatch):
+    coordinator, _ = member
+    partitioner = coordinator.join_partitioned_group('g')
+
+    class Refused(Exception):
+        """What tooz's Redis driver lets through (redis ConnectionError)."""
+
+    def refused(group):
+        raise Refused('connection refused')
+    monkeypatch.setattr(coordinator.coordinator, 'get_members', refused)
+    assert coordinator.rejoin_lost_groups() == []
+    assert coordinator.partitioners[b'g'] is partitioner
+    assert coordinator.belongs_to_self('g', 'anything')
