@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -49,10 +50,10 @@ def scale_scenario(tmp_path, cluster_vhost, rabbit_cluster,
         scn.cleanup()
 
 
-def _finish(scn, takeovers: int = 0) -> None:
+def _finish(scn, takeovers: int = 0, polled_twice: int = 0) -> None:
     scn.wait_cpu_settled()
     cpu = scn.check_cpu_util(takeovers)
-    polled = scn.check_polled()
+    polled = scn.check_polled(polled_twice)
     print(f'\n{scn.name}: {scn.outcome.as_dict()} cpu_util={cpu} '
           f'polled={polled}')
     scn.assert_nothing_lost_or_doubled()
@@ -115,7 +116,7 @@ def test_cluster_agent_and_collector_killed(scale_scenario):
 
     scn = scale_scenario('cluster: agent + collector SIGKILL')
     scn.run(rate=RATE, faults=fault, drain_timeout=150)
-    _finish(scn, takeovers=2)
+    _finish(scn, takeovers=2, polled_twice=4)
 
 
 @pytest.fixture
@@ -125,7 +126,8 @@ def single_broker(request):
 
 
 def test_throughput_cluster_vs_single_broker(scale_scenario, rabbit_url,
-                                             single_broker):
+                                             single_broker,
+                                             postgresql_function_url):
     """The same deployment (2+2+2 daemons, quorum queues), the stream
     offered at 3,000 samples/s: samples stored per second end to end,
     on the single broker and on the cluster, one after the other."""
@@ -136,6 +138,13 @@ def test_throughput_cluster_vs_single_broker(scale_scenario, rabbit_url,
                               '.*', '.*', '.*')
     try:
         for where in ('single', 'cluster'):
+            if where == 'cluster':
+                # one database for both runs: empty it between them
+                with sqlalchemy.create_engine(
+                        postgresql_function_url,
+                        poolclass=sqlalchemy.pool.NullPool).begin() as conn:
+                    conn.execute(sqlalchemy.text(
+                        'TRUNCATE sample, resource, meter CASCADE'))
             if where == 'single':
                 scn = scale_scenario(
                     'throughput: single broker', poll=False,
@@ -158,7 +167,7 @@ def test_throughput_cluster_vs_single_broker(scale_scenario, rabbit_url,
                   f'{size:.0f} bytes per row')
     finally:
         single_broker.rabbitmqctl('delete_vhost', vhost)
-    load = open('/proc/loadavg').read().split()[:3]
+    load = Path('/proc/loadavg').read_text().split()[:3]
     print(f'\nthroughput (samples/s end to end, N={N}): single broker '
           f'{rates["single"]:.0f}, cluster {rates["cluster"]:.0f}; '
           f'load average {" ".join(load)}')
@@ -186,8 +195,17 @@ def test_coordinator_gone_and_back(scale_scenario, redis_service):
     """(d) The tooz backend (Redis, no persistence: it comes back empty)
     stopped for 20 s mid-stream. Each agent keeps the pipeline queues it
     holds while it cannot reach the coordinator (no agent takes a queue it
-    cannot lock), so nothing is lost or doubled and cpu_util stays exact;
-    once Redis is back the agents rejoin and the queues are split again."""
+    cannot lock), so nothing is lost or doubled; once Redis is back the
+    agents join again (tooz does not: telemeter does) and re-take their
+    locks. An agent that rejoins first sees itself alone for a moment and
+    may take the other's queues before that one re-takes them; they move
+    back a second later: at most two cpu_util per resource may then be
+    missing (measured: 1 in one run, 2 in another), none wrong or
+    doubled. Polling agents likewise: until their rings agree again (each
+    rejoins its groups on its own, seconds apart) both may poll a resource
+    - two samples at two times, not a duplicated row. Measured with
+    5 s intervals: 1 extra poll of 1 resource in one run, 2-3 extra polls
+    of every resource in another."""
     def fault(s):
         s.wait_sent(0.2)
         s.mark('first fault')
@@ -204,4 +222,4 @@ def test_coordinator_gone_and_back(scale_scenario, redis_service):
 
     scn = scale_scenario('cluster: coordinator (Redis) down 20 s')
     scn.run(rate=RATE, faults=fault, drain_timeout=150)
-    _finish(scn)
+    _finish(scn, takeovers=2, polled_twice=4)
