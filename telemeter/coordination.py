@@ -128,6 +128,38 @@ class PartitionCoordinator:
             with self._ring_lock:
                 self.rejoin_lost_groups()
                 self.coordinator.run_watchers()
+                self.reconcile_rings()
+
+    def reconcile_rings(self) -> dict[bytes, tuple[set, set]]:
+        """Make each hash ring hold exactly the group's members; return
+        what was added and removed, by group.
+
+        tooz's Partitioner lists the members, then starts watching: a
+        member that joins in between is in the watch's starting state, so
+        its join is never reported and this ring would never include it
+        (seen with two agents started together: one consumed every queue,
+        the other none, for good).
+        """
+        changed = {}
+        for key, partitioner in list(self.partitioners.items()):
+            try:
+                members = set(self.coordinator.get_members(key).get())
+            except Exception as err:
+                LOG.debug('Cannot list group %s: %s', key.decode(), err)
+                continue
+            nodes = set(partitioner.ring.nodes)
+            missing, extra = members - nodes, nodes - members
+            for member in missing:
+                partitioner._on_member_join(coordination.MemberJoinedGroup(
+                    key, member))
+            for member in extra:
+                partitioner.ring.remove_node(member)
+            if missing or extra:
+                LOG.info('Hash ring of group %s missed %d member(s) and had '
+                         '%d gone one(s): corrected', key.decode(),
+                         len(missing), len(extra))
+                changed[key] = (missing, extra)
+        return changed
 
     def rejoin_lost_groups(self) -> list[bytes]:
         """Join again every group the backend no longer lists this

@@ -52,3 +52,23 @@ def test_a_backend_that_is_away_changes_nothing(member, monkeypatch):
     assert coordinator.rejoin_lost_groups() == []
     assert coordinator.partitioners[b'g'] is partitioner
     assert coordinator.belongs_to_self('g', 'anything')
+
+
+def test_a_join_the_watchers_missed_is_added_to_the_ring(member, conf):
+    coordinator, _ = member
+    partitioner = coordinator.join_partitioned_group('g')
+    other = coordination.PartitionCoordinator(conf, b'member-b')
+    other.start()
+    try:
+        other.join_partitioned_group('g')
+        coordinator.run_watchers()
+        assert set(partitioner.ring.nodes) == {b'member-a', b'member-b'}
+        # tooz's race: the join happened before the watch started
+        partitioner.ring.remove_node(b'member-b')
+        coordinator.run_watchers()
+        assert set(partitioner.ring.nodes) == {b'member-a', b'member-b'}
+        assert coordinator.reconcile_rings() == {}
+    finally:
+        other.stop()
+    coordinator.run_watchers()
+    assert set(partitioner.ring.nodes) == {b'member-a'}
