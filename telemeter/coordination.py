@@ -96,7 +96,9 @@ class PartitionCoordinator:
         LOG.info('Coordination backend stopped')
 
     @tenacity.retry(
-        retry=tenacity.retry_if_exception_type(coordination.ToozError),
+        # Exception: tooz's Redis driver lets redis.exceptions.
+        # ConnectionError through, and the backend may be restarting.
+        retry=tenacity.retry_if_exception_type(Exception),
         wait=tenacity.wait_exponential(multiplier=0.5, max=10),
         stop=tenacity.stop_after_attempt(10), reraise=True)
     def join_partitioned_group(self, group_id: str) -> Any:
@@ -120,10 +122,86 @@ class PartitionCoordinator:
             return partitioner.belongs_to_self(obj)
 
     def run_watchers(self) -> None:
-        """Apply pending join/leave events to the hash rings now."""
+        """Apply pending join/leave events to the hash rings now (after
+        :meth:`rejoin_lost_groups`)."""
         if self.coordinator is not None:
             with self._ring_lock:
+                self.rejoin_lost_groups()
                 self.coordinator.run_watchers()
+                self.reconcile_rings()
+
+    def reconcile_rings(self) -> dict[bytes, tuple[set, set]]:
+        """Make each hash ring hold exactly the group's members; return
+        what was added and removed, by group.
+
+        tooz's Partitioner lists the members, then starts watching: a
+        member that joins in between is in the watch's starting state, so
+        its join is never reported and this ring would never include it
+        (seen with two agents started together: one consumed every queue,
+        the other none, for good).
+        """
+        changed = {}
+        for key, partitioner in list(self.partitioners.items()):
+            try:
+                members = set(self.coordinator.get_members(key).get())
+            except Exception as err:
+                LOG.debug('Cannot list group %s: %s', key.decode(), err)
+                continue
+            nodes = set(partitioner.ring.nodes)
+            missing, extra = members - nodes, nodes - members
+            for member in missing:
+                partitioner._on_member_join(coordination.MemberJoinedGroup(
+                    key, member))
+            for member in extra:
+                partitioner.ring.remove_node(member)
+            if missing or extra:
+                LOG.info('Hash ring of group %s missed %d member(s) and had '
+                         '%d gone one(s): corrected', key.decode(),
+                         len(missing), len(extra))
+                changed[key] = (missing, extra)
+        return changed
+
+    def rejoin_lost_groups(self) -> list[bytes]:
+        """Join again every group the backend no longer lists this
+        member in; return those groups.
+
+        A backend that restarts without its data (Redis without
+        persistence, a fail-over to a replica that had not caught up)
+        forgets groups and members, and tooz does not join again by
+        itself: the rings would stay empty and the agents idle. While the
+        backend is unreachable nothing changes (the last ring is kept).
+        """
+        rejoined = []
+        for key, partitioner in list(self.partitioners.items()):
+            try:
+                members = self.coordinator.get_members(key).get()
+            except coordination.GroupNotCreated:
+                members = set()
+            except Exception as err:
+                # tooz's Redis driver lets redis.exceptions.ConnectionError
+                # through here. The backend is away: keep the last ring.
+                LOG.debug('Cannot list group %s: %s', key.decode(), err)
+                continue
+            if self.member_id in members:
+                continue
+            LOG.warning('Member %s is no longer in group %s (the '
+                        'coordination backend lost it); joining again',
+                        self.member_id.decode(), key.decode())
+            try:
+                self.coordinator.leave_partitioned_group(partitioner)
+            except coordination.ToozError:
+                pass  # the group or membership is gone already
+            try:
+                self.partitioners[key] = (
+                    self.coordinator.join_partitioned_group(key))
+            except Exception:  # tooz's Redis driver: as above
+                LOG.warning('Could not join group %s again; retrying',
+                            key.decode(), exc_info=True)
+                # keep the old partitioner: its ring is the last known
+                self.partitioners[key] = partitioner
+                continue
+            rejoined.append(key)
+        return rejoined
 
     def members(self, group_id: str) -> set[bytes]:
         """Members of ``group_id``'s hash ring as this member sees it
@@ -149,6 +227,6 @@ class PartitionCoordinator:
         while not self._stop.wait(interval):
             try:
                 self.run_watchers()
-            except coordination.ToozError:
+            except Exception:  # never let the thread die
                 LOG.warning('Error running the coordination watchers',
                             exc_info=True)

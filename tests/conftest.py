@@ -24,18 +24,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(_MARK_BY_DIR[parts[1]])
 
 
-_FAULTS_DIR = ('tests', 'functional', 'faults')
+_OPT_IN_DIRS = (('tests', 'functional', 'faults'),
+                ('tests', 'functional', 'cluster'))
 
 
 def pytest_ignore_collect(collection_path, config):
-    """The fault suite (tests/functional/faults, minutes per scenario) runs
-    only when named: ``pytest tests/functional/faults`` or ``tox -e
-    faults``, never as part of ``pytest tests/functional``."""
+    """The fault suite (tests/functional/faults, minutes per scenario) and
+    the scale-out suite on a 3-node broker cluster (tests/functional/
+    cluster) run only when named: ``pytest tests/functional/faults``, ``tox
+    -e faults`` or ``tox -e cluster``, never as part of ``pytest
+    tests/functional``."""
     try:
         parts = collection_path.relative_to(config.rootpath).parts
     except ValueError:
         return None
-    if parts[:3] != _FAULTS_DIR:
+    if parts[:3] not in _OPT_IN_DIRS:
         return None
     for arg in config.args:
         target = Path(arg.split('::')[0]).resolve()
@@ -43,6 +46,6 @@ def pytest_ignore_collect(collection_path, config):
             named = target.relative_to(config.rootpath).parts
         except ValueError:
             continue
-        if named[:3] == _FAULTS_DIR:
+        if named[:3] == parts[:3]:
             return None
     return True

@@ -9,6 +9,13 @@ with the reason, its origin, time and host in ``x-quarantine-*`` headers.
   telemeter-quarantine show ID...           headers and body
   telemeter-quarantine replay ID... | --all back where they came from
   telemeter-quarantine purge ID... | --all  delete them
+  telemeter-quarantine policy               the rabbitmqctl set_policy line
+                                            of the broker's delivery limit
+
+With ``--dead-letter`` the commands work on ``[delivery]
+dead_letter_queue``: the messages RabbitMQ itself dead-lettered from a
+quorum queue after ``[delivery] broker_delivery_limit`` deliveries (once
+the policy is set).
 
 Fix the cause first (a meter definition, a database column, the sender),
 then replay: a message that fails again is quarantined again. Exit
@@ -18,6 +25,7 @@ status 1 when an ID is not in the queue.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from typing import Any
 
@@ -30,6 +38,10 @@ from telemeter.messaging import delivery, quarantine
 
 def _add_parsers(subparsers: Any) -> None:
     subparsers.add_parser('list', help='One line per quarantined message.')
+    policy = subparsers.add_parser(
+        'policy', help='Print the rabbitmqctl set_policy command of the '
+                       'delivery limit and dead-letter queue.')
+    policy.add_argument('--vhost', default='/')
     show = subparsers.add_parser('show', help='Headers and body.')
     show.add_argument('ids', nargs='+', metavar='ID')
     for name, text in (('replay', 'Send back where they came from.'),
@@ -42,7 +54,19 @@ def _add_parsers(subparsers: Any) -> None:
 
 CLI_OPTS = [cfg.SubCommandOpt('action', handler=_add_parsers,
                               title='Actions',
-                              help='What to do with the quarantine queue.')]
+                              help='What to do with the quarantine queue.'),
+            cfg.BoolOpt('dead-letter', default=False,
+                        help='Work on [delivery] dead_letter_queue (what '
+                             'the broker dead-lettered) instead of the '
+                             'quarantine queue.')]
+
+
+def queue_name(conf: cfg.ConfigOpts) -> str:
+    """The queue the command works on."""
+    policy = delivery.DeliveryPolicy.from_conf(conf)
+    if conf.dead_letter or conf.action.name == 'policy':
+        return conf.delivery.dead_letter_queue
+    return policy.quarantine_queue
 
 
 def _describe(item: quarantine.Item) -> str:
@@ -68,7 +92,15 @@ def _body_text(item: quarantine.Item) -> str:
 def run(conf: cfg.ConfigOpts, channel: Any, out: Any = sys.stdout) -> int:
     """Carry out ``conf.action`` on the quarantine queue over ``channel``."""
     action = conf.action
-    name = delivery.DeliveryPolicy.from_conf(conf).quarantine_queue
+    name = queue_name(conf)
+    if action.name == 'policy':
+        # main() has declared the dead-letter queue: the broker drops
+        # what it dead-letters to a queue that does not exist.
+        print(f'# dead-letter queue {name} declared; set the policy with:',
+              file=out)
+        print(shlex.join(['rabbitmqctl', *quarantine.set_policy_command(
+            conf, vhost=action.vhost)]), file=out)
+        return 0
     wanted = set(getattr(action, 'ids', None) or [])
     every = bool(getattr(action, 'all', False))
     if action.name in ('replay', 'purge') and not (wanted or every):
@@ -102,7 +134,8 @@ def run(conf: cfg.ConfigOpts, channel: Any, out: Any = sys.stdout) -> int:
     if action.name == 'list':
         print(f'{len(seen)} message(s) in queue {name}', file=out)
     elif action.name in ('replay', 'purge'):
-        print(f'{done} message(s) {action.name}d', file=out)
+        done_as = {'replay': 'replayed', 'purge': 'purged'}[action.name]
+        print(f'{done} message(s) {done_as}', file=out)
     missing = wanted - seen
     for ident in sorted(missing):
         print(f'telemeter-quarantine: no message {ident} in queue {name}',
@@ -124,8 +157,8 @@ def main() -> int:
         connection = context.connection
         connection.ensure_connection()
         channel = connection.channel
-        quarantine.declare(channel, delivery.DeliveryPolicy.from_conf(
-            conf).quarantine_queue, quarantine.queue_arguments(connection))
+        quarantine.declare(channel, queue_name(conf),
+                           quarantine.queue_arguments(connection))
         # What was fetched and not acknowledged goes back to the queue
         # when the connection closes, on leaving this block.
         return run(conf, channel)

@@ -42,6 +42,23 @@ OPTS = [
                help='Durable queue, on the default exchange of the '
                     'transport, that receives the messages no daemon could '
                     'handle, unchanged, with the reason in their headers.'),
+    cfg.StrOpt('dead_letter_queue',
+               default='telemeter.dead-letter',
+               help='Quorum queue, on the default exchange, where RabbitMQ '
+                    'puts a message of a telemeter queue delivered more '
+                    'than broker_delivery_limit times (only once the '
+                    'policy printed by "telemeter-quarantine policy" is '
+                    'set). Inspect and replay it with "telemeter-'
+                    'quarantine --dead-letter".'),
+    cfg.IntOpt('broker_delivery_limit',
+               default=20,
+               min=1,
+               help='The delivery-limit of that policy: deliveries of one '
+                    'message after which RabbitMQ dead-letters it from a '
+                    'quorum queue. A safety net for what the daemons cannot '
+                    'count (a message that kills the consumer, a failure '
+                    'alone in its batch that keeps being requeued), so it '
+                    'should be above max_deliveries.'),
     cfg.FloatOpt('backlog_check_interval',
                  default=30,
                  min=0,

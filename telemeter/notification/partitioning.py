@@ -116,8 +116,14 @@ class QueueOwnership:
             wanted = self._wanted()
             held = set(self.locks)
             lost = {i for i in held & wanted if not self._still_held(i)}
-            for index in lost:
-                self.locks.pop(index, None)
+            for index in sorted(lost):
+                # Let go (tooz stops heart-beating it), then take it again
+                # if nobody holds it: a backend that restarted without its
+                # data lost every lock, and re-taking ours at once keeps
+                # the queue (and its transformer state) where it was.
+                self._release(index)
+                if self._acquire(index):
+                    lost.discard(index)
             to_release = held - wanted
             for index in sorted(wanted - held - lost):
                 self._acquire(index)

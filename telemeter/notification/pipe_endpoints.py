@@ -148,8 +148,14 @@ class SamplePipeEndpoint(PipeEndpoint):
     """Samples of one sample pipeline, sorted by timestamp per batch."""
 
     def rebuild(self, item: dict) -> sample_mod.Sample:
+        # The id is derived from the sent one (and the pipeline): a
+        # message delivered twice on a pipeline queue (a fail-over, a
+        # killed agent) gives samples that storage keeps once.
+        sent = item.get('message_id')
         rebuilt = sample_mod.from_metering_dict(
-            item, monotonic_time=item.get('monotonic_time'))
+            item, monotonic_time=item.get('monotonic_time'),
+            id=sample_mod.derived_id(str(sent), 'pipe', self.pipeline_name)
+            if sent else None)
         # Fails here, not while sorting, for a timestamp that cannot be
         # parsed.
         rebuilt.get_iso_timestamp()

@@ -18,6 +18,14 @@ from telemeter.pipeline import transformers
 LOG = log.getLogger(__name__)
 
 
+def output_id(source: Any, name: str) -> str:
+    """The id of what a transformer makes of sample ``source`` under the
+    name ``name``: derived from the source sample's id, so a source
+    delivered twice (a requeue, a broker fail-over) gives an output that
+    storage keeps once."""
+    return sample_mod.derived_id(str(source.id), 'transformed', name)
+
+
 def _timestamp(sample: Any) -> datetime.datetime:
     """The sample's timestamp as a naive UTC datetime."""
     return utils.sanitize_timestamp(sample.timestamp)
@@ -72,8 +80,10 @@ class ScalingTransformer(transformers.TransformerBase):
         volume = self._scaled(s) * growth
         if self.max:
             volume = min(volume, self.max)
+        name = self._mapped('name', s.name)
         return sample_mod.Sample(
-            name=self._mapped('name', s.name),
+            id=output_id(s, name),
+            name=name,
             unit=self._mapped('unit', s.unit),
             type=self.target.get('type', s.type),
             volume=volume,
@@ -101,16 +111,27 @@ class RateOfChangeTransformer(ScalingTransformer):
         target = dict(kwargs.pop('target', None) or {})
         target.setdefault('scale', '1')
         super().__init__(target=target, **kwargs)
-        self.cache: dict[str, tuple[Any, datetime.datetime, Any]] = {}
+        # (volume, timestamp, monotonic time, id, the predecessor's first
+        # three) of each meter and resource's latest sample
+        self.cache: dict[str, tuple[Any, ...]] = {}
 
     def handle_sample(self, s: Any) -> Any:
         key = s.name + s.resource_id
-        prev = self.cache.get(key)
+        entry = self.cache.get(key)
         timestamp = _timestamp(s)
-        self.cache[key] = (s.volume, timestamp, s.monotonic_time)
-        if not prev:
-            LOG.warning('dropping sample with no predecessor: %s', s)
-            return None
+        if entry is not None and entry[3] == s.id:
+            # The latest sample again (redelivered): the same rate as the
+            # first time, against its own predecessor, with the same id.
+            prev = entry[4]
+            if not prev:
+                return None
+        else:
+            prev = entry[:3] if entry else None
+            self.cache[key] = (s.volume, timestamp, s.monotonic_time, s.id,
+                               prev)
+            if not prev:
+                LOG.warning('dropping sample with no predecessor: %s', s)
+                return None
         prev_volume, prev_timestamp, prev_monotonic = prev
         if s.monotonic_time is not None and prev_monotonic is not None:
             elapsed = s.monotonic_time - prev_monotonic
@@ -118,7 +139,7 @@ class RateOfChangeTransformer(ScalingTransformer):
             elapsed = (timestamp - prev_timestamp).total_seconds()
         if elapsed < 0:
             LOG.warning('dropping out of time order sample: %s', s)
-            self.cache[key] = prev
+            self.cache[key] = entry
             return None
         if prev_volume <= s.volume or s.type != sample_mod.TYPE_CUMULATIVE:
             delta = s.volume - prev_volume
@@ -156,8 +177,10 @@ class DeltaTransformer(ScalingTransformer):
         if self.growth_only and delta < 0:
             LOG.warning('Negative delta detected, dropping value')
             return None
+        name = self._mapped('name', s.name)
         return sample_mod.Sample(
-            name=self._mapped('name', s.name),
+            id=output_id(s, name),
+            name=name,
             unit=s.unit,
             type=sample_mod.TYPE_DELTA,
             volume=delta,

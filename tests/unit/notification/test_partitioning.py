@@ -205,7 +205,13 @@ def test_sample_endpoint_rebuilds_samples(conf, sample_pipelines):
             rebuilt.timestamp, rebuilt.source, rebuilt.monotonic_time) == (
         'disk.size', 'cumulative', 'ns', 3.5, 'u', 'p', 'vol-1',
         original.timestamp, 'custom', 12.5)
+    # derived from the sent id and the pipeline: the same message
+    # delivered again gives the same id (storage keeps it once)
     assert rebuilt.id != original.id
+    assert rebuilt.id == sample.derived_id(original.id, 'pipe', 's:k')
+    endpoint.sample([_ipc_message('s:k', [message])])
+    again = published_samples(sample_pipelines)[-1]
+    assert again.id == rebuilt.id
 
 
 def test_sample_endpoint_drops_unparsable_and_unknown_pipeline(
@@ -268,7 +274,10 @@ class FakeLock:
         return False
 
     def release(self):
-        assert self.table.get(self.name) == self.owner
+        # as tooz's: a lock someone else holds now is left alone
+        self.released = getattr(self, 'released', 0) + 1
+        if self.table.get(self.name) != self.owner:
+            return False
         del self.table[self.name]
         return True
 
@@ -390,6 +399,22 @@ def test_a_lost_lock_stops_consumption(ownership_factory):
     assert first.consuming == {0}
     # The lock stays C's: A does not release what it no longer holds.
     assert table[partitioning.lock_name(1)] == 'C'
+
+
+def test_locks_lost_with_the_backend_data_are_taken_again(
+        ownership_factory):
+    factory, log, table = ownership_factory
+    first, _coord = factory('A', {0, 1})
+    _refresh(first, factory)
+    del log[:]
+    # The backend restarted empty: every lock is gone, nobody took them.
+    table.clear()
+    _refresh(first, factory)
+    # A holds them again and its listener was not moved (state kept)
+    assert table == {partitioning.lock_name(0): 'A',
+                     partitioning.lock_name(1): 'A'}
+    assert first.consuming == {0, 1}
+    assert log == []
 
 
 def test_stop_releases_everything_after_the_listener(ownership_factory):

@@ -135,6 +135,32 @@ def test_rate_out_of_order_keeps_the_newer_sample(caplog):
     assert t.handle_sample(_s(volume=130, seconds=20)).volume == 3.0
 
 
+def test_rate_output_ids_derive_from_the_source_and_survive_redelivery():
+    t = conversions.RateOfChangeTransformer(target={'name': 'cpu_util'})
+    first = _s(volume=100, seconds=0)
+    second = _s(volume=130, seconds=10)
+    t.handle_sample(first)
+    out = t.handle_sample(second)
+    # (130 - 100) / 10 s = 3.0, id derived from the source sample's
+    assert out.volume == 3.0
+    assert out.id == conversions.output_id(second, 'cpu_util')
+    assert out.id != second.id
+    # the same sample delivered again: same rate (not 0 / 0 s), same id
+    again = t.handle_sample(second)
+    assert (again.volume, again.id) == (3.0, out.id)
+    # and the next one still rates against it: (160 - 130) / 10 = 3.0
+    third = t.handle_sample(_s(volume=160, seconds=20))
+    assert third.volume == 3.0 and third.id != out.id
+
+
+def test_delta_output_id_derives_from_the_source():
+    t = conversions.DeltaTransformer(target={'name': 'cpu.delta'})
+    t.handle_sample(_s(volume=1, seconds=0))
+    source = _s(volume=5, seconds=10)
+    assert t.handle_sample(source).id == conversions.output_id(
+        source, 'cpu.delta')
+
+
 def test_rate_prefers_monotonic_time_and_zero_elapsed():
     t = conversions.RateOfChangeTransformer()
     t.handle_sample(_s(volume=0, seconds=0, monotonic=100.0))
