@@ -382,6 +382,9 @@ def test_fast_sends_are_read_by_oslo_messaging_itself(bus):
 
 
 def test_backlog_depth_and_falling_behind(bus, caplog):
+    # Two batches in flight, whatever telemeter's default prefetch is.
+    bus.conf.set_override('rabbit_qos_prefetch_count', 0,
+                          group='oslo_messaging_rabbit')
     bus.conf.set_override('backlog_check_interval', 0.3, group='delivery')
     bus.conf.set_override('backlog_warning', 50, group='delivery')
     release = threading.Event()
@@ -428,11 +431,15 @@ def test_queues_a_service_declared_transient_are_consumed_as_they_are(
     service_exchange, new_exchange = f'{topic}-svc', f'{topic}-new'
     service_conf = cfg.ConfigOpts()
     service_conf([], project='a-service', default_config_files=[])
-    service_transport = oslo_messaging.get_notification_transport(
-        service_conf, rabbit_url)
+    # The first transport registers the options; the driver reads the
+    # control exchange when it is built, so the service's is the second.
+    oslo_messaging.get_notification_transport(service_conf,
+                                              rabbit_url).cleanup()
     service_conf.set_override('amqp_durable_queues', False,
                               group='oslo_messaging_rabbit')
     service_conf.set_override('control_exchange', service_exchange)
+    service_transport = oslo_messaging.get_notification_transport(
+        service_conf, rabbit_url)
     service = oslo_messaging.Notifier(service_transport, 'svc.host',
                                       driver='messagingv2', topics=[topic])
     service.info({}, 'svc.event', {'n': 0})  # declares both, transient
