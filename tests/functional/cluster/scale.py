@@ -153,13 +153,7 @@ class CpuStream:
         self._thread.join(120)
 
     def _run(self) -> None:
-        conf = self.dep.conf()
-        transport = messaging.get_transport(conf, self.dep.transport_url,
-                                            cache=False)
-        for name, value in (('rabbit_retry_interval', 1),
-                            ('rabbit_retry_backoff', 0),
-                            ('rabbit_interval_max', 1)):
-            conf.set_override(name, value, group='oslo_messaging_rabbit')
+        transport = harness.sender_transport(self.dep)
         notifier = messaging.get_notifier(
             transport, 'telemeter.polling', driver='messagingv2',
             topics=[self.dep.notification_topic])

@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import kombu
 import sqlalchemy
@@ -182,6 +183,20 @@ def raw_notification(dep: FaultDeployment, priority, event_type: str,
                                       'interval_max': 1})
 
 
+def sender_transport(dep: daemons.Deployment) -> Any:
+    """A transport for a test's sender built from ``dep``'s configuration,
+    reconnecting every second (oslo.messaging backs off up to 30 s): a
+    stream resumes as soon as the broker is back, so recovery times
+    measure telemeter, not the test's sender."""
+    conf = dep.conf()
+    transport = messaging.get_transport(conf, dep.transport_url, cache=False)
+    for name, value in (('rabbit_retry_interval', 1),
+                        ('rabbit_retry_backoff', 0),
+                        ('rabbit_interval_max', 1)):
+        conf.set_override(name, value, group='oslo_messaging_rabbit')
+    return transport
+
+
 class Stream:
     """Send samples 0..n-1 at ``rate`` samples/s from a thread.
 
@@ -248,16 +263,7 @@ class Stream:
             handler.close()
 
     def _send_with_notifiers(self) -> None:
-        conf = self.dep.conf()
-        transport = messaging.get_transport(conf, self.dep.transport_url,
-                                            cache=False)
-        # The sender reconnects every second (oslo.messaging backs off up
-        # to 30 s): the stream resumes as soon as the broker is back, so
-        # recovery times measure telemeter, not the test's sender.
-        for name, value in (('rabbit_retry_interval', 1),
-                            ('rabbit_retry_backoff', 0),
-                            ('rabbit_interval_max', 1)):
-            conf.set_override(name, value, group='oslo_messaging_rabbit')
+        transport = sender_transport(self.dep)
         topics = [self.dep.notification_topic]
         service = messaging.get_notifier(transport, 'compute.faults-host',
                                          driver='messagingv2', topics=topics)
