@@ -516,7 +516,7 @@ class GnocchiStore:
                         event.event_type, event.message_id,
                         definition.event_id_trait)
             return
-        ended_at = _isoformat(event.generated)
+        ended_at = _end_time(event.generated)
         targets = [(definition.resource_type, _gnocchi_id(str(resource_id)))]
         try:
             with self._lock:
@@ -558,6 +558,14 @@ class GnocchiStore:
         from gnocchiclient import exceptions as gexc
 
         try:
+            current = self._call(self.client.resource.get, resource_type,
+                                 resource_id)
+            if _later_or_same(current.get('ended_at'), ended_at):
+                # A later delete event of the same resource came first
+                # (delete.end before delete.start): the end stays there.
+                LOG.debug('Resource %s already ended at %s', resource_id,
+                          current['ended_at'])
+                return
             self._call(self.client.resource.update, resource_type,
                        resource_id, {'ended_at': ended_at})
         except gexc.ResourceNotFound:
@@ -583,6 +591,37 @@ class GnocchiStore:
         if self._backlog_count and not self.flush():
             LOG.error('Closing with %d measures Gnocchi never took (backlog '
                       'not sent)', self._backlog_count)
+
+
+#: ``ended_at`` is the delete event's time plus this margin. Gnocchi (4.7)
+#: revives an ended resource when one of its metrics gets a measure at or
+#: after ``ended_at``, and the samples of the deleting notifications
+#: themselves (memory, vcpus, volume.size, ...) carry the event's time.
+END_MARGIN = datetime.timedelta(milliseconds=1)
+
+
+def _end_time(generated: Any) -> str:
+    """``ended_at`` for a delete event generated at ``generated``."""
+    moment = _parse(_isoformat(generated))
+    return (moment + END_MARGIN).isoformat() if moment else \
+        _isoformat(generated)
+
+
+def _parse(value: Any) -> datetime.datetime | None:
+    try:
+        moment = datetime.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def _later_or_same(current: Any, wanted: str) -> bool:
+    """Whether a resource ended at ``current`` ends no earlier than
+    ``wanted``."""
+    if not current:
+        return False
+    current_at, wanted_at = _parse(current), _parse(wanted)
+    return bool(current_at and wanted_at and current_at >= wanted_at)
 
 
 def _isoformat(value: Any) -> str:

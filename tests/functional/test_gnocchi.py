@@ -163,16 +163,6 @@ def _check_resources(gnocchi, ids):
         'compute.compute-01.example.org']
 
 
-# Seen 3 times in a row on 2026-12-02 15:25-15:35 (passed earlier that
-# day): the event publisher sets ended_at (logged "Resource ... ended"),
-# then a new revision of the resource has ended_at None again, a few tens
-# of ms later - most likely the sample publisher's attribute PATCH for the
-# same delete notification racing it (two stores, read-modify-write in
-# Gnocchi). Not strict: it passes when the PATCH comes first. Remove the
-# mark once ending a resource survives a concurrent attribute update.
-@pytest.mark.xfail(strict=False, reason=(
-    'ended_at set by the delete event can be undone by a concurrent '
-    'attribute update of the same resource (issue 14, open)'))
 def test_agent_gnocchi_publisher_samples_resources_and_delete_event(
         tmp_path, rabbit_url, gnocchi_service, gnocchi, upgraded,
         senders):  # noqa: F811
@@ -203,6 +193,20 @@ def test_agent_gnocchi_publisher_samples_resources_and_delete_event(
         # The event's time (the notification's), not the processing time.
         assert deleted_at - datetime.timedelta(seconds=1) <= ended_at \
             <= _utcnow()
+        # The samples of the deletion itself (memory, vcpus, ... of
+        # delete.start and delete.end) do not revive it: Gnocchi (4.7)
+        # restores an ended resource that gets a measure at or after
+        # ended_at, so the end follows delete.end (1 ms after it). A later
+        # volume measure, once processed, shows that metricd has seen
+        # everything sent before it.
+        _send(notifiers['nova'], payloads.instance(
+            'compute.instance.delete.end', instance_id=ids['instance']))
+        _send(notifiers['cinder'], payloads.volume(
+            'volume.resize.end', volume_id=ids['volume']))
+        gnocchi_fx.wait_measures(gnocchi, ids['volume'], 'volume.size', 2)
+        still = gnocchi.resource.get('instance', ids['instance'])
+        assert still['ended_at'] is not None, still
+        assert datetime.datetime.fromisoformat(still['ended_at']) > ended_at
         # The other resources live on.
         assert gnocchi.resource.get('volume', ids['volume'])[
             'ended_at'] is None

@@ -83,6 +83,13 @@ class _Resources:
         self.fake.updates.append((resource_id, dict(attributes)))
         self.fake.resources[resource_id].update(attributes)
 
+    def get(self, resource_type, resource_id):
+        if self.fake.down:
+            raise gexc.ConnectionFailure(message='down')
+        if resource_id not in self.fake.resources:
+            raise gexc.ResourceNotFound(code=404, message='not found')
+        return dict(self.fake.resources[resource_id])
+
     def search(self, resource_type, query):
         (attribute, value), = query['='].items()
         return [r for r in self.fake.resources.values()
@@ -233,10 +240,34 @@ def test_delete_event_ends_resource_and_its_disks(conf, fake):
                          [models.Trait('instance_id', 1, instance)], {})
     gs.end_resources([event, models.Event('m2', 'compute.instance.update',
                                           generated, [], {})])
+    # Just after the event: its own samples (same time) come before.
     assert fake.resources[instance]['ended_at'] == \
-        '2026-01-02T04:00:00+00:00'
+        '2026-01-02T04:00:00.001000+00:00'
     assert fake.resources[f'{instance}-vda']['ended_at'] == \
-        '2026-01-02T04:00:00+00:00'
+        '2026-01-02T04:00:00.001000+00:00'
+    assert gs.stats()['resources_ended'] == 2
+
+
+def test_later_delete_event_moves_the_end_and_an_earlier_one_does_not(
+        conf, fake):
+    gs = make_store(conf, fake)
+    gs.write([sample(resource_id='vm-9')])
+
+    def delete(event_type, second):
+        gs.end_resources([models.Event(
+            f'm-{event_type}', event_type,
+            datetime.datetime(2026, 1, 2, 4, 0, second),
+            [models.Trait('instance_id', 1, 'vm-9')], {})])
+        return fake.resources['vm-9']['ended_at']
+
+    assert delete('compute.instance.delete.start', 1) == \
+        '2026-01-02T04:00:01.001000+00:00'
+    # delete.end's samples come later: the end follows them
+    assert delete('compute.instance.delete.end', 3) == \
+        '2026-01-02T04:00:03.001000+00:00'
+    # a redelivered (or late) delete.start does not move it back
+    assert delete('compute.instance.delete.start', 1) == \
+        '2026-01-02T04:00:03.001000+00:00'
     assert gs.stats()['resources_ended'] == 2
 
 
