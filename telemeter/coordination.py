@@ -15,9 +15,17 @@ from typing import Any
 import tenacity
 from oslo_config import cfg
 from oslo_log import log
-from tooz import coordination
 
 LOG = log.getLogger(__name__)
+
+
+def tooz() -> Any:
+    """tooz's ``coordination`` module, imported on first use: it pulls in
+    futurist and eventlet, about a quarter of a second of every daemon's
+    start-up, needed only with a ``[coordination] backend_url``."""
+    from tooz import coordination
+
+    return coordination
 
 OPTS = [
     cfg.StrOpt('backend_url',
@@ -61,7 +69,7 @@ class PartitionCoordinator:
         """Connect to the backend; a no-op without ``backend_url``."""
         if not self.backend_url:
             return
-        coordinator = coordination.get_coordinator(self.backend_url,
+        coordinator = tooz().get_coordinator(self.backend_url,
                                                    self.member_id)
         coordinator.start(start_heart=True)
         self.coordinator = coordinator
@@ -83,13 +91,13 @@ class PartitionCoordinator:
         for partitioner in list(self.partitioners.values()):
             try:
                 self.coordinator.leave_partitioned_group(partitioner)
-            except coordination.ToozError:
+            except tooz().ToozError:
                 LOG.warning('Could not leave group %s', partitioner.group_id,
                             exc_info=True)
         self.partitioners.clear()
         try:
             self.coordinator.stop()
-        except coordination.ToozError:
+        except tooz().ToozError:
             LOG.warning('Error stopping the coordination backend',
                         exc_info=True)
         self.coordinator = None
@@ -150,7 +158,7 @@ class PartitionCoordinator:
             nodes = set(partitioner.ring.nodes)
             missing, extra = members - nodes, nodes - members
             for member in missing:
-                partitioner._on_member_join(coordination.MemberJoinedGroup(
+                partitioner._on_member_join(tooz().MemberJoinedGroup(
                     key, member))
             for member in extra:
                 partitioner.ring.remove_node(member)
@@ -175,7 +183,7 @@ class PartitionCoordinator:
         for key, partitioner in list(self.partitioners.items()):
             try:
                 members = self.coordinator.get_members(key).get()
-            except coordination.GroupNotCreated:
+            except tooz().GroupNotCreated:
                 members = set()
             except Exception as err:
                 # tooz's Redis driver lets redis.exceptions.ConnectionError
@@ -189,7 +197,7 @@ class PartitionCoordinator:
                         self.member_id.decode(), key.decode())
             try:
                 self.coordinator.leave_partitioned_group(partitioner)
-            except coordination.ToozError:
+            except tooz().ToozError:
                 pass  # the group or membership is gone already
             try:
                 self.partitioners[key] = (

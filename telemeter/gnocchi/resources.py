@@ -16,7 +16,7 @@ import yaml
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import declarative
+from telemeter import declarative, utils
 
 LOG = log.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def load(conf: cfg.ConfigOpts, name: str = 'gnocchi_resources.yaml',
     path = find_file(conf, name)
     try:
         with open(path) as handle:
-            content = yaml.safe_load(handle)
+            content = utils.load_yaml(handle)
     except (OSError, yaml.YAMLError) as err:
         raise ResourceDefinitionError(f'{path}: {err}') from err
     LOG.debug('Gnocchi resources loaded from %s', path)

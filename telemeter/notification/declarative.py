@@ -34,6 +34,7 @@ from jsonpath_rw import parser as rw_parser
 from jsonpath_rw_ext import parser
 from oslo_log import log
 
+from telemeter import utils
 from telemeter.notification import accessors
 
 LOG = log.getLogger(__name__)
@@ -381,7 +382,7 @@ def load_definitions_file(path: str) -> Any:
     """
     try:
         with open(path) as stream:
-            return yaml.safe_load(stream)
+            return utils.load_yaml(stream)
     except yaml.YAMLError as err:
         mark = getattr(err, 'problem_mark', None)
         if mark is not None:

@@ -21,7 +21,6 @@ from typing import Any
 import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log
-from tooz import coordination as tooz_coordination
 
 from telemeter import coordination, messaging
 from telemeter.notification import pipe, pipe_endpoints
@@ -72,7 +71,7 @@ class QueueOwnership:
     def _still_held(self, index: int) -> bool:
         try:
             return bool(self.locks[index].is_still_owner())
-        except tooz_coordination.ToozError:
+        except coordination.tooz().ToozError:
             LOG.warning('Cannot confirm the lock of queue %d; it stops '
                         'being consumed until confirmed', index,
                         exc_info=True)
@@ -84,7 +83,7 @@ class QueueOwnership:
             if lock.acquire(blocking=False):
                 self.locks[index] = lock
                 return True
-        except tooz_coordination.ToozError:
+        except coordination.tooz().ToozError:
             LOG.warning('Cannot take the lock of queue %d', index,
                         exc_info=True)
         return False
@@ -95,7 +94,7 @@ class QueueOwnership:
             return
         try:
             lock.release()
-        except tooz_coordination.ToozError:
+        except coordination.tooz().ToozError:
             LOG.warning('Cannot release the lock of queue %d; it expires '
                         'on its own', index, exc_info=True)
 

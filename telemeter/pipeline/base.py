@@ -13,6 +13,8 @@ import yaml
 from oslo_config import cfg
 from oslo_log import log
 
+from telemeter import utils
+
 LOG = log.getLogger(__name__)
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), 'data')
@@ -78,7 +80,7 @@ def load_yaml(conf: cfg.ConfigOpts, value: str) -> tuple[str, Any]:
     path = find_config_file(conf, value)
     with open(path) as fap:
         try:
-            content = yaml.safe_load(fap)
+            content = utils.load_yaml(fap)
         except yaml.YAMLError as err:
             mark = getattr(err, 'problem_mark', None)
             where = (f' at line {mark.line + 1}, column {mark.column + 1}'

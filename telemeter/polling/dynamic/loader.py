@@ -16,6 +16,7 @@ from oslo_config import cfg
 from oslo_log import log
 from stevedore import extension
 
+from telemeter import utils
 from telemeter.polling.dynamic import definitions, pollster
 
 LOG = log.getLogger(__name__)
@@ -23,7 +24,7 @@ LOG = log.getLogger(__name__)
 
 def _read_definitions(path: Path) -> list[Any]:
     try:
-        content = yaml.safe_load(path.read_text(encoding='utf-8'))
+        content = utils.load_yaml(path.read_text(encoding='utf-8'))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         LOG.error('Cannot read dynamic pollsters file %(path)s: %(err)s. '
                   'Fix the file; its pollsters are not loaded.',

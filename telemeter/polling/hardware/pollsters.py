@@ -22,6 +22,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from telemeter import sample as sample_mod
+from telemeter import utils
 from telemeter.polling import plugin_base
 from telemeter.polling.hardware import inspector as inspector_mod
 
@@ -77,7 +78,7 @@ def load_definitions(conf: cfg.ConfigOpts) -> list[dict]:
     """The valid meter definitions of the definitions file."""
     path = definitions_path(conf)
     try:
-        content = yaml.safe_load(path.read_text(encoding='utf-8'))
+        content = utils.load_yaml(path.read_text(encoding='utf-8'))
     except (OSError, yaml.YAMLError) as err:
         raise MeterDefinitionException(
             f'cannot read hardware meter definitions {path}: {err}') from err
