@@ -6,8 +6,11 @@ counts again), ``malformed`` ones (undecodable; quarantined, so also in
 ``quarantined``), ``requeued`` ones, ``batches``, ``failed_deliveries``
 (handling raised: requeued or quarantined), ``quarantined`` (moved to the
 quarantine queue), ``acknowledged`` (quarantined ones included),
-``settle_failed`` (the broker will deliver them again) and ``unhandled``
-(no endpoint took them: acknowledged, counted as dropped).
+``settle_failed`` (the broker will deliver them again), ``released``
+(delivered but found neither handled nor settled after an idle spell, then
+requeued with ``basic.recover``: :mod:`telemeter.messaging.settlement`)
+and ``unhandled`` (no endpoint took them: acknowledged, counted as
+dropped).
 oslo.messaging's own listener (other drivers) counts nothing and is only
 checked for being there.
 """
@@ -33,6 +36,7 @@ _STATS: dict[str, tuple[str, dict[str, str]]] = {
     'acknowledged': ('acknowledged', {}),
     'unhandled': ('dropped', {'reason': 'unhandled'}),
     'settle_failed': ('settle_failed', {}),
+    'released': ('released', {}),
 }
 
 

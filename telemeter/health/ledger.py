@@ -81,6 +81,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family('settle_failed', 'counter',
            'Messages whose acknowledgement failed (the broker delivers '
            'them again).'),
+    Family('released', 'counter',
+           'Deliveries a listener held neither handled nor settled, handed '
+           'back to the broker (should stay 0: report it).'),
     Family('malformed', 'counter',
            'Messages that could not be decoded (quarantined).'),
     Family('batches', 'counter', 'Batches handled by a listener.'),

@@ -57,6 +57,7 @@ from telemeter.messaging import (
     dispatch,
     envelope,
     quarantine,
+    settlement,
 )
 
 LOG = log.getLogger(__name__)
@@ -130,6 +131,7 @@ class Stats:
         self.acknowledged = 0
         self.settle_failed = 0
         self.unhandled = 0
+        self.released = 0
         self.batches = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -163,6 +165,7 @@ class RabbitBatchListener:
         self.stats = Stats()
         self._quarantine_declared: Any = None
         self._received: list[Any] = []
+        self.settlement = settlement.SettlementWatch()
         self._context: Any = None
         self._conn: Any = None
         self._stopping = threading.Event()
@@ -205,7 +208,7 @@ class RabbitBatchListener:
             exchange = self.driver._get_exchange(target)
             for priority in self.dispatcher.priorities:
                 self._conn.declare_consumer(topic_consumer(
-                    self._conn, self._received.append, exchange,
+                    self._conn, self._deliver, exchange,
                     f'{target.topic}.{priority}', self.pool))
         if not (self._conn.durable or self._conn.rabbit_quorum_queue):
             LOG.warning('Consuming transient queues (%s): what they hold is '
@@ -299,6 +302,7 @@ class RabbitBatchListener:
                 conn.consume(timeout=POLL_TIMEOUT)
             except rpc_common.Timeout:
                 if not received:
+                    self._release_unsettled()
                     return []
         deadline = (None if self.batch_timeout is None
                     else time.monotonic() + self.batch_timeout)
@@ -329,6 +333,33 @@ class RabbitBatchListener:
         # Only what the current channel delivered can be acknowledged.
         channel = conn.channel
         return [m for m in batch if m.channel is channel]
+
+    def _deliver(self, message: Any) -> None:
+        """The consumers' callback: one raw delivery."""
+        self.settlement.delivered(message)
+        self._received.append(message)
+
+    def _release_unsettled(self) -> None:
+        """Requeue deliveries of the channel that were neither handled nor
+        settled (:mod:`.settlement`); they would stay unacknowledged for the
+        life of the connection."""
+        conn = self._conn
+        channel = conn.channel if conn is not None else None
+        found = self.settlement.unsettled(channel, len(self._received))
+        if found is None:
+            return
+        first, last = found
+        LOG.warning('Deliveries %d to %d of this listener\'s channel were '
+                    'never settled; asking the broker to deliver them again',
+                    first, last)
+        try:
+            channel.basic_recover(requeue=True)
+        except Exception as err:
+            LOG.warning('Returning unsettled deliveries failed (%s); they '
+                        'go back to their queue when the connection '
+                        'closes', err)
+            return
+        self.stats.released += last - first + 1
 
     def _handle(self, raw: list[Any]) -> None:
         batch = []
@@ -444,6 +475,7 @@ class RabbitBatchListener:
             if last is not None:
                 last.channel.basic_ack(last.delivery_tag, multiple=True)
                 self.stats.acknowledged += len(raw) - len(requeue)
+            self.settlement.settled(raw)
         except Exception as err:
             self.stats.settle_failed += len(raw)
             LOG.warning('Settling a batch of %d message(s) failed (%s); the '

@@ -63,14 +63,23 @@ def _wait(predicate, timeout: float = 30.0) -> bool:
 
 
 @pytest.fixture
-def bus(rabbit_url):
-    """A transport, a fresh topic and a notifier on it."""
+def bus(rabbit_url, request):
+    """A transport, a fresh topic and a notifier on it; quorum queues (on
+    an exchange of their own: quorum needs it durable) when the test
+    parametrizes ``bus`` indirectly with True."""
     conf = cfg.ConfigOpts()
     conf([], project='telemeter-batch-test', default_config_files=[])
+    topic = f'batch-{uuid.uuid4().hex[:8]}'
+    if getattr(request, 'param', False):
+        from oslo_messaging import transport as transport_mod
+        conf.register_opts(transport_mod._transport_opts)
+        conf.set_override('control_exchange', f'{topic}-exchange')
     transport = oslo_messaging.get_notification_transport(conf, rabbit_url)
     conf.set_override('heartbeat_timeout_threshold', 0,
                       group='oslo_messaging_rabbit')
-    topic = f'batch-{uuid.uuid4().hex[:8]}'
+    if getattr(request, 'param', False):
+        conf.set_override('rabbit_quorum_queue', True,
+                          group='oslo_messaging_rabbit')
     delivery.register_opts(conf)
     conf.set_override('quarantine_queue', f'{topic}.quarantine',
                       group='delivery')
@@ -464,3 +473,29 @@ def test_queues_a_service_declared_transient_are_consumed_as_they_are(
     service.info({}, 'svc.event', {'n': 2})
     assert _wait(lambda: endpoint.seen() == [0, 1, 2], timeout=30)
     service_transport.cleanup()
+
+
+@pytest.mark.parametrize('bus', [False, True], ids=['classic', 'quorum'],
+                         indirect=True)
+def test_deliveries_left_unsettled_are_released(bus, rabbit_admin):
+    # A batch whose acknowledgement never reached the broker while the
+    # channel stayed open: without the settlement watch its messages stay
+    # unacknowledged for the life of the connection.
+    endpoint = Endpoint()
+    listener = bus.listen(endpoint, batch_size=50, batch_timeout=0.5)
+    listener.settlement.grace = 0.5
+    settle, lost = listener._settle, []
+
+    def lose_the_first(raw, requeue):
+        if not lost:
+            lost.append(len(raw))
+            return
+        settle(raw, requeue)
+    listener._settle = lose_the_first
+    for n in range(10):
+        bus.send(n)
+    assert _wait(lambda: sorted(endpoint.seen()) == sorted(
+        list(range(10)) + list(range(lost[0]))) if lost else False)
+    assert listener.stats.released == lost[0]
+    assert _wait(lambda: _unacked(rabbit_admin, f'{bus.topic}.info') == 0)
+    assert rabbit_admin.list_queues()[f'{bus.topic}.info'] == 0
