@@ -301,9 +301,10 @@ class RabbitBatchListener:
                 # can still leave messages to hand over.
                 conn.consume(timeout=POLL_TIMEOUT)
             except rpc_common.Timeout:
-                if not received:
-                    self._release_unsettled()
-                    return []
+                pass
+            if not received:
+                self._release_unsettled()
+                return []
         deadline = (None if self.batch_timeout is None
                     else time.monotonic() + self.batch_timeout)
         drain = conn.connection.drain_events
@@ -344,7 +345,11 @@ class RabbitBatchListener:
         settled (:mod:`.settlement`); they would stay unacknowledged for the
         life of the connection."""
         conn = self._conn
-        channel = conn.channel if conn is not None else None
+        if conn is None or not conn.connection.connected:
+            return  # a lost connection gives its deliveries back itself
+        channel = conn.channel
+        if not getattr(channel, 'is_open', False):
+            return
         found = self.settlement.unsettled(channel, len(self._received))
         if found is None:
             return
