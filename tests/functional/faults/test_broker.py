@@ -68,6 +68,10 @@ TRANSIENT_QUEUES = pytest.mark.xfail(strict=True, reason=(
 # after the drain (3 s later); the other 4 left none. Not strict, since a
 # strict mark would fail the runs where it does not happen: remove the
 # mark once the cause is fixed (the runner now reports ready/unacked).
+# Since 2026-12-02 evening the listener releases deliveries it holds
+# neither handled nor settled (messaging/settlement.py); 7 quorum runs in
+# a row after that left nothing and released nothing, so the cause is
+# still unseen.
 UNSETTLED_AFTER_RESTART = pytest.mark.xfail(strict=False, reason=(
     'quorum queues: after the broker restarts, already-stored messages '
     'sometimes stay in metering.sample / <topic>.sample and are never '
