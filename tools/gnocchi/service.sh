@@ -85,6 +85,11 @@ gnocchi_conf() {   # $1 = state dir
 debug = false
 log_file = $1/gnocchi.log
 parallel_operations = 2
+# Locks in files: the default (the indexer's PostgreSQL through tooz) opens
+# a connection per lock, ~100 a second from one metricd, and the thousands
+# of TIME-WAIT loopback ports they leave made other test servers fail to
+# bind their ports ("Address already in use").
+coordination_url = file://$1/locks
 [api]
 auth_mode = basic
 [indexer]
