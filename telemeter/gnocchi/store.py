@@ -36,6 +36,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log
 
+from telemeter import utils
 from telemeter.gnocchi import client as gnocchi_client
 from telemeter.gnocchi import resources
 
@@ -608,11 +609,11 @@ def _end_time(generated: Any) -> str:
 
 
 def _parse(value: Any) -> datetime.datetime | None:
+    """An aware datetime of ISO 8601 ``value``, or None."""
     try:
-        moment = datetime.datetime.fromisoformat(str(value))
+        return utils.parse_isotime(str(value))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 def _later_or_same(current: Any, wanted: str) -> bool:
@@ -625,13 +626,9 @@ def _later_or_same(current: Any, wanted: str) -> bool:
 
 
 def _isoformat(value: Any) -> str:
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.UTC)
-        return value.isoformat()
-    if value:
-        return str(value)
-    return datetime.datetime.now(datetime.UTC).isoformat()
+    """:func:`_timestamp`, or now when ``value`` is empty."""
+    return _timestamp(value) or \
+        datetime.datetime.now(datetime.UTC).isoformat()
 
 
 def ensure_archive_policies(client: Any, definitions: resources.Definitions,
