@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import re
+import signal
 import socket
 import sys
 
@@ -78,7 +80,20 @@ def prepare_service(argv: list[str] | None = None,
         sys.exit(2)
     log.setup(conf, 'telemeter')
     sample.setup(conf)
+    enable_stack_dumps()
     return conf
+
+
+def enable_stack_dumps() -> None:
+    """``kill -USR2 <pid>`` writes the stack of every thread of the
+    process to its standard error (the journal under systemd), without
+    stopping it: what a daemon that stopped making progress is doing.
+
+    Forked workers inherit it; signal the process group to see them all.
+    Ceilometer answers SIGUSR2 with oslo.reports' report, which includes
+    the same stacks.
+    """
+    faulthandler.register(signal.SIGUSR2, all_threads=True, chain=False)
 
 
 def _register_messaging_defaults(conf: cfg.ConfigOpts) -> None:

@@ -8,9 +8,10 @@ counts again), ``malformed`` ones (undecodable; quarantined, so also in
 quarantine queue), ``acknowledged`` (quarantined ones included),
 ``settle_failed`` (the broker will deliver them again), ``released``
 (delivered but found neither handled nor settled after an idle spell, then
-requeued with ``basic.recover``: :mod:`telemeter.messaging.settlement`)
-and ``unhandled`` (no endpoint took them: acknowledged, counted as
-dropped).
+requeued with ``basic.recover``: :mod:`telemeter.messaging.settlement`),
+``restarts`` (the consumers restarted on a new connection after a failure
+the driver did not see) and ``unhandled`` (no endpoint took them:
+acknowledged, counted as dropped).
 oslo.messaging's own listener (other drivers) counts nothing and is only
 checked for being there.
 """
@@ -37,6 +38,7 @@ _STATS: dict[str, tuple[str, dict[str, str]]] = {
     'unhandled': ('dropped', {'reason': 'unhandled'}),
     'settle_failed': ('settle_failed', {}),
     'released': ('released', {}),
+    'restarts': ('consumer_restarts', {}),
 }
 
 

@@ -84,6 +84,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family('released', 'counter',
            'Deliveries a listener held neither handled nor settled, handed '
            'back to the broker (should stay 0: report it).'),
+    Family('consumer_restarts', 'counter',
+           'Times a listener dropped its connection to start its consumers '
+           'again after a failed settle, a cancelled consumer or a closed '
+           'channel.'),
     Family('malformed', 'counter',
            'Messages that could not be decoded (quarantined).'),
     Family('batches', 'counter', 'Batches handled by a listener.'),

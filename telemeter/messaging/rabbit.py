@@ -36,7 +36,11 @@ connection and consumer classes. What it replaces is the per-message path:
   ``rabbit_qos_prefetch_count`` cannot cap a batch.
 
 If the connection fails mid-batch the messages received on it are
-discarded unprocessed: the broker redelivers them.
+discarded unprocessed: the broker redelivers them. Whatever goes wrong
+with the connection or the channel outside the driver's own guarded
+``consume()`` - a settle that failed, a consumer the broker cancelled, a
+channel it closed - drops the connection, so that the driver reconnects
+and starts every consumer again.
 """
 
 from __future__ import annotations
@@ -132,6 +136,7 @@ class Stats:
         self.settle_failed = 0
         self.unhandled = 0
         self.released = 0
+        self.restarts = 0
         self.batches = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -263,9 +268,11 @@ class RabbitBatchListener:
         while not self._stopping.is_set():
             try:
                 batch = self._next_batch()
-            except Exception:
-                LOG.exception('Consuming failed; retrying')
-                self._received.clear()
+            except Exception as err:
+                # ConsumerCancelled (the broker cancelled a consumer) is
+                # neither a connection nor a channel error for kombu.
+                LOG.exception('Consuming failed')
+                self._restart_consumers(f'consuming failed: {err!r}')
                 self._stopping.wait(1.0)
                 continue
             if not self.consuming.is_set():
@@ -303,6 +310,13 @@ class RabbitBatchListener:
             except rpc_common.Timeout:
                 pass
             if not received:
+                missing = self._consumers_missing() or [
+                    f'{queue} (no consumer on the broker)'
+                    for queue in self.backlog.unconsumed()]
+                if missing:
+                    self._restart_consumers(
+                        'no consumer on the channel for ' + ', '.join(missing))
+                    return []
                 self._release_unsettled()
                 return []
         deadline = (None if self.batch_timeout is None
@@ -321,11 +335,8 @@ class RabbitBatchListener:
                     break
         except conn.connection.connection_errors + \
                 conn.connection.channel_errors as err:
-            LOG.warning('Connection lost while filling a batch (%s); its %d '
-                        'unacknowledged message(s) go back to their queue '
-                        '(lost with it if the queue is transient and the '
-                        'broker restarts)', err, len(received))
-            received.clear()
+            self._restart_consumers(f'connection or channel lost while '
+                                    f'filling a batch: {err!r}')
             return []
         # Deliveries are in tag order: the first batch_size have the lowest
         # tags, so acknowledging up to the last of them settles only them.
@@ -339,6 +350,25 @@ class RabbitBatchListener:
         """The consumers' callback: one raw delivery."""
         self.settlement.delivered(message)
         self._received.append(message)
+
+    def _consumers_missing(self) -> list[str]:
+        """The queues whose consumer the current channel no longer has
+        (the broker cancelled it, or closed the channel) while the driver
+        believes them all started; read from the channel, no round trip."""
+        conn = self._conn
+        if conn is None or not conn.connection.connected \
+                or getattr(conn, '_new_tags', None):
+            return []  # the driver's consume() (re)starts them itself
+        channel = conn.channel
+        if channel is None:
+            return []
+        if not getattr(channel, 'is_open', False):
+            return sorted(c.queue_name for c in conn._consumers)
+        started = getattr(channel, 'callbacks', None)
+        if started is None:
+            return []
+        return sorted(c.queue_name for c, tag in conn._consumers.items()
+                      if str(tag) not in started)
 
     def _release_unsettled(self) -> None:
         """Requeue deliveries of the channel that were neither handled nor
@@ -485,6 +515,35 @@ class RabbitBatchListener:
             self.stats.settle_failed += len(raw)
             LOG.warning('Settling a batch of %d message(s) failed (%s); the '
                         'broker will redeliver them', len(raw), err)
+            self._restart_consumers(f'settling failed: {err!r}')
+
+    def _restart_consumers(self, reason: str) -> None:
+        """Drop the connection, so that the next ``consume()`` reconnects
+        and starts every consumer again; what it delivered and nobody
+        settled goes back to its queues.
+
+        The driver's guarded ``consume()`` restarts the consumers only
+        after an error it caught itself. One caught here - a channel the
+        broker closed, a consumer it cancelled, a settle that failed -
+        would leave it consuming from a connection on which nothing
+        arrives any more, for good, with the queues filling up.
+        """
+        conn = self._conn
+        if conn is None:
+            return
+        LOG.warning('Restarting the consumers on a new connection (%s); the '
+                    '%d message(s) received and not handled go back to '
+                    'their queues (lost with them if the queues are '
+                    'transient and the broker restarted)', reason,
+                    len(self._received))
+        self._received.clear()
+        self.stats.restarts += 1
+        self.backlog.forget_unconsumed()
+        try:
+            conn.connection.collect()
+        except Exception:
+            LOG.debug('Dropping the connection failed', exc_info=True)
+        conn._new_tags = set(conn._consumers.values())
 
 
 def _body(message: Any) -> bytes | str:

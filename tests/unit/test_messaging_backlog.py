@@ -41,3 +41,23 @@ def test_interval_zero_never_starts():
                             warning=100)
     watch.start()
     assert watch._thread is None
+
+
+def test_a_queue_with_messages_and_no_consumer_twice_is_unconsumed():
+    watch = backlog.Backlog(driver=None, queues=['a', 'b', 'c'], interval=30,
+                            warning=100)
+
+    def look(depths, consumers):
+        watch.consumers = consumers
+        watch.judge(depths)
+
+    # a: messages, no consumer; b: empty, no consumer; c: consumed.
+    look({'a': 5, 'b': 0, 'c': 9}, {'a': 0, 'b': 0, 'c': 1})
+    assert watch.unconsumed() == []          # once may be a reconnection
+    look({'a': 7, 'b': 0, 'c': 9}, {'a': 0, 'b': 0, 'c': 1})
+    assert watch.unconsumed() == ['a']
+    watch.forget_unconsumed()
+    assert watch.unconsumed() == []
+    look({'a': 7, 'b': 0, 'c': 9}, {'a': 1, 'b': 0, 'c': 1})
+    look({'a': 3, 'b': 0, 'c': 9}, {'a': 0, 'b': 0, 'c': 1})
+    assert watch.unconsumed() == []          # a consumer came back between

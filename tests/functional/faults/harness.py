@@ -25,6 +25,8 @@ import datetime
 import json
 import logging
 import os
+import re
+import signal
 import textwrap
 import threading
 import time
@@ -92,6 +94,37 @@ BROKER_OPTIONS = {
     'transient': '[oslo_messaging_rabbit]\namqp_durable_queues = false\n',
     'quorum': '[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n',
 }
+
+
+_THREAD = re.compile(r'^(?:Current thread|Thread) (0x[0-9a-f]+)')
+_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+) '
+                    r'in (?P<func>\S+)')
+
+
+def telemeter_stacks(daemon: daemons.Daemon, wait: float = 1.0) -> str:
+    """The threads of ``daemon``'s processes that are inside telemeter's
+    code, each as its innermost frames, from the stack dump SIGUSR2 writes
+    to the daemon's log."""
+    offset = daemon.log_path.stat().st_size
+    try:
+        os.killpg(daemon.pid, signal.SIGUSR2)
+    except ProcessLookupError:
+        return 'gone'
+    time.sleep(wait)
+    with open(daemon.log_path, 'rb') as f:
+        f.seek(offset)
+        text = f.read().decode(errors='replace')
+    threads: list[list[tuple[str, str]]] = []
+    for line in text.splitlines():
+        if _THREAD.match(line):
+            threads.append([])
+        elif threads and (m := _FRAME.match(line)):
+            threads[-1].append(
+                (m['file'], f'{m["func"]}@{Path(m["file"]).name}:{m["line"]}'))
+    ours = [' < '.join(where for _, where in frames[:6])
+            for frames in threads
+            if any('/telemeter/' in path for path, _ in frames)]
+    return ' | '.join(ours) or f'{len(threads)} thread(s), none in telemeter'
 
 
 class FaultDeployment(daemons.Deployment):

@@ -160,7 +160,30 @@ class Scenario:
                             f'{big}')
         assert not problems, (
             f'{self.name}: ' + '; '.join(problems)
-            + f' (logs in {self.dep.workdir})')
+            + f' (logs in {self.dep.workdir})' + self.diagnosis())
+
+    def diagnosis(self) -> str:
+        """What the daemons were doing at the end (for a failure's
+        message: CI keeps nothing else): the consumers of the queues that
+        still hold messages and, from a SIGUSR2 stack dump
+        (``telemeter.service.enable_stack_dumps``), the threads of each
+        daemon that were inside telemeter's code."""
+        parts = []
+        if self.queued and self.broker is not None \
+                and self.broker.is_running():
+            out = self.broker.rabbitmqctl(
+                'list_queues', '-q', '-p', self.vhost, '--formatter', 'json',
+                'name', 'consumers')
+            consumers = {q['name']: q['consumers']
+                         for q in json.loads(out or '[]')
+                         if q['name'] in self.queued}
+            parts.append(f'consumers of those queues: {consumers}')
+        for name in (self.AGENT, self.COLLECTOR):
+            daemon = self.current(name)
+            if daemon.alive():
+                parts.append(f'{name} threads: '
+                             + harness.telemeter_stacks(daemon))
+        return ''.join(f'\n  {p}' for p in parts)
 
     def _left_in_queues(self, tries: int = 3) -> dict:
         """Queue -> (ready, unacknowledged) of the scenario's queues that
