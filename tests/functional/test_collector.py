@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import datetime
 import json
+import os
 import re
 import signal
 import socket
@@ -502,3 +503,28 @@ def test_http_dispatcher_forwards_meters_and_events(deployment):
         assert posted_event['message_id'] == event.message_id
     finally:
         server.close()
+
+
+def test_sigusr2_writes_every_threads_stack_and_the_daemon_goes_on(
+        deployment):
+    dep = deployment()
+    dep.run('telemeter-dbsync')
+    collector = dep.start('telemeter-collector')
+    collector.wait_for_log('Collector listening on topic')
+    before = collector.log()
+    os.killpg(collector.pid, signal.SIGUSR2)
+    # The master and its worker each write their stacks to stderr (the
+    # log here); the worker's include its batch listener's loop.
+    text = collector.wait_for_log(r'most recent call first',
+                                  count=before.count('most recent call')
+                                  + 2, timeout=10)
+    dump = text[len(before):]
+    assert re.search(r'File ".*telemeter/messaging/rabbit\.py", line \d+ '
+                     r'in _run', dump), dump[-3000:]
+    assert collector.alive()
+    notifier = _notifier(dep, dep.metering_topic)
+    for i in range(3):
+        notifier.sample({}, 'metering', [_signed('usr2.meter', f'r-{i}')])
+    assert len(_wait_stored(dep, 3, meter='usr2.meter')) == 3
+    code, _ = collector.stop(signal.SIGTERM)
+    assert code == 0, collector.log()[-3000:]
