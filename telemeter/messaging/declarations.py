@@ -12,6 +12,9 @@ for ever.
 :func:`adopt_existing` asks the broker first, on a scratch channel, and
 takes the durability each one already has, with a warning that says what
 to set on which side. What does not exist yet is declared as configured.
+
+:func:`topic_consumer` builds the consumer the batch listener declares:
+the driver's own, with this adoption, handing raw AMQP messages on.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import amqp.exceptions
 import kombu
 from oslo_log import log
+from oslo_messaging._drivers import impl_rabbit
 
 LOG = log.getLogger(__name__)
 
@@ -88,3 +92,45 @@ def _warn(kind: str, name: str, durable: bool) -> None:
                 'amqp_durable_queues = true on the services that send to '
                 'it, then delete it once (README, "Delivery").',
                 {'kind': kind, 'name': name})
+
+
+class _RawConsumer(impl_rabbit.Consumer):
+    """The driver's consumer (same declarations), handing the raw AMQP
+    message to the listener instead of decoding it on the way."""
+
+    def __init__(self, sink: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sink = sink
+
+    def _callback(self, message: Any) -> None:
+        self.sink(message)
+
+    def declare(self, conn: Any) -> None:
+        """Declare as the driver does, with the durability the exchange
+        and queue already have if someone declared them otherwise."""
+        adopt_existing(self, conn.connection)
+        super().declare(conn)
+
+
+def topic_consumer(conn: impl_rabbit.Connection, sink: Any,
+                   exchange_name: str, topic: str,
+                   queue_name: str | None = None) -> _RawConsumer:
+    """What ``Connection.declare_topic_consumer`` builds, feeding ``sink``.
+
+    The arguments are the driver's, read from the connection, so queue
+    durability, quorum and HA settings follow ``[oslo_messaging_rabbit]``.
+    """
+    return _RawConsumer(
+        sink,
+        exchange_name=exchange_name,
+        queue_name=queue_name or topic,
+        routing_key=topic,
+        type='topic',
+        durable=conn.durable,
+        exchange_auto_delete=conn.amqp_auto_delete,
+        queue_auto_delete=conn.amqp_auto_delete,
+        callback=None,
+        rabbit_ha_queues=conn.rabbit_ha_queues,
+        enable_cancel_on_failover=conn.enable_cancel_on_failover,
+        rabbit_quorum_queue=conn.rabbit_quorum_queue,
+        rabbit_quorum_queue_config=conn.rabbit_quorum_queue_config)

@@ -31,7 +31,7 @@ connection and consumer classes. What it replaces is the per-message path:
   (isolated from its batch by the dispatcher, counted over deliveries by
   :class:`.delivery.FailedDeliveries`), is moved to the quarantine queue
   (:mod:`.quarantine`) and acknowledged, so one bad message never blocks
-  a consumer nor loops;
+  a consumer nor loops (:mod:`.triage`);
 * the channel's prefetch is raised to twice the batch size, so
   ``rabbit_qos_prefetch_count`` cannot cap a batch.
 
@@ -60,8 +60,8 @@ from telemeter.messaging import (
     delivery,
     dispatch,
     envelope,
-    quarantine,
     settlement,
+    triage,
 )
 
 LOG = log.getLogger(__name__)
@@ -79,48 +79,6 @@ def supports(transport: Any) -> bool:
     """Whether ``transport`` runs on oslo.messaging's RabbitMQ driver."""
     return isinstance(getattr(transport, '_driver', None),
                       impl_rabbit.RabbitDriver)
-
-
-class _RawConsumer(impl_rabbit.Consumer):
-    """The driver's consumer (same declarations), handing the raw AMQP
-    message to the listener instead of decoding it on the way."""
-
-    def __init__(self, sink: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.sink = sink
-
-    def _callback(self, message: Any) -> None:
-        self.sink(message)
-
-    def declare(self, conn: Any) -> None:
-        """Declare as the driver does, with the durability the exchange
-        and queue already have if someone declared them otherwise."""
-        declarations.adopt_existing(self, conn.connection)
-        super().declare(conn)
-
-
-def topic_consumer(conn: impl_rabbit.Connection, sink: Any,
-                   exchange_name: str, topic: str,
-                   queue_name: str | None = None) -> _RawConsumer:
-    """What ``Connection.declare_topic_consumer`` builds, feeding ``sink``.
-
-    The arguments are the driver's, read from the connection, so queue
-    durability, quorum and HA settings follow ``[oslo_messaging_rabbit]``.
-    """
-    return _RawConsumer(
-        sink,
-        exchange_name=exchange_name,
-        queue_name=queue_name or topic,
-        routing_key=topic,
-        type='topic',
-        durable=conn.durable,
-        exchange_auto_delete=conn.amqp_auto_delete,
-        queue_auto_delete=conn.amqp_auto_delete,
-        callback=None,
-        rabbit_ha_queues=conn.rabbit_ha_queues,
-        enable_cancel_on_failover=conn.enable_cancel_on_failover,
-        rabbit_quorum_queue=conn.rabbit_quorum_queue,
-        rabbit_quorum_queue_config=conn.rabbit_quorum_queue_config)
 
 
 class Stats:
@@ -166,9 +124,8 @@ class RabbitBatchListener:
         self.pool = pool
         self.policy = policy or delivery.DeliveryPolicy()
         self.backoff = delivery.Backoff(self.policy)
-        self.failed_deliveries = delivery.FailedDeliveries()
         self.stats = Stats()
-        self._quarantine_declared: Any = None
+        self.triage = triage.Triage(self.policy, self.stats)
         self._received: list[Any] = []
         self.settlement = settlement.SettlementWatch()
         self._context: Any = None
@@ -212,7 +169,7 @@ class RabbitBatchListener:
         for target in self.targets:
             exchange = self.driver._get_exchange(target)
             for priority in self.dispatcher.priorities:
-                self._conn.declare_consumer(topic_consumer(
+                self._conn.declare_consumer(declarations.topic_consumer(
                     self._conn, self._deliver, exchange,
                     f'{target.topic}.{priority}', self.pool))
         if not (self._conn.durable or self._conn.rabbit_quorum_queue):
@@ -407,7 +364,7 @@ class RabbitBatchListener:
                 # kombu raise: the same message fails the same way again.
                 self.stats.malformed += 1
                 LOG.error('Quarantining a malformed message from %s: %s '
-                          '(body %.200r)', _queue(message), err,
+                          '(body %.200r)', triage.queue_of(message), err,
                           message.body)
                 poison.append((message, f'malformed: {err}'))
                 continue
@@ -419,8 +376,8 @@ class RabbitBatchListener:
             outcome = self.dispatcher.dispatch(batch)
             self.stats.unhandled += outcome.unhandled
             requeue.extend(outcome.requeue)
-            self._judge(outcome, poison, requeue)
-            self._keep_copies(outcome.rejected, requeue)
+            self.triage.judge(outcome, poison, requeue)
+            self.triage.keep_copies(self._conn, outcome.rejected, requeue)
         if requeue:
             delay = self.backoff.next_delay()
             LOG.warning('Requeuing %d of %d message(s) in %.1f s',
@@ -428,73 +385,9 @@ class RabbitBatchListener:
             self._stopping.wait(delay)
         else:
             self.backoff.reset()
-        requeue.extend(self._quarantine(poison))
+        requeue.extend(self.triage.quarantine(self._conn, poison))
         self._settle(raw, requeue)
-        if self.failed_deliveries:
-            chosen = {id(m) for m in requeue}
-            self.failed_deliveries.forget(
-                [m for m in raw if id(m) not in chosen])
-
-    def _judge(self, outcome: dispatch.Outcome[Any],
-               poison: list[tuple[Any, str]], requeue: list[Any]) -> None:
-        """Quarantine or requeue what the endpoints raised on."""
-        for failure in outcome.failures:
-            message = failure.handle
-            self.stats.failed_deliveries += 1
-            count = self.failed_deliveries.failed(message)
-            if failure.alone and outcome.path_works:
-                poison.append((message, failure.reason))
-            elif count >= self.policy.max_deliveries:
-                poison.append((message, f'{failure.reason} (failed '
-                                        f'{count} deliveries)'))
-            else:
-                LOG.warning('A message from %s failed (delivery %d of at '
-                            'most %d): %s', _queue(message), count,
-                            self.policy.max_deliveries, failure.reason)
-                requeue.append(message)
-
-    def _keep_copies(self, rejected: list[tuple[Any, str]],
-                     requeue: list[Any]) -> None:
-        """Copy what endpoints rejected to the quarantine (once per
-        message; not what is requeued anyway). They are acknowledged all
-        the same: if the copy fails, they are only logged, as before."""
-        if not rejected:
-            return
-        skip = {id(m) for m in requeue}
-        copies = {}
-        for message, reason in rejected:
-            if id(message) not in skip:
-                copies.setdefault(id(message), (message, reason))
-        for message in self._quarantine(list(copies.values()), 'Rejected'):
-            LOG.error('Not kept: a message from %s that an endpoint could '
-                      'not handle', _queue(message))
-
-    def _quarantine(self, poison: list[tuple[Any, str]],
-                    what: str = 'Quarantined') -> list[Any]:
-        """Move ``poison`` to the quarantine queue; return the messages
-        that could not be moved (to be requeued instead)."""
-        if not poison:
-            return []
-        name = self.policy.quarantine_queue
-        kept = []
-        for message, reason in poison:
-            channel = message.channel
-            try:
-                if self._quarantine_declared is not channel:
-                    quarantine.declare(channel, name,
-                                       quarantine.queue_arguments(self._conn))
-                    self._quarantine_declared = channel
-                ident = quarantine.put(channel, name, message, reason)
-            except Exception as err:
-                LOG.error('Could not quarantine a message from %s (%s); '
-                          'requeuing it', _queue(message), err)
-                kept.append(message)
-                continue
-            self.stats.quarantined += 1
-            LOG.error('%s message %s from %s, kept in queue %s: %s. '
-                      'Inspect it with telemeter-quarantine show %s', what,
-                      ident, _queue(message), name, reason, ident)
-        return kept
+        self.triage.settled(raw, requeue)
 
     def _settle(self, raw: list[Any], requeue: list[Any]) -> None:
         """Requeue ``requeue``, then acknowledge every other message of
@@ -559,8 +452,3 @@ def _body(message: Any) -> bytes | str:
 def _notification(message: Any) -> envelope.Notification:
     """The notification of a raw AMQP message, decoded afresh."""
     return envelope.decode(_body(message))[1]
-
-
-def _queue(message: Any) -> str:
-    info = getattr(message, 'delivery_info', None) or {}
-    return info.get('routing_key') or 'the bus'

@@ -17,7 +17,13 @@ from oslo_config import cfg
 from oslo_messaging._drivers import common as rpc_common
 
 from telemeter import messaging
-from telemeter.messaging import delivery, dispatch, quarantine, rabbit
+from telemeter.messaging import (
+    declarations,
+    delivery,
+    dispatch,
+    quarantine,
+    rabbit,
+)
 
 REQUEUE = oslo_messaging.NotificationResult.REQUEUE
 
@@ -345,7 +351,7 @@ def test_the_consumer_declares_what_the_driver_declares(bus):
         conn.declare_topic_consumer(exchange, f'{bus.topic}.info',
                                     callback=lambda message: None)
         theirs = next(iter(conn._consumers))
-        ours = rabbit.topic_consumer(conn, list.append, exchange,
+        ours = declarations.topic_consumer(conn, list.append, exchange,
                                      f'{bus.topic}.info')
         for attribute in ('queue_name', 'exchange_name', 'routing_key',
                           'type', 'durable', 'exchange_auto_delete',
