@@ -3,7 +3,7 @@
 ``[DEFAULT] meter_dispatchers = gnocchi``; ``[dispatcher_gnocchi]`` chooses
 the resources file, an archive policy override and the filtered project,
 ``[gnocchi]`` where Gnocchi is. When Gnocchi cannot take a batch (and the
-backlog is full) :class:`~telemeter.gnocchi.store.GnocchiUnavailable` - a
+backlog is full) :class:`~telemeter.gnocchi.calls.GnocchiUnavailable` - a
 ``ConnectionError`` - makes the collector requeue it.
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import yaml
@@ -179,3 +179,23 @@ def load(conf: cfg.ConfigOpts, name: str = 'gnocchi_resources.yaml',
         raise ResourceDefinitionError(f'{path}: {err}') from err
     LOG.debug('Gnocchi resources loaded from %s', path)
     return Definitions(content, policy_override, path)
+
+
+def ensure_archive_policies(client: Any, definitions: Definitions,
+                            call: Callable[..., Any] | None = None) -> int:
+    """Create the archive policies of ``definitions`` that Gnocchi lacks
+    (``call`` runs each request, as :meth:`GnocchiCalls.call
+    <telemeter.gnocchi.calls.GnocchiCalls.call>` does); returns how many
+    were created."""
+    from gnocchiclient import exceptions as gexc
+
+    call = call or (lambda func, *a, **k: func(*a, **k))
+    created = 0
+    for policy in definitions.archive_policies:
+        try:
+            call(client.archive_policy.create, dict(policy))
+        except (gexc.ArchivePolicyAlreadyExists, gexc.Conflict):
+            continue
+        created += 1
+        LOG.info('Created the Gnocchi archive policy %s', policy['name'])
+    return created

@@ -1,4 +1,4 @@
-"""Write samples and resource ends into Gnocchi without silent loss.
+"""Write samples into Gnocchi without silent loss.
 
 One :class:`GnocchiStore` per publisher or dispatcher. ``write(samples)``
 groups the samples into one request of Gnocchi's batch API
@@ -18,13 +18,15 @@ groups the samples into one request of Gnocchi's batch API
 
 Gnocchi keeps one value per metric and timestamp, so a batch sent twice (a
 retry after a timeout, a redelivered notification) stores nothing twice.
+
+The calls and their retries are :mod:`.calls`'; resources ended by delete
+events, :mod:`.ends`' (``end_resources``).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime
 import hashlib
 import json
 import math
@@ -36,28 +38,15 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import utils
+from telemeter.gnocchi import calls, ends, resources
 from telemeter.gnocchi import client as gnocchi_client
-from telemeter.gnocchi import resources
+from telemeter.gnocchi.calls import GnocchiUnavailable, Transient
 
 LOG = log.getLogger(__name__)
 
 # measures[resource_id][metric] = {'archive_policy_name', 'unit',
 #                                  'measures': [{'timestamp', 'value'}]}
 Measures = dict[str, dict[str, dict[str, Any]]]
-
-
-class GnocchiUnavailable(ConnectionError):
-    """Gnocchi did not take the data and the backlog is full (or events,
-    which are never kept back): the caller must not acknowledge it.
-
-    A ``ConnectionError``, so the collector requeues the batch
-    (:func:`telemeter.dispatcher.errors.unreachable`).
-    """
-
-
-class _Transient(Exception):
-    """Gnocchi unreachable, timing out or failing (5xx)."""
 
 
 @dataclasses.dataclass
@@ -80,25 +69,6 @@ class _Batch:
                    for metric in metrics.values())
 
 
-def _is_transient(err: Exception) -> bool:
-    from gnocchiclient import exceptions as gexc
-    from keystoneauth1 import exceptions as ka_exc
-
-    if isinstance(err, (gexc.ConnectionFailure, gexc.ConnectionTimeout,
-                        gexc.UnknownConnectionError, ka_exc.ConnectionError,
-                        ka_exc.ServiceUnavailable,
-                        ka_exc.DiscoveryFailure, ConnectionError,
-                        TimeoutError)):
-        return True
-    code = getattr(err, 'code', None) or getattr(err, 'http_status', None)
-    return isinstance(code, int) and (code >= 500 or code in (408, 429))
-
-
-def _gnocchi_id(resource_id: str) -> str:
-    # '/' is not allowed in Gnocchi resource ids.
-    return resource_id.replace('/', '_')
-
-
 def _number(value: Any) -> float | None:
     """``value`` as a finite float, or None."""
     if isinstance(value, bool):
@@ -108,16 +78,6 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def _timestamp(value: Any) -> str | None:
-    """An ISO 8601 string (the collector hands datetimes over); naive
-    times are UTC."""
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.UTC)
-        return value.isoformat()
-    return str(value) if value else None
 
 
 def _hash(attributes: dict[str, Any]) -> str:
@@ -145,9 +105,6 @@ class GnocchiStore:
         self.definitions = resources.load(
             conf, settings.resources_definition_file,
             settings.archive_policy)
-        self._client_factory = client_factory or gnocchi_client.get_client
-        self._client: Any = None
-        self._sleep = sleep
         self._lock = threading.RLock()
         self._backlog: collections.deque[_Batch] = collections.deque()
         self._backlog_count = 0
@@ -161,47 +118,26 @@ class GnocchiStore:
             'retries': 0, 'backlogged': 0, 'refused': 0,
             'resources_created': 0, 'resources_updated': 0,
             'resources_ended': 0})
+        self.calls = calls.GnocchiCalls(
+            conf, client_factory or gnocchi_client.get_client, sleep,
+            self.counters)
+        self.ends = ends.ResourceEnds(self.calls, self.definitions,
+                                      self._lock, self.counters)
 
-    # ---------------------------------------------------------- plumbing
     @property
     def client(self) -> Any:
         """The gnocchiclient, built on first use."""
-        if self._client is None:
-            self._client = self._client_factory(self.conf)
-        return self._client
+        return self.calls.client
 
     def stats(self) -> dict[str, int]:
         """Counters plus the current ``backlog`` (measures)."""
         return {**self.counters, 'backlog': self._backlog_count}
 
-    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any
-              ) -> Any:
-        """Run one Gnocchi call; unreachable/5xx become :class:`_Transient`.
-        """
-        try:
-            return func(*args, **kwargs)
-        except Exception as err:
-            if _is_transient(err):
-                raise _Transient(str(err) or type(err).__name__) from err
-            raise
-
-    def _with_retries(self, func: Callable[[], Any], what: str) -> Any:
-        delay = self.options.retry_backoff
-        for attempt in range(self.options.retries + 1):
-            try:
-                return func()
-            except _Transient as err:
-                if attempt == self.options.retries:
-                    raise
-                self.counters['retries'] += 1
-                LOG.warning('Gnocchi (%s) failed to take %s: %s; retry %d/%d '
-                            'in %.1f s',
-                            gnocchi_client.endpoint_description(self.conf),
-                            what, err, attempt + 1, self.options.retries,
-                            delay)
-                self._sleep(delay)
-                delay = min(delay * 2, self.options.retry_backoff_max)
-        raise AssertionError('unreachable')  # pragma: no cover
+    def end_resources(self, events: list[Any]) -> None:
+        """Set ``ended_at`` of the resources that delete events name
+        (:mod:`.ends`); raises :class:`GnocchiUnavailable` when Gnocchi
+        cannot be reached."""
+        self.ends.end_resources(events)
 
     # ------------------------------------------------------------ filter
     def _filtered_project_ids(self) -> set[str]:
@@ -256,7 +192,7 @@ class GnocchiStore:
             if ids and self._is_gnocchi_activity(sample, definition, ids):
                 self.counters['filtered'] += 1
                 continue
-            resource_id = _gnocchi_id(sample.resource_id or '')
+            resource_id = calls.gnocchi_id(sample.resource_id or '')
             if not resource_id:
                 self.counters['dropped'] += 1
                 LOG.warning('Sample of %s without resource_id dropped',
@@ -275,7 +211,7 @@ class GnocchiStore:
                 attributes.update(
                     definition.sample_attributes(sample.as_dict()))
             value = _number(sample.volume)
-            timestamp = _timestamp(sample.timestamp)
+            timestamp = calls.timestamp(sample.timestamp)
             if value is None or not timestamp:
                 self.counters['dropped'] += 1
                 LOG.error('Sample %s of %s on %s has no numeric volume or no '
@@ -304,9 +240,9 @@ class GnocchiStore:
                 self._keep_or_refuse(batch, 'Gnocchi is still unreachable')
                 return
             try:
-                self._with_retries(lambda: self._send(batch),
+                self.calls.with_retries(lambda: self._send(batch),
                                    f'{batch.count()} measures')
-            except _Transient as err:
+            except Transient as err:
                 self._keep_or_refuse(batch, str(err))
 
     def _drain_backlog(self) -> bool:
@@ -316,7 +252,7 @@ class GnocchiStore:
             batch = self._backlog[0]
             try:
                 self._send(batch)
-            except _Transient as err:
+            except Transient as err:
                 LOG.debug('Backlog not sent yet: %s', err)
                 return False
             self._backlog.popleft()
@@ -349,7 +285,7 @@ class GnocchiStore:
 
     def _send(self, batch: _Batch) -> None:
         """Post ``batch``; creates unknown resources, isolates refused
-        measures, updates attributes. Raises :class:`_Transient`."""
+        measures, updates attributes. Raises :class:`Transient`."""
         from gnocchiclient import exceptions as gexc
 
         self._ensure_archive_policies()
@@ -359,7 +295,7 @@ class GnocchiStore:
         except gexc.ClientException as err:
             if getattr(err, 'code', 0) in (401, 403):
                 # Credentials or policy: no measure could be stored.
-                raise _Transient(f'Gnocchi refused the credentials: '
+                raise Transient(f'Gnocchi refused the credentials: '
                                  f'{err}') from err
             self._isolate(measures, batch)
         else:
@@ -379,7 +315,7 @@ class GnocchiStore:
             if not measures:
                 return measures
             try:
-                self._call(post, measures, create_metrics=True)
+                self.calls.call(post, measures, create_metrics=True)
             except gexc.BadRequest as err:
                 unknown = self._unknown_resources(err)
                 if not unknown:
@@ -387,7 +323,7 @@ class GnocchiStore:
                 measures = self._create_resources(unknown, batch, measures)
                 continue
             return measures
-        raise _Transient('resources still unknown to Gnocchi after being '
+        raise Transient('resources still unknown to Gnocchi after being '
                          'created')
 
     @staticmethod
@@ -410,7 +346,8 @@ class GnocchiStore:
             resource_type, attributes = batch.resources[resource_id]
             body = {'id': resource_id, **attributes}
             try:
-                self._call(self.client.resource.create, resource_type, body)
+                self.calls.call(self.client.resource.create, resource_type,
+                                body)
             except gexc.ResourceAlreadyExists:
                 pass  # created meanwhile by another worker
             except gexc.ClientException as err:
@@ -472,7 +409,7 @@ class GnocchiStore:
             if self._attributes.get(resource_id) == digest:
                 continue
             try:
-                self._call(self.client.resource.update, resource_type,
+                self.calls.call(self.client.resource.update, resource_type,
                            resource_id, update)
             except gexc.ResourceNotFound:
                 continue
@@ -480,7 +417,7 @@ class GnocchiStore:
                 LOG.error('Gnocchi refused the attributes %s of the %s '
                           'resource %s: %s', update, resource_type,
                           resource_id, err)
-            except _Transient as err:
+            except Transient as err:
                 # The measures are stored; the update is tried again with
                 # the next sample of the resource.
                 LOG.warning('Attributes of %s not updated: %s', resource_id,
@@ -493,99 +430,9 @@ class GnocchiStore:
     def _ensure_archive_policies(self) -> None:
         if self._policies_ready:
             return
-        ensure_archive_policies(self.client, self.definitions, self._call)
+        resources.ensure_archive_policies(self.client, self.definitions,
+                                          self.calls.call)
         self._policies_ready = True
-
-    # ------------------------------------------------------------- events
-    def end_resources(self, events: list[Any]) -> None:
-        """Set ``ended_at`` of the resources that delete events name.
-
-        Events are never kept back: when Gnocchi cannot be reached after
-        the retries, :class:`GnocchiUnavailable` is raised.
-        """
-        for event in events:
-            for definition in self.definitions.for_delete_event(
-                    event.event_type):
-                self._end(definition, event)
-
-    def _end(self, definition: resources.ResourceDefinition,
-             event: Any) -> None:
-        traits = {trait.name: trait.value for trait in event.traits}
-        resource_id = traits.get(definition.event_id_trait or '')
-        if not resource_id:
-            LOG.warning('%s event %s has no %s trait: no resource ended',
-                        event.event_type, event.message_id,
-                        definition.event_id_trait)
-            return
-        ended_at = _end_time(event.generated)
-        targets = [(definition.resource_type, _gnocchi_id(str(resource_id)))]
-        try:
-            with self._lock:
-                targets += self._with_retries(
-                    lambda: self._associated(definition, str(resource_id)),
-                    f'the resources of {resource_id}')
-                for resource_type, target in targets:
-                    self._with_retries(
-                        lambda rt=resource_type, t=target: self._set_ended(
-                            rt, t, ended_at),
-                        f'the end of {target}')
-        except _Transient as err:
-            self.counters['refused'] += 1
-            raise GnocchiUnavailable(
-                f'Gnocchi unavailable, {event.event_type} event '
-                f'{event.message_id} handed back for redelivery: {err}'
-            ) from err
-
-    def _associated(self, definition: resources.ResourceDefinition,
-                    resource_id: str) -> list[tuple[str, str]]:
-        from gnocchiclient import exceptions as gexc
-
-        found = []
-        for resource_type, attribute in definition.associated.items():
-            try:
-                matches = self._call(self.client.resource.search,
-                                     resource_type,
-                                     {'=': {attribute: resource_id}})
-            except gexc.ClientException as err:
-                LOG.warning('Cannot search %s resources of %s: %s',
-                            resource_type, resource_id, err)
-                continue
-            found += [(resource_type, r['id']) for r in matches
-                      if not r.get('ended_at')]
-        return found
-
-    def _set_ended(self, resource_type: str, resource_id: str,
-                   ended_at: str) -> None:
-        from gnocchiclient import exceptions as gexc
-
-        try:
-            current = self._call(self.client.resource.get, resource_type,
-                                 resource_id)
-            if _later_or_same(current.get('ended_at'), ended_at):
-                # A later delete event of the same resource came first
-                # (delete.end before delete.start): the end stays there.
-                LOG.debug('Resource %s already ended at %s', resource_id,
-                          current['ended_at'])
-                return
-            self._call(self.client.resource.update, resource_type,
-                       resource_id, {'ended_at': ended_at})
-        except gexc.ResourceNotFound:
-            LOG.debug('Delete event of unknown resource %s ignored',
-                      resource_id)
-            return
-        except gexc.ClientException as err:
-            now = _isoformat(None)
-            if getattr(err, 'code', 0) == 400 and ended_at < now:
-                # e.g. the event predates the resource's started_at
-                LOG.warning('Gnocchi refused ended_at=%s for %s (%s): '
-                            'ending it now', ended_at, resource_id, err)
-                self._set_ended(resource_type, resource_id, now)
-                return
-            LOG.error('Gnocchi refused ended_at=%s for the %s resource %s: '
-                      '%s', ended_at, resource_type, resource_id, err)
-            return
-        self.counters['resources_ended'] += 1
-        LOG.debug('Resource %s ended at %s', resource_id, ended_at)
 
     def close(self) -> None:
         """Try a last time to send the backlog; say what is lost if not."""
@@ -594,56 +441,3 @@ class GnocchiStore:
                       'not sent)', self._backlog_count)
 
 
-#: ``ended_at`` is the delete event's time plus this margin. Gnocchi (4.7)
-#: revives an ended resource when one of its metrics gets a measure at or
-#: after ``ended_at``, and the samples of the deleting notifications
-#: themselves (memory, vcpus, volume.size, ...) carry the event's time.
-END_MARGIN = datetime.timedelta(milliseconds=1)
-
-
-def _end_time(generated: Any) -> str:
-    """``ended_at`` for a delete event generated at ``generated``."""
-    moment = _parse(_isoformat(generated))
-    return (moment + END_MARGIN).isoformat() if moment else \
-        _isoformat(generated)
-
-
-def _parse(value: Any) -> datetime.datetime | None:
-    """An aware datetime of ISO 8601 ``value``, or None."""
-    try:
-        return utils.parse_isotime(str(value))
-    except ValueError:
-        return None
-
-
-def _later_or_same(current: Any, wanted: str) -> bool:
-    """Whether a resource ended at ``current`` ends no earlier than
-    ``wanted``."""
-    if not current:
-        return False
-    current_at, wanted_at = _parse(current), _parse(wanted)
-    return bool(current_at and wanted_at and current_at >= wanted_at)
-
-
-def _isoformat(value: Any) -> str:
-    """:func:`_timestamp`, or now when ``value`` is empty."""
-    return _timestamp(value) or \
-        datetime.datetime.now(datetime.UTC).isoformat()
-
-
-def ensure_archive_policies(client: Any, definitions: resources.Definitions,
-                            call: Callable[..., Any] | None = None) -> int:
-    """Create the archive policies of ``definitions`` that Gnocchi lacks;
-    returns how many were created."""
-    from gnocchiclient import exceptions as gexc
-
-    call = call or (lambda func, *a, **k: func(*a, **k))
-    created = 0
-    for policy in definitions.archive_policies:
-        try:
-            call(client.archive_policy.create, dict(policy))
-        except (gexc.ArchivePolicyAlreadyExists, gexc.Conflict):
-            continue
-        created += 1
-        LOG.info('Created the Gnocchi archive policy %s', policy['name'])
-    return created

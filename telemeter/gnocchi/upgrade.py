@@ -15,7 +15,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from telemeter.gnocchi import client as gnocchi_client
-from telemeter.gnocchi import resources, store
+from telemeter.gnocchi import resources
 
 LOG = log.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def run(conf: cfg.ConfigOpts, resources_file: str | None = None) -> dict:
     name = resources_file or conf.dispatcher_gnocchi.resources_definition_file
     definitions = resources.load(conf, name)
     client = gnocchi_client.get_client(conf)
-    created = store.ensure_archive_policies(client, definitions)
+    created = resources.ensure_archive_policies(client, definitions)
     done = upgrade_resource_types(client, definitions)
     LOG.info('Gnocchi upgraded from %s: %d archive policies created; '
              'resource types: %s', definitions.source, created,

@@ -289,7 +289,7 @@ def test_publisher_url_options_and_no_network_at_construction(conf):
     assert (settings.archive_policy, settings.filter_project) == (
         'telemeter-high', 'svc')
     assert publisher.store.definitions.lookup('cpu')[1] == 'telemeter-high'
-    assert publisher.store._client is None  # connects lazily
+    assert publisher.store.calls._client is None  # connects lazily
     off = gnocchi_publisher.settings_from_url(split_url(
         'gnocchi://?enable_filter_project=false'))
     assert off.filter_project is None
