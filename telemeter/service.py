@@ -14,6 +14,8 @@ from oslo_log import log
 
 from telemeter import keystone_client, messaging, opts, sample
 
+LOG = log.getLogger(__name__)
+
 OPTS = [
     cfg.HostAddressOpt('host',
                        default=socket.gethostname(),
@@ -93,7 +95,13 @@ def enable_stack_dumps() -> None:
     Ceilometer answers SIGUSR2 with oslo.reports' report, which includes
     the same stacks.
     """
-    faulthandler.register(signal.SIGUSR2, all_threads=True, chain=False)
+    stream = sys.__stderr__  # the process's own, not a replacement
+    try:
+        faulthandler.register(signal.SIGUSR2, file=stream, all_threads=True,
+                              chain=False)
+    except (AttributeError, ValueError, OSError) as err:
+        # No standard error to write to (closed, or not a file).
+        LOG.debug('No stack dumps on SIGUSR2: %s', err)
 
 
 def _register_messaging_defaults(conf: cfg.ConfigOpts) -> None:
