@@ -96,11 +96,13 @@ def enable_stack_dumps() -> None:
     the same stacks.
     """
     stream = sys.__stderr__  # the process's own, not a replacement
+    if stream is None:
+        LOG.debug('No stack dumps on SIGUSR2: no standard error')
+        return
     try:
         faulthandler.register(signal.SIGUSR2, file=stream, all_threads=True,
                               chain=False)
-    except (AttributeError, ValueError, OSError) as err:
-        # No standard error to write to (closed, or not a file).
+    except (ValueError, OSError) as err:  # closed, or not a file
         LOG.debug('No stack dumps on SIGUSR2: %s', err)
 
 
