@@ -507,38 +507,47 @@ def test_deliveries_left_unsettled_are_released(bus, rabbit_admin):
     assert rabbit_admin.list_queues()[f'{bus.topic}.info'] == 0
 
 
-def test_a_channel_the_broker_closed_mid_batch_is_replaced(bus, rabbit_admin):
-    # While the first batch is handled the broker closes the listener's
-    # channel (here: a passive declaration of a queue that does not exist,
-    # made on that channel, as a failing quarantine declaration would).
-    # The batch cannot be settled on it; the driver, which did not see
-    # the error, still believes its consumers run. Without a new
-    # connection nothing would ever be delivered again.
-    import amqp.exceptions
+def _survives_a_disturbed_first_batch(bus, rabbit_admin, disturb):
+    """Run ``disturb(listener)`` once, inside the endpoint's handling of
+    the first batch; then all 20 messages sent must be handled (the first
+    batch again, never acknowledged), none left unacknowledged, and the
+    queue consumed by one consumer. Returns the listener."""
     listener = None
-    closed = threading.Event()
+    disturbed = threading.Event()
 
-    class ClosesTheChannel(Endpoint):
+    class Disturbed(Endpoint):
         def info(self, notifications):
-            if not closed.is_set():
-                closed.set()
-                with pytest.raises(amqp.exceptions.NotFound):
-                    listener._conn.channel.queue_declare(
-                        f'{bus.topic}.missing', passive=True)
+            if not disturbed.is_set():
+                disturbed.set()
+                disturb(listener)
             return super().info(notifications)
 
-    endpoint = ClosesTheChannel()
+    endpoint = Disturbed()
     listener = bus.listen(endpoint, batch_size=5, batch_timeout=0.5)
     for n in range(5):
         bus.send(n)
-    assert _wait(closed.is_set)
+    assert _wait(disturbed.is_set)
     for n in range(5, 20):
         bus.send(n)
-    # The first batch again (never acknowledged), then the rest.
     assert _wait(lambda: set(endpoint.seen()) == set(range(20))), (
         f'seen {endpoint.seen()}; listener {listener.stats.as_dict()}')
     assert _wait(lambda: _unacked(rabbit_admin, f'{bus.topic}.info') == 0)
     assert _consumers(rabbit_admin, f'{bus.topic}.info') == 1
+    return listener
+
+
+def test_a_channel_the_broker_closed_mid_batch_is_replaced(bus, rabbit_admin):
+    # While the first batch is handled the broker closes the listener's
+    # channel (here: a passive declaration of a queue that does not exist,
+    # made on that channel, as a failing quarantine declaration would).
+    # The batch cannot be settled on it.
+    import amqp.exceptions
+
+    def close_the_channel(listener):
+        with pytest.raises(amqp.exceptions.NotFound):
+            listener._conn.channel.queue_declare(
+                f'{bus.topic}.missing', passive=True)
+    _survives_a_disturbed_first_batch(bus, rabbit_admin, close_the_channel)
 
 
 def test_a_consumer_gone_unknown_to_the_driver_is_started_again(
@@ -547,32 +556,14 @@ def test_a_consumer_gone_unknown_to_the_driver_is_started_again(
     # handled, and no error reaches the driver: it would keep waiting on
     # a channel that delivers nothing. The listener sees the consumer
     # missing from its channel and starts its consumers on a new
-    # connection; the batch in flight is delivered again.
-    listener = None
-    cancelled = threading.Event()
-
-    class CancelsItsConsumer(Endpoint):
-        def info(self, notifications):
-            if not cancelled.is_set():
-                cancelled.set()
-                conn = listener._conn
-                for tag in conn._consumers.values():
-                    conn.channel.basic_cancel(str(tag))
-            return super().info(notifications)
-
-    endpoint = CancelsItsConsumer()
-    listener = bus.listen(endpoint, batch_size=5, batch_timeout=0.5)
-    for n in range(5):
-        bus.send(n)
-    assert _wait(cancelled.is_set)
-    for n in range(5, 20):
-        bus.send(n)
-    assert _wait(lambda: set(endpoint.seen()) == set(range(20))), (
-        f'seen {endpoint.seen()}; listener {listener.stats.as_dict()}')
+    # connection.
+    def cancel_the_consumers(listener):
+        conn = listener._conn
+        for tag in conn._consumers.values():
+            conn.channel.basic_cancel(str(tag))
+    listener = _survives_a_disturbed_first_batch(bus, rabbit_admin,
+                                                 cancel_the_consumers)
     assert listener.stats.restarts == 1
-    assert _wait(lambda: _unacked(rabbit_admin, f'{bus.topic}.info') == 0)
-    assert _consumers(rabbit_admin, f'{bus.topic}.info') == 1
-
 
 def _consumers(rabbit_admin, queue: str) -> int | None:
     out = rabbit_admin.rabbitmqctl('list_queues', '-q', 'name', 'consumers')
