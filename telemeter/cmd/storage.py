@@ -72,15 +72,7 @@ def run_dbsync(conf: cfg.ConfigOpts) -> None:
         try:
             connection.upgrade()
         finally:
-            _dispose(connection)
-
-
-def _dispose(connection: object) -> None:
-    """Close the connection's pooled database connections, if it has
-    any."""
-    dispose = getattr(connection, 'dispose', None)
-    if dispose is not None:
-        dispose()
+            connection.dispose()
 
 
 def dbsync(argv: list[str] | None = None) -> None:
@@ -139,7 +131,7 @@ def run_expirer(conf: cfg.ConfigOpts) -> None:
         try:
             connection.clear_expired_metering_data(metering_ttl)
         finally:
-            _dispose(connection)
+            connection.dispose()
     else:
         LOG.info('Nothing to clean, database metering time to live is '
                  'disabled')
@@ -150,7 +142,7 @@ def run_expirer(conf: cfg.ConfigOpts) -> None:
         try:
             connection.clear_expired_event_data(event_ttl)
         finally:
-            _dispose(connection)
+            connection.dispose()
     else:
         LOG.info('Nothing to clean, database event time to live is '
                  'disabled')

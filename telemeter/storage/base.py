@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 import telemeter
+
+if TYPE_CHECKING:  # models imports this module (Model)
+    from telemeter.storage import models
 
 
 def make_capabilities(supported: bool) -> dict:
@@ -99,13 +102,15 @@ class Connection:
     def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
         self.conf = conf
 
-    @staticmethod
-    def upgrade() -> None:
-        """Create or migrate the schema."""
+    def upgrade(self) -> None:
+        """Create or migrate the schema (idempotent)."""
 
-    @staticmethod
-    def clear() -> None:
+    def clear(self) -> None:
         """Remove all stored data."""
+
+    def dispose(self) -> None:
+        """Close the driver's connections (its pool); nothing to close
+        by default."""
 
     def record_metering_data(self, data: dict) -> None:
         """Write one metering dict (``timestamp`` a naive UTC datetime)."""
@@ -131,8 +136,8 @@ class Connection:
                       end_timestamp_op: str | None = None,
                       metaquery: dict | None = None,
                       resource: str | None = None,
-                      limit: int | None = None) -> Iterator[Any]:
-        """Return an iterable of Resource models."""
+                      limit: int | None = None) -> list[models.Resource]:
+        """Return the Resource models."""
         raise telemeter.NotImplementedError('Resources not implemented')
 
     def get_meters(self, user: str | None = None,
@@ -141,18 +146,18 @@ class Connection:
                    source: str | None = None,
                    metaquery: dict | None = None,
                    limit: int | None = None,
-                   unique: bool = False) -> Iterator[Any]:
-        """Return an iterable of Meter models."""
+                   unique: bool = False) -> list[models.Meter]:
+        """Return the Meter models."""
         raise telemeter.NotImplementedError('Meters not implemented')
 
     def get_samples(self, sample_filter: Any,
-                    limit: int | None = None) -> Iterator[Any]:
-        """Return an iterable of Sample models, newest first."""
+                    limit: int | None = None) -> list[models.Sample]:
+        """Return the Sample models, newest first."""
         raise telemeter.NotImplementedError('Samples not implemented')
 
     def query_samples(self, filter_expr: dict | None = None,
                       orderby: list | None = None,
-                      limit: int | None = None) -> Iterator[Any]:
+                      limit: int | None = None) -> list[models.Sample]:
         """Return Sample models matching a complex filter expression."""
         raise telemeter.NotImplementedError('Complex query for samples '
                                             'is not implemented.')
@@ -161,7 +166,7 @@ class Connection:
                              period: int | None = None,
                              groupby: list | None = None,
                              aggregate: list | None = None
-                             ) -> Iterator[Any]:
+                             ) -> list[models.Statistics]:
         """Return Statistics models for the samples matching the filter."""
         raise telemeter.NotImplementedError('Statistics not implemented')
 
@@ -185,33 +190,35 @@ class EventConnection:
     def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
         self.conf = conf
 
-    @staticmethod
-    def upgrade() -> None:
-        """Create or migrate the schema."""
+    def upgrade(self) -> None:
+        """Create or migrate the schema (idempotent)."""
 
-    @staticmethod
-    def clear() -> None:
+    def clear(self) -> None:
         """Remove all stored events."""
+
+    def dispose(self) -> None:
+        """Close the driver's connections (its pool); nothing to close
+        by default."""
 
     def record_events(self, events: Iterable[Any]) -> None:
         """Write a list of Event models."""
         raise telemeter.NotImplementedError('Events not implemented.')
 
     def get_events(self, event_filter: Any,
-                   limit: int | None = None) -> Iterator[Any]:
+                   limit: int | None = None) -> list[models.Event]:
         """Return Event models matching ``event_filter``."""
         raise telemeter.NotImplementedError('Events not implemented.')
 
-    def get_event_types(self) -> Iterator[str]:
+    def get_event_types(self) -> list[str]:
         """Return all event types, sorted."""
         raise telemeter.NotImplementedError('Events not implemented.')
 
-    def get_trait_types(self, event_type: str) -> Iterator[dict]:
+    def get_trait_types(self, event_type: str) -> list[dict[str, Any]]:
         """Return ``{'name', 'data_type'}`` for every trait of a type."""
         raise telemeter.NotImplementedError('Events not implemented.')
 
     def get_traits(self, event_type: str,
-                   trait_type: str | None = None) -> Iterator[Any]:
+                   trait_type: str | None = None) -> list[models.Trait]:
         """Return Trait models of all events of ``event_type``."""
         raise telemeter.NotImplementedError('Events not implemented.')
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -167,7 +168,7 @@ def run_env(schema_name: str) -> None:
 
     config = context.config
     schema = config.attributes.get('schema') or SCHEMAS[schema_name]
-    options = {'target_metadata': schema.metadata,
+    options: dict[str, Any] = {'target_metadata': schema.metadata,
                'version_table': schema.version_table,
                'compare_type': True}
     if context.is_offline_mode():

@@ -9,6 +9,8 @@ Tables event_type, event and the four typed trait tables of storage.md §5.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,7 +21,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-_TABLE_ARGS = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4'}
+_TABLE_ARGS: dict[str, Any] = {'mysql_engine': 'InnoDB',
+                               'mysql_charset': 'utf8mb4'}
 _TRAIT_TABLES = (
     ('trait_text', sa.String(255)),
     ('trait_int', sa.BigInteger()),

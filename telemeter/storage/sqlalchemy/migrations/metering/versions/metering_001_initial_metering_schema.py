@@ -11,6 +11,8 @@ of storage.md §5, plus the unique ``sample.message_id`` and
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -21,7 +23,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-_TABLE_ARGS = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4'}
+_TABLE_ARGS: dict[str, Any] = {'mysql_engine': 'InnoDB',
+                               'mysql_charset': 'utf8mb4'}
 _METADATA_TABLES = (
     ('metadata_text', sa.Text(), 'ix_meta_text_key'),
     ('metadata_bool', sa.Boolean(), 'ix_meta_bool_key'),
