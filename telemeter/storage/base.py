@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
@@ -51,6 +51,9 @@ class Model:
     nested models (and lists of models) recursively and ``==`` compares
     those dicts.
     """
+
+    #: The names of the model's fields, in order.
+    fields: Sequence[str]
 
     def __init__(self, **kwds: Any) -> None:
         self.fields = list(kwds)

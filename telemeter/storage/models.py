@@ -53,7 +53,7 @@ class Event(base.Model):
 
     def serialize(self) -> dict:
         """The event as a JSON-friendly dict (``generated`` isoformat)."""
-        generated = self.generated
+        generated: Any = self.generated
         if hasattr(generated, 'isoformat'):
             generated = generated.isoformat()
         return {'message_id': self.message_id,
@@ -142,6 +142,14 @@ class Trait(base.Model):
 class Resource(base.Model):
     """Something for which sample data has been collected."""
 
+    resource_id: str
+    project_id: str | None
+    first_sample_timestamp: datetime.datetime | None
+    last_sample_timestamp: datetime.datetime | None
+    source: str | None
+    user_id: str | None
+    metadata: dict | None
+
     def __init__(self, resource_id: str, project_id: str | None,
                  first_sample_timestamp: datetime.datetime | None,
                  last_sample_timestamp: datetime.datetime | None,
@@ -157,6 +165,14 @@ class Resource(base.Model):
 class Meter(base.Model):
     """A meter seen for a resource (or, with ``unique``, overall)."""
 
+    name: str
+    type: str | None
+    unit: str | None
+    resource_id: str | None
+    project_id: str | None
+    source: str | None
+    user_id: str | None
+
     def __init__(self, name: str, type: str | None,
                  unit: str | None, resource_id: str | None,
                  project_id: str | None, source: str | None,
@@ -168,6 +184,20 @@ class Meter(base.Model):
 
 class Sample(base.Model):
     """One stored sample as returned by queries."""
+
+    source: str | None
+    counter_name: str
+    counter_type: str | None
+    counter_unit: str | None
+    counter_volume: float | None
+    user_id: str | None
+    project_id: str | None
+    resource_id: str
+    timestamp: datetime.datetime | None
+    resource_metadata: dict | None
+    message_id: str | None
+    message_signature: str | None
+    recorded_at: datetime.datetime | None
 
     def __init__(self, source: str | None, counter_name: str,
                  counter_type: str | None, counter_unit: str | None,
@@ -195,6 +225,15 @@ class Statistics(base.Model):
     ``data`` holds the aggregates: any of ``min``, ``max``, ``avg``,
     ``sum``, ``count`` and ``aggregate``.
     """
+
+    unit: str | None
+    period: int
+    period_start: datetime.datetime | None
+    period_end: datetime.datetime | None
+    duration: float | None
+    duration_start: datetime.datetime | None
+    duration_end: datetime.datetime | None
+    groupby: dict | None
 
     def __init__(self, unit: str | None, period: int,
                  period_start: datetime.datetime | None,
