@@ -156,7 +156,7 @@ class EventStore:
     def get_trait_types(self, event_type: str) -> list[dict]:
         """``{'name', 'data_type'}`` per distinct trait of ``event_type``:
         text first, then int, float, datetime."""
-        result = []
+        result: list[dict[str, Any]] = []
         with self._engine.connect() as conn:
             for table, dtype in filters.TRAIT_TABLES:
                 query = (self._trait_query(table, event_type, table.c.key)
@@ -169,7 +169,7 @@ class EventStore:
                    trait_type: str | None = None) -> list[models.Trait]:
         """Trait models of every event of ``event_type`` (only the
         ``trait_type`` key when given)."""
-        result = []
+        result: list[models.Trait] = []
         with self._engine.connect() as conn:
             for table, dtype in filters.TRAIT_TABLES:
                 query = self._trait_query(table, event_type, table.c.key,

@@ -104,7 +104,7 @@ def insert_sqlite_samples(conn: Connection, rows: list[tuple]) -> None:
     microseconds)."""
     recorded_at = None
     recorded_text = None
-    values = []
+    values: list[Any] = []
     append = values.append
     for (meter_id, resource_id, volume, timestamp, recorded, signature,
          message_id) in rows:

@@ -155,7 +155,7 @@ def _resource_names(conn: sa.Connection,
                     internal_ids: list[int]) -> dict[int, str]:
     """internal_id → resource_id."""
     res = tables.resource
-    names = {}
+    names: dict[int, str] = {}
     for chunk in _chunks(sorted(internal_ids)):
         names.update(conn.execute(
             sa.select(res.c.internal_id, res.c.resource_id).where(
@@ -182,7 +182,7 @@ def _newest_row(conn: sa.Connection, rows: list[sa.Row]) -> sa.Row:
 def _resource_rows(conn: sa.Connection,
                    internal_ids: list[int]) -> dict[int, sa.Row]:
     res = tables.resource
-    found = {}
+    found: dict[Any, Any] = {}
     for chunk in _chunks(sorted(internal_ids)):
         query = sa.select(res.c.internal_id, res.c.user_id,
                           res.c.project_id, res.c.source_id,

@@ -177,7 +177,8 @@ class Preparer:
         self._states: dict[bytes | str, ResourceState] = {}
         self._meters: set[MeterKey] = set()
 
-    def _new_state(self, key: bytes | str, resource: tuple,
+    def _new_state(self, key: bytes | str,
+                   resource: tuple[str, str | None, str | None, str | None],
                    metadata: Any) -> ResourceState:
         reason = validation.resource_problem(*resource)
         if reason:

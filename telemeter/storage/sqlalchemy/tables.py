@@ -45,13 +45,15 @@ Changes for speed (migration ``event_002``):
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from telemeter.storage.sqlalchemy.types import PreciseTimestamp
 
-MYSQL_TABLE_ARGS = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4'}
+MYSQL_TABLE_ARGS: dict[str, Any] = {'mysql_engine': 'InnoDB',
+                                   'mysql_charset': 'utf8mb4'}
 
 METERING_VERSION_TABLE = 'alembic_version_metering'
 EVENT_VERSION_TABLE = 'alembic_version_event'
