@@ -221,7 +221,10 @@ class Sample:
         self.timestamp = timestamp
 
     def get_iso_timestamp(self) -> datetime.datetime:
-        """The timestamp as an aware datetime (naive strings mean UTC)."""
+        """The timestamp as an aware datetime (naive strings mean UTC);
+        ValueError without one."""
+        if self.timestamp is None:
+            raise ValueError(f'sample {self.id} has no timestamp')
         return utils.parse_isotime(self.timestamp)
 
     @classmethod

@@ -51,12 +51,15 @@ def get_publisher(conf: cfg.ConfigOpts, url: str, namespace: str) -> Any:
     """
     parse_result = split_url(url)
     try:
-        loaded = driver.DriverManager(namespace, parse_result.scheme)
+        loaded: driver.DriverManager = driver.DriverManager(
+            namespace, parse_result.scheme)
     except stevedore_exc.NoMatches as err:
         raise UnknownPublisher(url, namespace) from err
-    if issubclass(loaded.driver, ConfigPublisherBase):
-        return loaded.driver(conf, parse_result)
-    return loaded.driver(parse_result)
+    factory: Any = loaded.driver
+    if isinstance(factory, type) and issubclass(factory,
+                                                ConfigPublisherBase):
+        return factory(conf, parse_result)
+    return factory(parse_result)
 
 
 class ConfigPublisherBase(metaclass=abc.ABCMeta):

@@ -68,8 +68,9 @@ class HttpPublisher(publisher.ConfigPublisherBase):
     connection error propagates to the pipeline sink.
     """
 
-    OWN_PARAMS = ('timeout', 'max_retries', 'batch', 'verify_ssl',
-                  'clientcert', 'clientkey', 'raw_only')
+    OWN_PARAMS: tuple[str, ...] = (
+        'timeout', 'max_retries', 'batch', 'verify_ssl', 'clientcert',
+        'clientkey', 'raw_only')
     HEADERS = {'Content-type': 'application/json'}
 
     def __init__(self, conf: cfg.ConfigOpts, parsed_url: Any) -> None:

@@ -87,6 +87,8 @@ class TCPPublisher(publisher.ConfigPublisherBase):
     def _peer_closed(self) -> bool:
         """True if the receiver closed the connection (a send into it
         would be accepted by the kernel and then lost)."""
+        if self.socket is None:
+            return True
         try:
             data = self.socket.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
@@ -121,7 +123,7 @@ class TCPPublisher(publisher.ConfigPublisherBase):
                     LOG.warning('Unable to send sample over TCP, trying to '
                                 'reconnect and resend the message')
             try:
-                if not self.connect_socket():
+                if not self.connect_socket() or self.socket is None:
                     raise ConnectionError('not connected')
                 self.socket.sendall(data)
             except OSError:

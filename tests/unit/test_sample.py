@@ -3,6 +3,7 @@
 import datetime
 import uuid
 
+import pytest
 from oslo_config import cfg
 
 from telemeter import sample
@@ -58,6 +59,9 @@ def test_timestamps():
     s.set_timestamp('2031-05-06T09:08:09+02:00')
     assert s.get_iso_timestamp() == datetime.datetime(
         2031, 5, 6, 7, 8, 9, tzinfo=datetime.UTC)
+    s.set_timestamp(None)
+    with pytest.raises(ValueError, match='has no timestamp'):
+        s.get_iso_timestamp()
 
 
 def test_setup_changes_default_source():
