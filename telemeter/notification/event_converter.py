@@ -72,11 +72,13 @@ class TraitDefinition:
         type_name = 'text'
         if isinstance(trait_cfg, dict):
             type_name = trait_cfg.get('type', 'text')
-        if type_name not in TRAIT_TYPES:
+        trait_type = (models.Trait.get_type_by_name(type_name)
+                      if type_name in TRAIT_TYPES else None)
+        if trait_type is None:
             raise declarative.EventDefinitionException(
                 f"Invalid trait type '{type_name}' for trait {name}",
                 trait_cfg)
-        self.trait_type = models.Trait.get_type_by_name(type_name)
+        self.trait_type = trait_type
         try:
             self.fields = declarative.Definition(name, trait_cfg,
                                                  plugin_manager)
