@@ -63,7 +63,7 @@ def _fields_step(names: tuple[str, ...]) -> Step:
 
 def _index_step(indices: tuple[int, ...]) -> Step:
     def at_indices(values: list[Any]) -> list[Any]:
-        found: list[Any] = []
+        found = []
         for value in values:
             if isinstance(value, (list, tuple)):
                 size = len(value)
@@ -130,7 +130,7 @@ def _steps(node: Any, leading: bool) -> list[Step] | None:
 # 1.x; ``(a)|(b)`` still parses into it until jsonpath-ng 2.
 with warnings.catch_warnings():
     warnings.simplefilter('ignore', DeprecationWarning)
-    _UNION: Any = jsonpath.Union
+    _UNION: type = jsonpath.Union
 
 
 def compile_values(node: Any) -> Values | None:
