@@ -133,63 +133,6 @@ def test_plugins_receive_dotted_paths(plugins):
     assert seen == [('payload.size', 10), ('payload.status', 'available')]
 
 
-def test_plugins_receive_field_names_unquoted(plugins):
-    seen = []
-
-    class Recorder:
-        def __init__(self, **kw):
-            pass
-
-        def trait_values(self, match_list):
-            seen.extend(match_list)
-            return [None]
-
-    manager = extension.ExtensionManager.make_test_instance(
-        [extension.Extension('recorder', None, Recorder, None)])
-    message = payloads.message(payloads.instance())
-    cfg = {'fields': ["$.payload.image_meta.'org.openstack__1__os_distro'",
-                      '$.payload.fixed_ips[?(@.version=4)].address'],
-           'plugin': 'recorder'}
-    _value(cfg, message, manager)
-    # As jsonpath-rw wrote them (and the bitfield plugin's flags say them),
-    # not jsonpath-ng's "payload.image_meta.'org.openstack__1__os_distro'".
-    assert seen == [
-        ('payload.image_meta.org.openstack__1__os_distro', 'ubuntu'),
-        ('payload.fixed_ips.[0].address', '10.0.0.7')]
-
-
-def test_lists_mixing_plain_and_other_paths(plugins):
-    message = payloads.message(payloads.instance())
-    compiled = declarative.Definition('attr', [
-        '$.payload.os_type',
-        "payload.image_meta.'org.openstack__1__os_distro'",
-        '$.payload.fixed_ips[*].address'], plugins)
-    assert compiled.compiled is not None
-    assert compiled.parse(message) == 'ubuntu'
-    assert compiled.parse(message, True) == [None, 'ubuntu', '10.0.0.7']
-    evaluated = declarative.Definition('attr', [
-        '$.payload.missing', '$.payload.memory_mb * 1024',
-        '$.payload.vcpus'], plugins)
-    assert evaluated.compiled is None
-    assert evaluated.parse(message) == 2097152
-    assert evaluated.parse(message, True) == [2097152, 1]
-    with pytest.raises(declarative.DefinitionException) as info:
-        declarative.Definition('attr', ['$.payload.a', '$.payload.['],
-                               plugins)
-    assert info.value.brief_message.startswith(
-        "Parse error in JSONPath specification '$.payload.[' for attr")
-
-
-def test_syntax_deprecated_by_jsonpath_ng_is_logged_not_raised(caplog):
-    # Warnings are errors in these tests: parsing must not let one out.
-    caplog.set_level('DEBUG', logger=impl.__name__)
-    definition = declarative.Definition(
-        'attr', 'resource_metadata.(no_name|(flavor.id)|flavor_id)', None)
-    assert definition.parse({'resource_metadata': {
-        'flavor': {'id': 'f1'}, 'flavor_id': 'f2'}}) == 'f1'
-    assert 'union) operator is deprecated' in caplog.text
-
-
 def test_plugin_refusing_all_values_raises(plugins):
     definition = declarative.Definition(
         'volume', {'fields': ['$.payload.a', '$.payload.b'],
