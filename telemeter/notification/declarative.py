@@ -4,14 +4,11 @@ A *value definition* says where a value comes from in a notification dict
 (``ctxt``, ``publisher_id``, ``event_type``, ``payload``, ``metadata``):
 
 * an int (or float) constant, used as is;
-* a JSONPath string, parsed by jsonpath-ng's extended parser
-  (:mod:`jsonpath_ng.ext`), so filters
+* a JSONPath string, parsed by jsonpath-rw-ext, so filters
   (``$.payload.metrics[?(@.name='cpu.percent')].value``), arithmetic
   (``$.payload.a * 100``), concatenation (``$.payload.host + '_' +
-  $.payload.node``) and extensions (`` $.publisher_id.`split(., 1, -1)` ``,
-  `` `len` ``, `` `sorted` ``) all work. Plain field chains
-  (``$.payload.size``) are evaluated without jsonpath-ng, and most other
-  paths are compiled into plain functions (:mod:`.accessors`);
+  $.payload.node``) and extensions (`` $.publisher_id.`split(., 1, -1)` ``)
+  all work;
 * a list of JSONPath strings: the first one that yields a value wins;
 * a mapping ``{fields: <string or list>, plugin: <name> | {name,
   parameters}}`` whose matches are post-processed by a trait plugin
@@ -22,16 +19,19 @@ The public names are also importable from :mod:`telemeter.declarative`.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import re
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any
 
+import ply.yacc
 import yaml
-from jsonpath_ng import jsonpath
-from jsonpath_ng.ext import parser
+from jsonpath_rw import parser as rw_parser
+from jsonpath_rw_ext import parser
 from oslo_log import log
 
 from telemeter import utils
@@ -67,9 +67,28 @@ class DefinitionFileError(Exception):
     """A definitions file cannot be read or is not valid YAML."""
 
 
-# One parser for every expression: building one loads jsonpath-ng's
-# pre-generated tables (about 1 ms); parsing with it takes about 0.3 ms.
-_PARSER = parser.ExtendedJsonPathParser()
+class _Parser(parser.ExtentedJsonPathParser):
+    """jsonpath-rw-ext's parser, with its LALR tables built once.
+
+    jsonpath-rw rebuilds the parse tables for every expression (about
+    30 ms each here), which made loading the packaged definitions take
+    seconds; the grammar never changes, so one table serves every parse.
+    """
+
+    _tables: Any = None
+
+    def parse_token_stream(self, token_iterator: Any,
+                           start_symbol: str = 'jsonpath') -> Any:
+        if self._tables is None:
+            self._tables = ply.yacc.yacc(
+                module=self, debug=False, write_tables=False,
+                start=start_symbol,
+                errorlog=logging.getLogger(rw_parser.__name__))
+        return self._tables.parse(
+            lexer=rw_parser.IteratorToTokenStream(token_iterator))
+
+
+_PARSER = _Parser()
 _PARSER_LOCK = threading.Lock()
 _PARSED: dict[str, Any] = {}
 
@@ -77,9 +96,7 @@ _PARSED: dict[str, Any] = {}
 # ``$.payload.size`` or ``payload.image_meta.base_image_ref``: most paths
 # of the definitions are plain field chains, evaluated without jsonpath.
 _DOTTED = re.compile(r'^(?:\$\.)?([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)$')
-# Words left to jsonpath-ng: ``where`` is an operator there, ``true`` and
-# ``false`` are literals in filters. (``wherenot``, an operator only since
-# jsonpath-ng, stays a field name here, as it was with jsonpath-rw.)
+# Words the jsonpath lexer does not read as field names.
 _NOT_FIELDS = frozenset(['where', 'true', 'false'])
 
 
@@ -120,11 +137,6 @@ class _DottedPath:
     def find(self, obj: Any) -> list[_Match]:
         value = self.get(obj)
         return [] if value is _MISSING else [_Match(self.path, value)]
-
-    def values(self, obj: Any) -> list[Any]:
-        """The value at the path as a list of one, or []."""
-        value = self.get(obj)
-        return [] if value is _MISSING else [value]
 
 
 def _chain_getter(fields: list[str]) -> Callable[[Any], Any]:
@@ -170,13 +182,9 @@ def _chain_getter(fields: list[str]) -> Callable[[Any], Any]:
 
 
 class _FirstOf:
-    """The matches of several paths, in order: those of the first path,
-    then those of the second... (a list of fields in a definition).
+    """The matches of several paths, in order (jsonpath's union)."""
 
-    :meth:`first` is for plain field chains only (:class:`_DottedPath`).
-    """
-
-    def __init__(self, paths: list[Any]) -> None:
+    def __init__(self, paths: list[_DottedPath]) -> None:
         self.paths = paths
 
     def find(self, obj: Any) -> list[Any]:
@@ -202,54 +210,28 @@ def dotted_path(expression: str) -> _DottedPath | None:
     return _DottedPath(fields)
 
 
-def parse_tree(expression: str) -> Any:
-    """jsonpath-ng's syntax tree of ``expression`` (parsed every time).
-
-    Raises what jsonpath-ng raises for a bad expression (its
-    ``JsonPathLexerError`` and ``JsonPathParserError``, ``DefintionInvalid``
-    of a malformed `` `split(...)` ``, ``re.error``...). The warnings of
-    syntax jsonpath-ng deprecates (the ``|`` union, unquoted words in
-    filters: both still work until jsonpath-ng 2) are logged, not raised.
-    """
-    # The ply parser keeps state while parsing: one parse at a time. (The
-    # warnings caught are the whole process's for that moment: parsing
-    # happens while definitions load, and takes well under a millisecond.)
-    with _PARSER_LOCK, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        tree = _PARSER.parse(expression)
-    for warning in caught:
-        LOG.debug('JSONPath %r: %s', expression, warning.message)
-    return tree
-
-
 def parse_jsonpath(expression: str) -> Any:
-    """Parse (once per process) and return a JSONPath expression: a
-    :class:`_DottedPath` for a plain field chain, else jsonpath-ng's tree
-    (see :func:`parse_tree`, which says what is raised)."""
+    """Parse (once per process) and return a JSONPath expression.
+
+    Raises whatever the parser raises for a bad expression: jsonpath-rw
+    uses plain ``Exception``, lexer errors and even ``AttributeError``.
+    """
     try:
         return _PARSED[expression]
     except KeyError:
         pass
-    parsed = dotted_path(expression)
-    if parsed is None:
-        parsed = parse_tree(expression)
-    return _PARSED.setdefault(expression, parsed)
-
-
-def _path_text(path: Any) -> str:
-    """The path of a match as trait plugins receive it.
-
-    Field names are not quoted (``payload.image_meta.org.openstack__1__os``
-    for ``payload.image_meta.'org.openstack__1__os'``), as jsonpath-rw wrote
-    them, and :class:`_DottedPath` writes them, where jsonpath-ng would
-    quote them; the ``bitfield`` plugin compares these paths with its
-    configured ones.
-    """
-    if isinstance(path, jsonpath.Child):
-        return f'{_path_text(path.left)}.{_path_text(path.right)}'
-    if isinstance(path, jsonpath.Fields):
-        return ','.join(path.fields)
-    return str(path)
+    simple = dotted_path(expression)
+    if simple is not None:
+        _PARSED[expression] = simple
+        return simple
+    # The ply parser keeps state while parsing: one parse at a time.
+    with _PARSER_LOCK:
+        if expression not in _PARSED:
+            # jsonpath-rw-ext's `sub()` prints itself to stdout when parsed;
+            # a daemon's journal has no use for it.
+            with contextlib.redirect_stdout(io.StringIO()):
+                _PARSED[expression] = _PARSER.parse(expression)
+    return _PARSED[expression]
 
 
 def _is_constant(value: Any) -> bool:
@@ -296,24 +278,24 @@ class Definition:
                 raise DefinitionException(
                     f'The fields of {name} must be a non-empty list of '
                     f'JSONPath strings, not {fields!r}', cfg)
-            paths = [self._parse(f) for f in fields]
-            self.getter = _FirstOf(paths)
-            if self.plugin is None:
-                if all(isinstance(p, _DottedPath) for p in paths):
+            simple = [dotted_path(f) for f in fields]
+            if all(path is not None for path in simple):
+                self.getter = _FirstOf(simple)  # type: ignore[arg-type]
+                if self.plugin is None:
                     self.first = self.getter.first
-                else:
-                    self.compiled = accessors.compile_concatenation(
-                        [p.values if isinstance(p, _DottedPath)
-                         else accessors.compile_values(p) for p in paths])
-                    if self.compiled is not None:
-                        self.first = accessors.first_value(self.compiled)
-            return
-        if not isinstance(fields, str) or not fields:
+                return
+            fields = '|'.join(f'({f})' for f in fields)
+        elif not isinstance(fields, str) or not fields:
             raise DefinitionException(
                 f'The definition of {name} must be a number, a JSONPath '
                 f'string, a list of them or a mapping with fields, not '
                 f'{fields!r}', cfg)
-        self.getter = self._parse(fields)
+        try:
+            self.getter = parse_jsonpath(fields)
+        except Exception as err:
+            raise DefinitionException(
+                f"Parse error in JSONPath specification '{fields}' for "
+                f'{name}: {err}', cfg) from err
         if self.plugin is None:
             if isinstance(self.getter, _DottedPath):
                 self.first = self.getter.first
@@ -321,14 +303,6 @@ class Definition:
                 self.compiled = accessors.compile_values(self.getter)
                 if self.compiled is not None:
                     self.first = accessors.first_value(self.compiled)
-
-    def _parse(self, expression: str) -> Any:
-        try:
-            return parse_jsonpath(expression)
-        except Exception as err:
-            raise DefinitionException(
-                f"Parse error in JSONPath specification '{expression}' for "
-                f'{self.name}: {err}', self.cfg) from err
 
     def _constant(self, obj: Any) -> Any:
         return self.constant
@@ -390,8 +364,7 @@ class Definition:
                 f"Plugin {self.plugin.__class__.__name__} don't allows "
                 f'to return multiple values', self.cfg)
         return list(self.plugin.trait_values(
-            [(_path_text(match.full_path), match.value)
-             for match in matches]))
+            [(str(match.full_path), match.value) for match in matches]))
 
     def _first_of_matches(self, obj: Any) -> Any:
         for value in self._values(obj):
