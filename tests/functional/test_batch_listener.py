@@ -128,14 +128,18 @@ def bus(rabbit_url, request):
     transport.cleanup()
 
 
-def _unacked(rabbit_admin, queue: str) -> int:
-    out = rabbit_admin.rabbitmqctl(
-        'list_queues', '-q', 'name', 'messages_unacknowledged')
+def _queue_figure(rabbit_admin, queue: str, column: str) -> int:
+    """One ``rabbitmqctl list_queues`` column of ``queue``."""
+    out = rabbit_admin.rabbitmqctl('list_queues', '-q', 'name', column)
     for line in out.splitlines():
         name, _sep, count = line.partition('\t')
         if name == queue:
             return int(count)
     raise AssertionError(f'no queue {queue}')
+
+
+def _unacked(rabbit_admin, queue: str) -> int:
+    return _queue_figure(rabbit_admin, queue, 'messages_unacknowledged')
 
 
 def test_rabbit_transports_get_the_batch_listener(bus):
@@ -565,10 +569,5 @@ def test_a_consumer_gone_unknown_to_the_driver_is_started_again(
                                                  cancel_the_consumers)
     assert listener.stats.restarts == 1
 
-def _consumers(rabbit_admin, queue: str) -> int | None:
-    out = rabbit_admin.rabbitmqctl('list_queues', '-q', 'name', 'consumers')
-    for line in out.splitlines():
-        name, _sep, count = line.partition('\t')
-        if name == queue:
-            return int(count)
-    return None
+def _consumers(rabbit_admin, queue: str) -> int:
+    return _queue_figure(rabbit_admin, queue, 'consumers')
