@@ -18,6 +18,10 @@
 #                                           (a transport URL listing all nodes)
 #   tools/rabbitmq-cluster.sh ctl     N ARGS...
 #                                           rabbitmqctl against node N
+#   tools/rabbitmq-cluster.sh queues  N ARGS...
+#                                           rabbitmq-queues against node N
+#                                           (grow, shrink, delete_member,
+#                                           quorum_status, ...)
 #
 # Ports (TELEMETER_RABBIT_CLUSTER_PORT=P, default 5800, P <= 35520):
 #   AMQP of node N   P + N - 1            (5800, 5801, 5802)
@@ -102,15 +106,17 @@ EOF
 
 running() { pid_alive "$(node_dir "$1")/launcher.pid"; }
 
-ctl() {   # ctl N rabbitmqctl-args...
-    local n=$1 dir
+tool() {   # tool rabbitmqctl|rabbitmq-queues N args...
+    local cli=$1 n=$2 dir
     local -a envarr
-    shift
+    shift 2
     dir=$(node_dir "$n")
     [ -d "$dir" ] || die "no state for node $n in $dir: run '$0 up' first"
     mapfile -t envarr < <(node_env "$n")
-    (cd "$dir" && env -i "${envarr[@]}" "$LIBBIN/rabbitmqctl" -n "$(node_name "$n")" "$@")
+    (cd "$dir" && env -i "${envarr[@]}" "$LIBBIN/$cli" -n "$(node_name "$n")" "$@")
 }
+
+ctl() { tool rabbitmqctl "$@"; }   # ctl N rabbitmqctl-args...
 
 start_node() {
     local n=$1 dir p
@@ -252,7 +258,8 @@ main() {
         status) cmd_status "$@" ;;
         env) cmd_env "$@" ;;
         ctl) check_node "${1:-}"; n=$1; shift; ctl "$n" "$@" ;;
-        *) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        queues) check_node "${1:-}"; n=$1; shift; tool rabbitmq-queues "$n" "$@" ;;
+        *) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 }
 
