@@ -116,6 +116,9 @@ class Scenario:
             self.counter.stop()
         if self.stream.sent < self.n:
             out.notes += f'sender sent only {self.stream.sent} '
+        if self.stream.resent:
+            out.notes += (f"sender's Notifier dropped {self.stream.resent}, "
+                          f'sent again ')
         out.count(rows, [s for s in range(self.n) if s not in self.excluded])
         out.seconds = round(time.monotonic() - started, 1)
         for name in (self.COLLECTOR, self.AGENT):
