@@ -44,6 +44,7 @@ import sqlalchemy
 from telemeter import messaging, sample
 from telemeter.publisher import utils
 from tests.functional import daemons
+from tests.functional.faults import ledger
 
 #: Samples per scenario; ``TELEMETER_FAULTS_N`` changes it.
 N = int(os.environ.get('TELEMETER_FAULTS_N', '20000'))
@@ -140,6 +141,10 @@ class FaultDeployment(daemons.Deployment):
                  extra_conf: str = '') -> None:
         self.collector_batch = collector_batch
         self.broker_conf = BROKER_OPTIONS[broker]
+        #: Daemon name -> its /metrics and /healthz port.
+        self.health_ports = {'telemeter-collector': ledger.free_port(),
+                             'telemeter-agent-notification':
+                                 ledger.free_port()}
         super().__init__(workdir, transport_url, database_url=database_url,
                          pipeline=PIPELINE, extra_conf=extra_conf)
         self.event_pipeline_path.write_text(EVENT_PIPELINE)
@@ -176,7 +181,10 @@ class FaultDeployment(daemons.Deployment):
             [collector]
             udp_address =
             batch_size = {self.collector_batch}
-            """) + self.broker_conf + textwrap.dedent(extra_conf))
+            """) + ledger.health_conf(
+                self.health_ports['telemeter-collector'],
+                self.health_ports['telemeter-agent-notification'])
+            + self.broker_conf + textwrap.dedent(extra_conf))
 
 
 def notif_payload(seq: int, **extra) -> dict:

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 
-from tests.functional.faults import harness
+from tests.functional.faults import harness, ledger
 
 #: Every scenario's outcome in this session, in run order.
 OUTCOMES: list[harness.Outcome] = []
@@ -34,6 +34,8 @@ class Scenario:
         #: Messages in the quarantine queue at the end (not "left").
         self.quarantined = 0
         self.counter_rows_at_end: dict[int, int] = {}
+        #: Daemon name -> its ledger after the drain (running ones).
+        self.ledgers: dict[str, ledger.Ledger] = {}
 
     # -- daemons
     def start_collector(self):
@@ -112,8 +114,14 @@ class Scenario:
                 if self.queued:
                     out.notes += ('left in queues (ready, unacked): '
                                   f'{self.queued} ')
+            self.ledgers = self._scrape_ledgers()
         finally:
             self.counter.stop()
+        agent = self.ledgers.get(self.AGENT)
+        if agent is not None and self._ran_whole(self.AGENT):
+            out.notes += (f'agent received '
+                          f'{ledger.received_notifications(agent)} '
+                          f'notifications ')
         if self.stream.sent < self.n:
             out.notes += f'sender sent only {self.stream.sent} '
         if self.stream.resent:
@@ -156,6 +164,7 @@ class Scenario:
             problems.append(f'messages left in the queues: {self.queued}')
         if out.dead:
             problems.append(f'dead at the end: {out.dead}')
+        problems += self.ledger_problems()
         big = {k: v for k, v in out.log_bytes.items()
                if v > harness.MAX_LOG_BYTES}
         if big:
@@ -164,6 +173,29 @@ class Scenario:
         assert not problems, (
             f'{self.name}: ' + '; '.join(problems)
             + f' (logs in {self.dep.workdir})' + self.diagnosis())
+
+    def _ran_whole(self, name: str) -> bool:
+        """``name`` ran the whole scenario in one process."""
+        return sum(1 for d in self.dep.daemons if d.name == name) == 1
+
+    def _scrape_ledgers(self) -> dict[str, ledger.Ledger]:
+        found = {}
+        for name in (self.COLLECTOR, self.AGENT):
+            if self.current(name).alive():
+                found[name] = ledger.Ledger.scrape(self.dep.health_ports[name])
+        return found
+
+    def ledger_problems(self) -> list[str]:
+        """The ledger rules (:mod:`.ledger`) after the drain."""
+        whole = {name: found for name, found in self.ledgers.items()
+                 if self._ran_whole(name)}
+        found = ledger.problems(whole.get(self.COLLECTOR),
+                                whole.get(self.AGENT), self.outcome.stored)
+        for name, part in self.ledgers.items():
+            if name not in whole and part.unsettled():
+                found.append(f'{name} (restarted) unsettled after the '
+                             f'drain: {part.unsettled()}')
+        return found
 
     def diagnosis(self) -> str:
         """What the daemons were doing at the end (for a failure's
