@@ -213,6 +213,18 @@ class Scenario:
                          for q in json.loads(out or '[]')
                          if q['name'] in self.queued}
             parts.append(f'consumers of those queues: {consumers}')
+            out = self.broker.rabbitmqctl(
+                'list_channels', '-q', '--formatter', 'json', 'vhost',
+                'name', 'consumer_count', 'messages_unacknowledged')
+            holding = [(c['name'], c['consumer_count'],
+                        c['messages_unacknowledged'])
+                       for c in json.loads(out or '[]')
+                       if c['vhost'] == self.vhost
+                       and c['messages_unacknowledged']]
+            # A holder with 0 consumers is a channel left open by a
+            # listener that stopped; one with consumers is a live one.
+            parts.append(f'channels holding unacknowledged messages '
+                         f'(name, consumers, unacked): {holding}')
         for name in (self.AGENT, self.COLLECTOR):
             daemon = self.current(name)
             if daemon.alive():
