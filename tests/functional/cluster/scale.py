@@ -368,8 +368,11 @@ def make_deployment(workdir, url: str, database_url: str, redis_url: str,
                     snmpd_target: str, broker: str = 'quorum'
                     ) -> harness.FaultDeployment:
     namespace = f'scale-{uuid.uuid4().hex[:8]}'
+    # Two daemons of each kind share the configuration file, so no health
+    # ports (they would collide); the fault suite checks the ledgers.
     dep = harness.FaultDeployment(workdir, url, database_url, broker=broker,
-                                  extra_conf=extra_conf(redis_url, namespace))
+                                  extra_conf=extra_conf(redis_url, namespace),
+                                  health=False)
     dep.pipeline_path.write_text(PIPELINE)
     dep.polling_path.write_text(polling_yaml(snmpd_target))
     return dep

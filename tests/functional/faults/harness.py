@@ -138,13 +138,14 @@ class FaultDeployment(daemons.Deployment):
 
     def __init__(self, workdir: Path, transport_url: str, database_url: str,
                  collector_batch: int = 1000, broker: str = 'defaults',
-                 extra_conf: str = '') -> None:
+                 extra_conf: str = '', health: bool = True) -> None:
         self.collector_batch = collector_batch
         self.broker_conf = BROKER_OPTIONS[broker]
-        #: Daemon name -> its /metrics and /healthz port.
-        self.health_ports = {'telemeter-collector': ledger.free_port(),
-                             'telemeter-agent-notification':
-                                 ledger.free_port()}
+        #: Daemon name -> its /metrics and /healthz port; none with
+        #: ``health=False`` (several daemons of a kind share the file).
+        self.health_ports = {} if not health else {
+            'telemeter-collector': ledger.free_port(),
+            'telemeter-agent-notification': ledger.free_port()}
         super().__init__(workdir, transport_url, database_url=database_url,
                          pipeline=PIPELINE, extra_conf=extra_conf)
         self.event_pipeline_path.write_text(EVENT_PIPELINE)
@@ -181,9 +182,7 @@ class FaultDeployment(daemons.Deployment):
             [collector]
             udp_address =
             batch_size = {self.collector_batch}
-            """) + ledger.health_conf(
-                self.health_ports['telemeter-collector'],
-                self.health_ports['telemeter-agent-notification'])
+            """) + ledger.health_conf(self.health_ports)
             + self.broker_conf + textwrap.dedent(extra_conf))
 
 

@@ -32,9 +32,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def health_conf(collector_port: int, notification_port: int) -> str:
-    return (f'[health]\nenabled = true\ncollector_port = {collector_port}\n'
-            f'notification_port = {notification_port}\n')
+def health_conf(ports: dict[str, int]) -> str:
+    """The ``[health]`` section for daemon name -> port (none: off)."""
+    if not ports:
+        return ''
+    return (f'[health]\nenabled = true\n'
+            f'collector_port = {ports["telemeter-collector"]}\n'
+            f'notification_port = '
+            f'{ports["telemeter-agent-notification"]}\n')
 
 
 class Ledger:

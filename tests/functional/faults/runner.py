@@ -180,9 +180,9 @@ class Scenario:
 
     def _scrape_ledgers(self) -> dict[str, ledger.Ledger]:
         found = {}
-        for name in (self.COLLECTOR, self.AGENT):
+        for name, port in self.dep.health_ports.items():
             if self.current(name).alive():
-                found[name] = ledger.Ledger.scrape(self.dep.health_ports[name])
+                found[name] = ledger.Ledger.scrape(port)
         return found
 
     def ledger_problems(self) -> list[str]:
