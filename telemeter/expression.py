@@ -13,7 +13,7 @@ comparisons (``== != < <= > >= in not in is is not``), ``and``/``or``,
 ``x if c else y``; subscripts and slices; names; calls of :data:`BUILTINS`
 and of the methods of ``str``, ``int``, ``float``, ``list``, ``tuple`` and
 ``dict`` values; attributes of values that define ``lookup`` (the
-transformers' :class:`~telemeter.pipeline.transformers.Namespace`).
+transformers' :class:`~telemeter.transformer.Namespace`).
 Refused: names or attributes starting with ``_``, ``format``/
 ``format_map`` (they reach attributes through a template), ``*``/``**``
 unpacking, lambdas, comprehensions, assignments, imports, and every other

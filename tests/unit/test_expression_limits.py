@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from telemeter import expression
-from telemeter.pipeline.transformers import Namespace
+from telemeter.transformer import Namespace
 
 
 def _in_a_pollster(text, value):

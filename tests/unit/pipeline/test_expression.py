@@ -5,7 +5,7 @@ import pytest
 
 from telemeter import transformer
 from telemeter.expression import Expression, ExpressionError
-from telemeter.pipeline.transformers import Namespace
+from telemeter.transformer import Namespace
 
 SEED = {'volume': 10, 'name': 'cpu',
         'resource_metadata': {'cpu_number': 4, 'flavor': {'ram': 2048}},

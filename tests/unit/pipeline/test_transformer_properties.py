@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from telemeter import sample
-from telemeter.pipeline.transformers import (
+from telemeter.transformer import (
     accumulator,
     arithmetic,
     conversions,

@@ -10,7 +10,7 @@ import pytest
 from oslo_utils import timeutils
 
 from telemeter import sample
-from telemeter.pipeline.transformers import (
+from telemeter.transformer import (
     accumulator,
     arithmetic,
     conversions,

@@ -17,7 +17,7 @@ from oslo_log import log
 
 from telemeter import expression
 from telemeter import sample as sample_mod
-from telemeter.pipeline import transformers
+from telemeter import transformer
 
 LOG = log.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def escape(name: str) -> str:
     return name
 
 
-class ArithmeticTransformer(transformers.TransformerBase):
+class ArithmeticTransformer(transformer.TransformerBase):
     """Caches the referenced meters per resource and, on flush, emits one
     sample per resource that has all of them.
 
@@ -79,7 +79,7 @@ class ArithmeticTransformer(transformers.TransformerBase):
 
     def _calculate(self, resource_id: str, cached: dict[str, Any]
                    ) -> sample_mod.Sample | None:
-        namespace = transformers.Namespace(
+        namespace = transformer.Namespace(
             {name: s.as_dict() for name, s in cached.items()})
         try:
             value = self._expression.evaluate(namespace)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from telemeter.pipeline import transformers
+from telemeter import transformer
 
 
-class TransformerAccumulator(transformers.TransformerBase):
+class TransformerAccumulator(transformer.TransformerBase):
     """Holds samples and releases them all once ``size`` are held.
 
     With ``size < 1`` samples pass straight through.

@@ -13,7 +13,7 @@ from oslo_utils import timeutils
 
 from telemeter import expression, utils
 from telemeter import sample as sample_mod
-from telemeter.pipeline import transformers
+from telemeter import transformer
 
 LOG = log.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def _timestamp(sample: Any) -> datetime.datetime:
     return utils.sanitize_timestamp(sample.timestamp)
 
 
-class ScalingTransformer(transformers.TransformerBase):
+class ScalingTransformer(transformer.TransformerBase):
     """``unit_conversion``: rename, retype and rescale each sample.
 
     ``source``: ``{unit, map_from: {name, unit}}``; ``target``: ``{name,
@@ -59,7 +59,7 @@ class ScalingTransformer(transformers.TransformerBase):
     def _scaled(self, s: Any) -> Any:
         if self._scale_expr is not None:
             return self._scale_expr.evaluate(
-                transformers.Namespace(s.as_dict()))
+                transformer.Namespace(s.as_dict()))
         if self.scale:
             return s.volume * self.scale
         return s.volume
