@@ -15,9 +15,8 @@ from typing import Any
 
 from oslo_log import log
 
-from telemeter import expression
+from telemeter import expression, transformer
 from telemeter import sample as sample_mod
-from telemeter import transformer
 
 LOG = log.getLogger(__name__)
 

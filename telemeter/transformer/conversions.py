@@ -11,9 +11,8 @@ from typing import Any
 from oslo_log import log
 from oslo_utils import timeutils
 
-from telemeter import expression, utils
+from telemeter import expression, transformer, utils
 from telemeter import sample as sample_mod
-from telemeter import transformer
 
 LOG = log.getLogger(__name__)
 
