@@ -16,8 +16,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import utils
-from telemeter.notification import declarative
+from telemeter import declarative, utils
 from telemeter.storage import models
 
 LOG = log.getLogger(__name__)

@@ -18,8 +18,9 @@ from oslo_config import cfg
 from oslo_log import log
 from stevedore import extension
 
+from telemeter import declarative
 from telemeter import sample as sample_util
-from telemeter.notification import declarative, plugin_base
+from telemeter.notification import plugin_base
 
 LOG = log.getLogger(__name__)
 

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from telemeter.notification import accessors, declarative
+from telemeter import declarative
+from telemeter.notification import accessors
 
 DOCUMENTS = [
     {'payload': {'a': 1, 'b': None, 'image_meta': {

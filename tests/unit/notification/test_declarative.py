@@ -6,7 +6,7 @@ import pytest
 from stevedore import extension
 
 from telemeter import declarative
-from telemeter.notification import declarative as impl
+from telemeter import declarative as impl
 from tests.unit.notification import payloads
 
 
