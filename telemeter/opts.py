@@ -1,17 +1,40 @@
 """Every option telemeter registers, for oslo-config-generator and start-up.
 
-Each module owns its ``OPTS`` list; this module only gathers them so that
-``prepare_service`` and ``oslo-config-generator`` see the same set.
+Each module owns its ``OPTS`` list; this module gathers them so that
+``prepare_service`` and ``oslo-config-generator`` see the same set. The
+process-wide ``[DEFAULT]`` options that belong to no one subsystem
+(``host``, ``http_timeout``, ``max_parallel_requests``) are defined here,
+so that :mod:`telemeter.service` imports this module and not the reverse.
 """
 
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Iterable
 
 from oslo_config import cfg
 
 OptList = list[tuple[str, Iterable[cfg.Opt]]]
+
+OPTS = [
+    cfg.HostAddressOpt('host',
+                       default=socket.gethostname(),
+                       sample_default='<your_hostname>',
+                       help='Name of this node, which must be valid in an '
+                            'AMQP key. Can be an opaque identifier. It '
+                            'appears in publisher ids and resource ids of '
+                            'host samples.'),
+    cfg.IntOpt('http_timeout',
+               default=600,
+               help='Timeout seconds for HTTP requests. Set it to None to '
+                    'disable timeout.'),
+    cfg.IntOpt('max_parallel_requests',
+               default=64,
+               min=1,
+               help='Maximum number of parallel requests for services to '
+                    'handle at the same time.'),
+]
 
 
 def list_opts() -> OptList:
@@ -46,12 +69,11 @@ def list_opts() -> OptList:
     import telemeter.publisher.messaging
     import telemeter.publisher.utils
     import telemeter.sample
-    import telemeter.service
     import telemeter.storage
 
     return [
         ('DEFAULT', itertools.chain(
-            telemeter.service.OPTS,
+            OPTS,
             telemeter.sample.OPTS,
             telemeter.pipeline.OPTS,
             telemeter.polling.manager.OPTS,

@@ -6,7 +6,6 @@ import faulthandler
 import os
 import re
 import signal
-import socket
 import sys
 
 from oslo_config import cfg
@@ -15,25 +14,6 @@ from oslo_log import log
 from telemeter import keystone_client, messaging, opts, sample
 
 LOG = log.getLogger(__name__)
-
-OPTS = [
-    cfg.HostAddressOpt('host',
-                       default=socket.gethostname(),
-                       sample_default='<your_hostname>',
-                       help='Name of this node, which must be valid in an '
-                            'AMQP key. Can be an opaque identifier. It '
-                            'appears in publisher ids and resource ids of '
-                            'host samples.'),
-    cfg.IntOpt('http_timeout',
-               default=600,
-               help='Timeout seconds for HTTP requests. Set it to None to '
-                    'disable timeout.'),
-    cfg.IntOpt('max_parallel_requests',
-               default=64,
-               min=1,
-               help='Maximum number of parallel requests for services to '
-                    'handle at the same time.'),
-]
 
 _QUIET_LIBRARIES = ['amqp=WARN', 'amqplib=WARN', 'kombu=WARN',
                     'stevedore=WARN', 'oslo_messaging=INFO',
