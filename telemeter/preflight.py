@@ -140,10 +140,11 @@ def _dispatchers(conf: cfg.ConfigOpts) -> Iterator[Problem]:
 
 
 def _polling(conf: cfg.ConfigOpts) -> Iterator[Problem]:
-    from telemeter.pipeline import base, polling
+    from telemeter.pipeline import base
+    from telemeter.polling import definitions
 
     try:
-        polling.setup_polling(conf)
+        definitions.setup_polling(conf)
     except base.ConfigException as err:
         yield Problem(err.cfg_file or conf.polling.cfg_file,
                       f'{err.cfg_type} {err.cfg}: {err.msg}')

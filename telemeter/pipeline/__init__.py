@@ -191,10 +191,16 @@ def setup_event_pipeline(conf: cfg.ConfigOpts, transformer_manager: Any = None
 
 
 def setup_polling(conf: cfg.ConfigOpts) -> Any:
-    """Build the polling definitions of ``[polling] cfg_file``."""
-    from telemeter.pipeline import polling
+    """Build the polling definitions of ``[polling] cfg_file``.
 
-    return polling.setup_polling(conf)
+    The parser lives in :mod:`telemeter.polling.definitions` (it builds on
+    :mod:`telemeter.pipeline.base`); it is imported on call so that the
+    notification agent and the collector, which load this package, do not
+    load the polling package.
+    """
+    from telemeter.polling import definitions
+
+    return definitions.setup_polling(conf)
 
 
 def get_pipeline_grouping_key(pipe: Any) -> list[str]:

@@ -24,7 +24,7 @@ from oslo_log import log
 from telemeter import messaging, systemd
 from telemeter.health import polling as health_polling
 from telemeter.health import server as health_server
-from telemeter.pipeline import polling as polling_pipeline
+from telemeter.polling import definitions as polling_pipeline
 from telemeter.polling import discovering, loading, partition
 from telemeter.polling.task import PollingTask, Resources  # noqa: F401
 

@@ -23,7 +23,7 @@ from telemeter.polling import loading
 if TYPE_CHECKING:
     from stevedore import extension
 
-    from telemeter.pipeline import polling as polling_pipeline
+    from telemeter.polling import definitions as polling_pipeline
 
 LOG = log.getLogger(__name__)
 

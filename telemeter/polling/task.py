@@ -15,7 +15,7 @@ from oslo_log import log
 from oslo_utils import timeutils
 from stevedore import extension
 
-from telemeter.pipeline import polling as polling_pipeline
+from telemeter.polling import definitions as polling_pipeline
 from telemeter.polling import partition, plugin_base
 from telemeter.publisher import utils as publisher_utils
 

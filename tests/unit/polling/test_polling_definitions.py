@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from telemeter.pipeline import base
-from telemeter.pipeline import polling as polling_pipeline
+from telemeter.polling import definitions as polling_pipeline
 
 SOURCE = {'name': 'src', 'interval': 60, 'meters': ['a']}
 

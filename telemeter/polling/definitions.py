@@ -1,5 +1,9 @@
 """polling.yaml: which meters the polling agent polls, how often, on what.
 
+Sources are validated with the rules shared with the pipelines
+(:mod:`telemeter.pipeline.base`); ``telemeter.pipeline.setup_polling`` is
+the spec's name for :func:`setup_polling`.
+
 ``setup_polling(conf)`` reads ``[polling] cfg_file`` and returns a
 :class:`PollingManager` whose ``sources`` are :class:`PollingSource` objects.
 """
