@@ -34,7 +34,8 @@ OPTS = [
                help='Configuration file for defining hardware snmp meters.'),
 ]
 
-PACKAGED_DEFINITIONS = Path(__file__).parent / 'data' / 'snmp.yaml'
+# The package's data directory, telemeter/data/.
+PACKAGED_DEFINITIONS = Path(__file__).parents[2] / 'data' / 'snmp.yaml'
 SOURCE = 'hardware'
 REQUIRED_FIELDS = ('name', 'unit', 'type')
 

@@ -21,7 +21,7 @@ def packaged_meters() -> set[str]:
     names.update(m['name'] for m in meters['metric']
                  if not m['name'].startswith(('$', "'")))
     snmp = yaml.safe_load(
-        (DATA / 'polling' / 'hardware' / 'data' / 'snmp.yaml').read_text())
+        (DATA / 'data' / 'snmp.yaml').read_text())
     names.update(m['name'] for m in snmp['metric'])
     setup = configparser.ConfigParser()
     setup.read(REPO / 'setup.cfg')

@@ -1,1 +1,0 @@
-"""Data files (no code): a package so that setuptools ships them."""
