@@ -10,13 +10,34 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from oslo_config import cfg
 from stevedore import extension
 
 if TYPE_CHECKING:
+    from telemeter.keystone_client import KeystoneClient
     from telemeter.sample import Sample
+
+
+class PollingContext(Protocol):
+    """What a pollster or a discoverer may use of the polling agent.
+
+    ``get_samples(manager, ...)`` and ``discover(manager, ...)`` receive the
+    :class:`~telemeter.polling.manager.AgentManager` (interfaces.md §8);
+    these two members are all a plugin may rely on.
+    """
+
+    @property
+    def conf(self) -> cfg.ConfigOpts:
+        """The agent's ConfigOpts."""
+        ...
+
+    @property
+    def keystone(self) -> KeystoneClient:
+        """Keystone client of the current polling cycle (created lazily;
+        a creation error is raised again on every use in the cycle)."""
+        ...
 
 
 class ExtensionLoadError(Exception):
@@ -66,11 +87,12 @@ class PollsterBase(metaclass=abc.ABCMeta):
         """Discovery URL (``name[:param]``) used when a source gives none."""
 
     @abc.abstractmethod
-    def get_samples(self, manager: Any, cache: dict,
+    def get_samples(self, manager: PollingContext, cache: dict,
                     resources: list[Any]) -> Iterable[Sample]:
         """Return (or yield) the Samples of the meter for ``resources``.
 
-        :param manager: the polling ``AgentManager`` (``conf``, ``keystone``)
+        :param manager: the polling ``AgentManager``, seen through
+            :class:`PollingContext` (``conf``, ``keystone``)
         :param cache: dict shared by all pollsters during one polling cycle,
             used to read a data source only once per cycle
         :param resources: the de-duplicated resources to poll
@@ -111,8 +133,12 @@ class DiscoveryBase(metaclass=abc.ABCMeta):
         self.conf = conf
 
     @abc.abstractmethod
-    def discover(self, manager: Any, param: str | None = None) -> list[Any]:
-        """Return the list of resources; ``param`` follows the ``:``."""
+    def discover(self, manager: PollingContext,
+                 param: str | None = None) -> list[Any]:
+        """Return the list of resources; ``param`` follows the ``:``.
+
+        ``manager`` is the agent seen as a :class:`PollingContext`.
+        """
 
     @property
     def group_id(self) -> str:

@@ -93,7 +93,8 @@ class InstanceDiscovery(plugin_base.DiscoveryBase):
             self._inspector = virt_inspector.shared_inspector(self.conf)
         return self._inspector
 
-    def discover(self, manager: Any, param: str | None = None) -> list[Any]:
+    def discover(self, manager: plugin_base.PollingContext,
+                 param: str | None = None) -> list[Any]:
         method = self.conf.compute.instance_discovery_method
         if method == 'libvirt_metadata':
             return self.discover_libvirt_polling()
@@ -172,7 +173,8 @@ class InstanceDiscovery(plugin_base.DiscoveryBase):
 
     # -- nova API -------------------------------------------------------
 
-    def discover_nova_polling(self, manager: Any) -> list[Any]:
+    def discover_nova_polling(self, manager: plugin_base.PollingContext
+                              ) -> list[Any]:
         now = time.monotonic()
         interval = self.conf.compute.resource_update_interval
         if self.last_update and now - self.last_update < interval:

@@ -65,7 +65,7 @@ class BaseComputePollster(plugin_base.PollsterBase):
                    monotonic_time: float) -> Iterator[sample_mod.Sample]:
         raise NotImplementedError
 
-    def get_samples(self, manager: Any, cache: dict,
+    def get_samples(self, manager: plugin_base.PollingContext, cache: dict,
                     resources: list[Any]) -> Iterator[sample_mod.Sample]:
         for instance in resources:
             try:

@@ -15,7 +15,8 @@ class EndpointDiscovery(plugin_base.DiscoveryBase):
     """Catalog URLs of the service type ``param`` (every service if none),
     for ``[service_credentials] interface`` and ``region_name``."""
 
-    def discover(self, manager: Any, param: str | None = None) -> list[Any]:
+    def discover(self, manager: plugin_base.PollingContext,
+                 param: str | None = None) -> list[Any]:
         endpoints = manager.keystone.get_endpoints(param or None)
         if not endpoints:
             LOG.warning('No endpoints found for service %s',
@@ -28,7 +29,8 @@ class TenantDiscovery(plugin_base.DiscoveryBase):
     """Keystone projects of every domain (of the default domain when the
     domains cannot be listed), as ``{id, name, domain_id, ...}`` dicts."""
 
-    def discover(self, manager: Any, param: str | None = None) -> list[Any]:
+    def discover(self, manager: plugin_base.PollingContext,
+                 param: str | None = None) -> list[Any]:
         client = manager.keystone
         domains = client.list_domains()
         projects: list[dict] = []

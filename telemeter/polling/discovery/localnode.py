@@ -14,5 +14,6 @@ class LocalNodeDiscovery(plugin_base.DiscoveryBase):
     single placeholder resource only lets the polling task call them.
     """
 
-    def discover(self, manager: Any, param: str | None = None) -> list[Any]:
+    def discover(self, manager: plugin_base.PollingContext,
+                 param: str | None = None) -> list[Any]:
         return ['local_host']

@@ -79,7 +79,7 @@ class NodesDiscoveryTripleO(plugin_base.DiscoveryBase):
             url += '?' + urllib.parse.urlencode(query)
         return url
 
-    def _servers(self, manager: Any) -> list[dict]:
+    def _servers(self, manager: plugin_base.PollingContext) -> list[dict]:
         client = manager.keystone
         endpoints = client.get_endpoints(self.conf.service_types.nova)
         if not endpoints:
@@ -91,7 +91,8 @@ class NodesDiscoveryTripleO(plugin_base.DiscoveryBase):
                                params=params)
         return list(data.get('servers', []))
 
-    def discover(self, manager: Any, param: str | None = None) -> list[Any]:
+    def discover(self, manager: plugin_base.PollingContext,
+                 param: str | None = None) -> list[Any]:
         started = timeutils.utcnow().isoformat()
         for server in self._servers(manager):
             if str(server.get('status', '')).lower() in FORGOTTEN_STATES:

@@ -54,7 +54,7 @@ class DynamicPollster(plugin_base.PollsterBase):
             return f'endpoint:{self.definition["endpoint_type"]}'
         return 'local_node'
 
-    def get_samples(self, manager: Any, cache: dict,
+    def get_samples(self, manager: plugin_base.PollingContext, cache: dict,
                     resources: list[Any]) -> Iterator[sample_mod.Sample]:
         for resource in resources:
             try:
@@ -80,7 +80,7 @@ class DynamicPollster(plugin_base.PollsterBase):
             return url_path
         return resource.rstrip('/') + '/' + url_path.lstrip('/')
 
-    def _http_get(self, manager: Any, url: str,
+    def _http_get(self, manager: plugin_base.PollingContext, url: str,
                   headers: dict | None = None,
                   timeout: float | None = None) -> str:
         headers = headers if headers is not None else \
@@ -119,7 +119,8 @@ class DynamicPollster(plugin_base.PollsterBase):
                 f'{result.stderr.strip()[:500]}')
         return result.stdout
 
-    def _entries(self, manager: Any, resource: str) -> list[Any]:
+    def _entries(self, manager: plugin_base.PollingContext,
+                 resource: str) -> list[Any]:
         handlers = self.definition['response_handlers']
         if self.definition['host_command']:
             return self._entries_of(
@@ -201,7 +202,7 @@ class DynamicPollster(plugin_base.PollsterBase):
                                                    entry=entry)))
         return result
 
-    def _samples(self, manager: Any, entry: Any
+    def _samples(self, manager: plugin_base.PollingContext, entry: Any
                  ) -> Iterator[sample_mod.Sample]:
         ids = self._ids(entry)
         metadata = self._metadata(entry)
@@ -228,7 +229,8 @@ class DynamicPollster(plugin_base.PollsterBase):
                 return True
         return False
 
-    def _add_extra_metadata(self, manager: Any, metadata: dict,
+    def _add_extra_metadata(self, manager: plugin_base.PollingContext,
+                            metadata: dict,
                             ids: dict, volume: Any) -> None:
         extras = self.definition['extra_metadata_fields']
         if not extras:
@@ -248,7 +250,8 @@ class DynamicPollster(plugin_base.PollsterBase):
                              'err': err})
         metadata.update(captured)
 
-    def _extra_value(self, manager: Any, extra: dict, fields: dict,
+    def _extra_value(self, manager: plugin_base.PollingContext, extra: dict,
+                     fields: dict,
                      captured: dict) -> Any:
         try:
             url_path = str(expression.evaluate(

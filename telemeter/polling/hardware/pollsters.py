@@ -167,7 +167,7 @@ class GenericHardwareDeclarativePollster(plugin_base.PollsterBase):
                 resource_id=extra['resource_id'],
                 resource_metadata=resource_metadata, source=SOURCE)
 
-    def get_samples(self, manager: Any, cache: dict,
+    def get_samples(self, manager: plugin_base.PollingContext, cache: dict,
                     resources: list[Any]) -> Iterator[sample_mod.Sample]:
         for resource in resources:
             try:

@@ -153,7 +153,7 @@ class _HostPollster(plugin_base.PollsterBase):
         """Return ``(volume, extra metadata, monotonic time of the read)``."""
         raise NotImplementedError
 
-    def get_samples(self, manager: Any, cache: dict,
+    def get_samples(self, manager: plugin_base.PollingContext, cache: dict,
                     resources: list[Any]) -> Iterator[sample_mod.Sample]:
         volume, extra, monotonic_time = self.measure(cache)
         metadata = {'host': self.conf.host}
