@@ -1,8 +1,8 @@
 """Heartbeat of the polling agent on a unix socket (polling.md §8).
 
-Enabled by ``[polling] heartbeat_socket_dir``. The :class:`AgentManager
-<telemeter.polling.manager.AgentManager>` puts ``{'pollster': name,
-'timestamp': ts}`` on a ``multiprocessing.Queue`` after each pollster call;
+Enabled by ``[polling] heartbeat_socket_dir``. The polling agent's
+:class:`HeartbeatReporter` puts ``{'pollster': name, 'timestamp': ts}`` on a
+``multiprocessing.Queue`` after each pollster call;
 :class:`HeartBeatService` keeps the last timestamp of every pollster and
 answers each connection to ``<dir>/telemeter-<namespaces>.socket`` with one
 ``"<pollster> <timestamp>"`` line per pollster, then closes it.
@@ -34,6 +34,27 @@ def socket_path(conf: cfg.ConfigOpts, namespaces: list[str]) -> str:
     """``<heartbeat_socket_dir>/telemeter-<sorted namespaces>.socket``."""
     name = 'telemeter-{}.socket'.format('-'.join(sorted(namespaces)))
     return os.path.join(conf.polling.heartbeat_socket_dir, name)
+
+
+class HeartbeatReporter:
+    """The polling agent's side: report each pollster call to the queue.
+
+    :param queue: the queue shared with :class:`HeartBeatService`, or None
+        (no heartbeat service: reports are dropped)
+    """
+
+    def __init__(self, queue: Any = None) -> None:
+        self.queue = queue
+
+    def update(self, pollster_name: str, timestamp: str) -> None:
+        """Tell the heartbeat service that ``pollster_name`` just polled."""
+        if self.queue is None:
+            return
+        item = {'pollster': pollster_name, 'timestamp': timestamp}
+        try:
+            self.queue.put_nowait(item)
+        except queue_mod.Full:
+            LOG.warning('Heartbeat queue full. Update failed: %s', item)
 
 
 class HeartBeatService(cotyledon.Service):

@@ -58,16 +58,14 @@ def check_pollster_list(conf: cfg.ConfigOpts,
 
 
 class PluginLoader:
-    """Mixin of the AgentManager: stevedore loading of its plugins.
+    """Stevedore loading of the polling agent's plugins."""
 
-    Expects ``self.conf``.
-    """
-
-    conf: cfg.ConfigOpts
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self.conf = conf
 
     @staticmethod
     def _on_load_failure(manager: Any, entrypoint: Any,
-                         exc: Exception) -> None:
+                         exc: BaseException) -> None:
         if isinstance(exc, plugin_base.ExtensionLoadError):
             LOG.exception('Skip loading extension for %s', entrypoint.name)
             return
@@ -83,7 +81,7 @@ class PluginLoader:
                     invoke: bool = True) -> list[extension.Extension]:
         """Extensions of ``telemeter.<category>.<agent_ns>``."""
         namespace = f'telemeter.{category}.{agent_ns}'
-        mgr = extension.ExtensionManager(
+        mgr: extension.ExtensionManager[Any] = extension.ExtensionManager(
             namespace=namespace, invoke_on_load=invoke,
             invoke_args=(self.conf,) if invoke else (),
             on_load_failure_callback=self._on_load_failure)

@@ -11,7 +11,6 @@ notifications, consumed by the notification agent's ``_sample`` handler.
 
 from __future__ import annotations
 
-import queue as queue_mod
 import random
 import threading
 import time
@@ -24,9 +23,21 @@ from oslo_log import log
 from telemeter import messaging, systemd
 from telemeter.health import polling as health_polling
 from telemeter.health import server as health_server
+from telemeter.keystone_client import KeystoneClient
 from telemeter.polling import definitions as polling_pipeline
-from telemeter.polling import discovering, loading, partition
-from telemeter.polling.task import PollingTask, Resources  # noqa: F401
+from telemeter.polling import (
+    discovering,
+    heartbeat,
+    loading,
+    partition,
+    sending,
+)
+from telemeter.polling.task import PollingTask, Resources, TaskParts
+
+__all__ = ['AgentManager', 'EmptyPollstersList', 'PollingTask',
+           'PollsterListForbidden', 'Resources', 'TaskParts',
+           'check_pollster_list', 'coordination_backend_url',
+           'hash_of_resources']
 
 # Re-exported: the public names of the polling manager before its split.
 PollsterListForbidden = loading.PollsterListForbidden
@@ -37,8 +48,8 @@ hash_of_resources = partition.hash_of_resources
 
 LOG = log.getLogger(__name__)
 
-PUBLISHER_ID = 'telemeter.polling'
-EVENT_TYPE = 'telemetry.polling'
+PUBLISHER_ID = sending.PUBLISHER_ID
+EVENT_TYPE = sending.EVENT_TYPE
 DEFAULT_NAMESPACES = ('compute', 'central')
 
 OPTS = [
@@ -83,9 +94,18 @@ POLLING_OPTS = [
 ]
 
 
-class AgentManager(loading.PluginLoader, discovering.Discovering,
-                   partition.Partitioning, cotyledon.Service):
+class AgentManager(cotyledon.Service):
     """The polling agent service (one cotyledon worker).
+
+    Built of parts constructed once and handed to every
+    :class:`PollingTask` as one :class:`TaskParts`: the
+    :class:`~telemeter.polling.discovering.KeystoneSession` of the cycle,
+    :class:`~telemeter.polling.partition.Partitioning` (tooz membership),
+    :class:`~telemeter.polling.discovering.Discovery`,
+    :class:`~telemeter.polling.sending.SampleSender` and
+    :class:`~telemeter.polling.heartbeat.HeartbeatReporter`. The agent
+    itself schedules the tasks' threads and is what pollsters receive as
+    ``manager`` (a :class:`~telemeter.polling.plugin_base.PollingContext`).
 
     :param namespaces: agent namespaces (default ``compute central``)
     :param pollster_list: fnmatch patterns restricting the pollsters
@@ -99,7 +119,7 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
                  namespaces: list[str] | None = None,
                  pollster_list: list[str] | None = None,
                  queue: Any = None) -> None:
-        super().__init__(worker_id)
+        super().__init__(worker_id)  # type: ignore[arg-type]
         self.conf = conf
         if isinstance(namespaces, str):
             namespaces = [namespaces]
@@ -107,62 +127,81 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
         self.pollster_list = list(pollster_list or [])
         check_pollster_list(conf, self.pollster_list)
 
-        self.extensions = self.load_pollsters(self.namespaces,
-                                              self.pollster_list)
+        loader = loading.PluginLoader(conf)
+        self.extensions = loader.load_pollsters(self.namespaces,
+                                                self.pollster_list)
         if not self.extensions:
             raise EmptyPollstersList()
-        self.discoveries = self.load_discoveries(self.namespaces)
+        self.discoveries = loader.load_discoveries(self.namespaces)
         self.polling_manager = polling_pipeline.setup_polling(conf)
 
-        # Set by run() when [coordination] backend_url is set.
-        self.partition_coordinator = None
-
-        self.heartbeat_queue = queue
-        # (source name, pollster name) -> resources never to poll again.
-        self.blacklists: dict[tuple[str, str], list[Any]] = {}
-        self.reset_keystone()
-
-        self.transport = messaging.get_transport(conf)
-        self.notifier = messaging.get_notifier(
+        self.keystone_session = discovering.KeystoneSession(conf)
+        self.partitioning = partition.Partitioning(conf, self.namespaces)
+        self.discovery = discovering.Discovery(
+            conf, self.discoveries, self.keystone_session, self.partitioning)
+        self.transport: Any = messaging.get_transport(conf)
+        self.sender = sending.SampleSender(conf, messaging.get_notifier(
             self.transport, PUBLISHER_ID,
-            driver=conf.publisher_notifier.telemetry_driver)
+            driver=conf.publisher_notifier.telemetry_driver))
+        self.parts = TaskParts(
+            context=self, discovery=self.discovery,
+            partitioning=self.partitioning, sender=self.sender,
+            heartbeat=heartbeat.HeartbeatReporter(queue))
 
         self.polling_tasks: dict[int, PollingTask] = {}
         self._workers: list[threading.Thread] = []
         self._stop_event = threading.Event()
         self._workers_lock = threading.Lock()
 
-        #: Samples polled and sent, per pollster; notifications sent.
-        self.produced: dict[str, int] = {}
-        self.notifications_sent = 0
         self.ledger, self.checks = health_polling.watch(self)
         self.health: health_server.HealthServer | None = None
 
-    # -- sending ------------------------------------------------------------
+    # -- what pollsters and discoverers receive (PollingContext: conf too) -
 
     @property
-    def batch_size(self) -> int:
-        """Samples per notification; 0 means one notification per sample.
-        """
-        if not self.conf.batch_polled_samples:
-            return 0
-        return self.conf.polling.batch_size
+    def keystone(self) -> KeystoneClient:
+        """Keystone client of the current cycle (polling.md §2)."""
+        return self.keystone_session.client
 
-    def send_samples(self, samples: list[dict]) -> None:
-        """Send signed metering dicts as one ``telemetry.polling`` sample.
-        """
-        self.notifier.sample({}, EVENT_TYPE, {'samples': samples})
-        self.notifications_sent += 1
+    # -- the parts, seen from the agent (polling.md §5, §6; health) ---------
 
-    def update_heartbeat(self, pollster_name: str, timestamp: str) -> None:
-        """Tell the heartbeat service that ``pollster_name`` just polled."""
-        if self.heartbeat_queue is None:
-            return
-        item = {'pollster': pollster_name, 'timestamp': timestamp}
-        try:
-            self.heartbeat_queue.put_nowait(item)
-        except queue_mod.Full:
-            LOG.warning('Heartbeat queue full. Update failed: %s', item)
+    def discover(self, discovery: list[str] | None = None,
+                 discovery_cache: dict | None = None) -> list[Any]:
+        """Resources of the discovery URLs (polling.md §5)."""
+        return self.discovery.discover(self, discovery, discovery_cache)
+
+    def construct_group_id(self, discovery_group_id: str) -> str:
+        """Partitioning group name: ``<prefix>-<group id>``."""
+        return self.partitioning.construct_group_id(discovery_group_id)
+
+    def belongs_to_self(self, group_id: str, resource: Any) -> bool:
+        """Whether this agent polls ``resource`` (always without tooz)."""
+        return self.partitioning.belongs_to_self(group_id, resource)
+
+    @property
+    def partition_coordinator(self) -> Any:
+        """The tooz coordinator while partitioning, else None."""
+        return self.partitioning.coordinator
+
+    @property
+    def notifier(self) -> sending.SampleNotifier:
+        """The ``telemeter.polling`` notifier of the sender."""
+        return self.sender.notifier
+
+    @property
+    def produced(self) -> dict[str, int]:
+        """Samples polled and sent, per pollster."""
+        return self.sender.produced
+
+    @property
+    def notifications_sent(self) -> int:
+        """Notifications sent."""
+        return self.sender.notifications_sent
+
+    def partitioning_groups(self) -> list[str]:
+        """Every tooz group this agent must be a member of (§6)."""
+        return self.partitioning.groups(self.discoveries,
+                                        self.polling_manager.sources)
 
     # -- tasks and threads --------------------------------------------------
 
@@ -175,13 +214,14 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
                     interval = source.get_interval()
                     task = polling_tasks.get(interval)
                     if task is None:
-                        task = polling_tasks[interval] = PollingTask(self)
+                        task = polling_tasks[interval] = PollingTask(
+                            self.parts)
                     task.add(pollster, source)
         return polling_tasks
 
     def interval_task(self, task: PollingTask) -> None:
         """One cycle of ``task`` with a fresh keystone client."""
-        self.reset_keystone()
+        self.keystone_session.reset()
         task.poll_and_notify()
 
     def _task_loop(self, interval: int, task: PollingTask, delay: float,
@@ -236,7 +276,7 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
                                           self.checks)
         # Join the tooz groups before the first poll, so that the first
         # cycle already polls only this agent's share.
-        self.start_partitioning()
+        self.partitioning.start(self.partitioning_groups())
         with self._workers_lock:
             self._start_workers(self.setup_polling_tasks())
             scheduled = len(self.polling_tasks)
@@ -261,7 +301,7 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
         with self._workers_lock:
             self.polling_manager = polling_manager
             try:
-                self.join_partitioning_groups()
+                self.partitioning.join(self.partitioning_groups())
             except Exception:
                 LOG.exception('Unable to join the partitioning groups of '
                               'the new polling definitions')
@@ -275,7 +315,7 @@ class AgentManager(loading.PluginLoader, discovering.Discovering,
         with self._workers_lock:
             self._stop_workers()
         try:
-            self.stop_partitioning()
+            self.partitioning.stop()
         except Exception:
             LOG.exception('Unable to leave the partitioning groups')
         if self.transport is not None:

@@ -36,17 +36,16 @@ def hash_of_resources(resources: Iterable[Any]) -> str:
 
 
 class Partitioning:
-    """Mixin of the AgentManager: tooz membership and resource ownership.
+    """The agent's tooz membership and which resources it owns.
 
-    Expects ``self.conf``, ``self.namespaces``, ``self.discoveries`` and
-    ``self.polling_manager``.
+    Without ``[coordination] backend_url`` (or before :meth:`start`) the
+    agent owns every resource.
     """
 
-    conf: cfg.ConfigOpts
-    namespaces: list[str]
-    discoveries: list[extension.Extension]
-    polling_manager: polling_pipeline.PollingManager
-    partition_coordinator: coordination.PartitionCoordinator | None = None
+    def __init__(self, conf: cfg.ConfigOpts, namespaces: list[str]) -> None:
+        self.conf = conf
+        self.namespaces = namespaces
+        self.coordinator: coordination.PartitionCoordinator | None = None
 
     @property
     def group_prefix(self) -> str:
@@ -60,40 +59,41 @@ class Partitioning:
         """Partitioning group name: ``<prefix>-<group id>``."""
         return f'{self.group_prefix}-{discovery_group_id}'
 
-    def partitioning_groups(self) -> list[str]:
-        """Every group this agent must be a member of."""
+    def groups(self, discoveries: list[extension.Extension],
+               sources: Iterable[polling_pipeline.PollingSource]
+               ) -> list[str]:
+        """Every group an agent with these discoverers and sources joins."""
         groups = [self.construct_group_id(d.obj.group_id)
-                  for d in self.discoveries]
+                  for d in discoveries if d.obj is not None]
         groups += [self.construct_group_id(hash_of_resources(s.resources))
-                   for s in self.polling_manager.sources if s.resources]
+                   for s in sources if s.resources]
         return list(dict.fromkeys(groups))
 
-    def start_partitioning(self) -> None:
-        """Connect to the tooz backend and join the groups (if enabled)."""
+    def start(self, groups: list[str]) -> None:
+        """Connect to the tooz backend and join ``groups`` (if enabled)."""
         if not loading.coordination_backend_url(self.conf):
             return
-        partition = coordination.PartitionCoordinator(self.conf)
-        partition.start()
-        self.partition_coordinator = partition
-        self.join_partitioning_groups()
+        coordinator = coordination.PartitionCoordinator(self.conf)
+        coordinator.start()
+        self.coordinator = coordinator
+        self.join(groups)
 
-    def join_partitioning_groups(self) -> None:
-        """Join the groups of the current discoverers and sources."""
-        if self.partition_coordinator is None:
+    def join(self, groups: list[str]) -> None:
+        """Join ``groups`` (after a reload: the new definitions' groups)."""
+        if self.coordinator is None:
             return
-        for group in self.partitioning_groups():
-            self.partition_coordinator.join_partitioned_group(group)
-        self.partition_coordinator.run_watchers()
+        for group in groups:
+            self.coordinator.join_partitioned_group(group)
+        self.coordinator.run_watchers()
 
-    def stop_partitioning(self) -> None:
+    def stop(self) -> None:
         """Leave every group at once, so that the others take over."""
-        if self.partition_coordinator is not None:
-            self.partition_coordinator.stop()
-            self.partition_coordinator = None
+        if self.coordinator is not None:
+            self.coordinator.stop()
+            self.coordinator = None
 
     def belongs_to_self(self, group_id: str, resource: Any) -> bool:
         """Whether this agent polls ``resource`` (always without tooz)."""
-        if self.partition_coordinator is None:
+        if self.coordinator is None:
             return True
-        return self.partition_coordinator.belongs_to_self(group_id,
-                                                          str(resource))
+        return self.coordinator.belongs_to_self(group_id, str(resource))

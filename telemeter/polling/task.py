@@ -8,21 +8,51 @@ ones, calls the pollster and sends its samples in batches (§4).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from typing import Any, cast
 
 from oslo_log import log
 from oslo_utils import timeutils
 from stevedore import extension
 
 from telemeter.polling import definitions as polling_pipeline
-from telemeter.polling import partition, plugin_base
-from telemeter.publisher import utils as publisher_utils
-
-if TYPE_CHECKING:
-    from telemeter.polling.manager import AgentManager
+from telemeter.polling import (
+    discovering,
+    heartbeat,
+    partition,
+    plugin_base,
+    sending,
+)
 
 LOG = log.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskParts:
+    """What every polling task of an agent works with, built once.
+
+    :ivar context: what pollsters and discoverers receive as ``manager``
+        (the agent itself)
+    :ivar discovery: finds the resources of discovery URLs
+    :ivar partitioning: tells which resources this agent owns
+    :ivar sender: signs, batches and sends the samples
+    :ivar heartbeat: reports each pollster call
+    :ivar blacklists: ``(source name, pollster name)`` -> resources never
+        to poll again; outlives a reload of the tasks
+    """
+
+    context: plugin_base.PollingContext
+    discovery: discovering.Discovery
+    partitioning: partition.Partitioning
+    sender: sending.SampleSender
+    heartbeat: heartbeat.HeartbeatReporter
+    blacklists: dict[tuple[str, str], list[Any]] = dataclasses.field(
+        default_factory=dict)
+
+    def discover(self, urls: list[str],
+                 discovery_cache: dict | None) -> list[Any]:
+        """Resources of ``urls``, the discoverers seeing ``context``."""
+        return self.discovery.discover(self.context, urls, discovery_cache)
 
 
 class Resources:
@@ -30,26 +60,28 @@ class Resources:
 
     ``blacklist`` holds the resources black-listed for the pair after a
     :class:`~telemeter.polling.plugin_base.PollsterPermanentError`; it is
-    kept by the manager, so it outlives a reload of the tasks.
+    kept in :attr:`TaskParts.blacklists`, so it outlives a reload of the
+    tasks.
     """
 
-    def __init__(self, agent_manager: AgentManager,
+    def __init__(self, parts: TaskParts,
                  source: polling_pipeline.PollingSource,
                  pollster_name: str) -> None:
-        self.agent_manager = agent_manager
+        self.parts = parts
         self._resources = list(source.resources)
         self._discovery = list(source.discovery)
-        self._group = agent_manager.construct_group_id(
+        self._group = parts.partitioning.construct_group_id(
             partition.hash_of_resources(self._resources))
-        self.blacklist: list[Any] = agent_manager.blacklists.setdefault(
+        self.blacklist: list[Any] = parts.blacklists.setdefault(
             (source.name, pollster_name), [])
 
     def _static(self) -> list[Any]:
         if not self._resources:
             return []
+        partitioning = self.parts.partitioning
         try:
             return [r for r in self._resources
-                    if self.agent_manager.belongs_to_self(self._group, r)]
+                    if partitioning.belongs_to_self(self._group, r)]
         except Exception as err:
             # Polling everything could double the work of every agent;
             # polling nothing loses one cycle of these resources.
@@ -60,8 +92,7 @@ class Resources:
 
     def get(self, discovery_cache: dict | None = None) -> list[Any]:
         """Static resources (partition-filtered) then discovered ones."""
-        discovered = (self.agent_manager.discover(self._discovery,
-                                                  discovery_cache)
+        discovered = (self.parts.discover(self._discovery, discovery_cache)
                       if self._discovery else [])
         return self._static() + discovered
 
@@ -69,8 +100,8 @@ class Resources:
 class PollingTask:
     """The pollsters of every source sharing one interval."""
 
-    def __init__(self, agent_manager: AgentManager) -> None:
-        self.manager = agent_manager
+    def __init__(self, parts: TaskParts) -> None:
+        self.parts = parts
         # Insertion-ordered: sources in file order, pollsters in load order.
         self.pollster_matches: dict[polling_pipeline.PollingSource,
                                     list[extension.Extension]] = {}
@@ -85,7 +116,7 @@ class PollingTask:
             pollsters.append(pollster)
         key = (source, pollster.name)
         if key not in self.resources:
-            self.resources[key] = Resources(self.manager, source,
+            self.resources[key] = Resources(self.parts, source,
                                             pollster.name)
 
     def poll_and_notify(self) -> None:
@@ -95,32 +126,34 @@ class PollingTask:
         poll_history: dict[str, list[Any]] = {}
         for source, pollsters in self.pollster_matches.items():
             for pollster in pollsters:
-                self._poll(source, pollster, cache, discovery_cache,
-                           poll_history)
+                # Loaded with invoke_on_load (or built): obj is set.
+                obj = cast(plugin_base.PollsterBase, pollster.obj)
+                self._poll(source, pollster.name, obj, cache,
+                           discovery_cache, poll_history)
 
     def _candidates(self, resources: Resources,
-                    pollster: extension.Extension,
+                    pollster: plugin_base.PollsterBase,
                     discovery_cache: dict) -> list[Any]:
         candidates = resources.get(discovery_cache)
-        if not candidates and pollster.obj.default_discovery:
-            candidates = self.manager.discover(
-                [pollster.obj.default_discovery], discovery_cache)
+        if not candidates and pollster.default_discovery:
+            candidates = self.parts.discover([pollster.default_discovery],
+                                             discovery_cache)
         return candidates
 
-    def _poll(self, source: polling_pipeline.PollingSource,
-              pollster: extension.Extension, cache: dict,
+    def _poll(self, source: polling_pipeline.PollingSource, name: str,
+              pollster: plugin_base.PollsterBase, cache: dict,
               discovery_cache: dict,
               poll_history: dict[str, list[Any]]) -> None:
-        resources = self.resources[(source, pollster.name)]
+        resources = self.resources[(source, name)]
         try:
             candidates = self._candidates(resources, pollster,
                                           discovery_cache)
         except Exception as err:
             LOG.error('Continue after error from %(name)s: %(error)s',
-                      {'name': pollster.name, 'error': err}, exc_info=True)
+                      {'name': name, 'error': err}, exc_info=True)
             return
 
-        history = poll_history.setdefault(pollster.name, [])
+        history = poll_history.setdefault(name, [])
         polling_resources = []
         for resource in candidates:
             if resource in history:
@@ -132,45 +165,24 @@ class PollingTask:
         if not polling_resources:
             LOG.info('Skip pollster %(name)s, no %(new)sresources found '
                      'this cycle',
-                     {'name': pollster.name, 'new': 'new ' if history else ''})
+                     {'name': name, 'new': 'new ' if history else ''})
             return
 
         LOG.info('Polling pollster %(poll)s in the context of %(src)s',
-                 {'poll': pollster.name, 'src': source.name})
+                 {'poll': name, 'src': source.name})
         try:
             timestamp = timeutils.utcnow().isoformat()
-            samples = pollster.obj.get_samples(
-                manager=self.manager, cache=cache,
+            samples = pollster.get_samples(
+                manager=self.parts.context, cache=cache,
                 resources=polling_resources)
-            self.manager.update_heartbeat(pollster.name, timestamp)
-            sent = self._send(samples, timestamp)
-            produced = self.manager.produced
-            produced[pollster.name] = produced.get(pollster.name, 0) + sent
+            self.parts.heartbeat.update(name, timestamp)
+            self.parts.sender.send(name, samples, timestamp)
         except plugin_base.PollsterPermanentError as err:
             LOG.error('Prevent pollster %(name)s from polling %(res_list)s '
                       'on source %(source)s anymore!',
-                      {'name': pollster.name, 'res_list': err.fail_res_list,
+                      {'name': name, 'res_list': err.fail_res_list,
                        'source': source.name})
             resources.blacklist.extend(err.fail_res_list)
         except Exception as err:
             LOG.error('Continue after error from %(name)s: %(error)s',
-                      {'name': pollster.name, 'error': err}, exc_info=True)
-
-    def _send(self, samples: Iterable[Any], timestamp: str) -> int:
-        """Send ``samples`` in batches; return how many were sent."""
-        batch_size = self.manager.batch_size
-        secret = self.manager.conf.publisher.telemetry_secret
-        batch: list[dict] = []
-        sent = 0
-        for sample in samples or []:
-            sample.set_timestamp(timestamp)
-            batch.append(
-                publisher_utils.meter_message_from_counter(sample, secret))
-            if len(batch) >= max(batch_size, 1):
-                self.manager.send_samples(batch)
-                sent += len(batch)
-                batch = []
-        if batch:
-            self.manager.send_samples(batch)
-            sent += len(batch)
-        return sent
+                      {'name': name, 'error': err}, exc_info=True)

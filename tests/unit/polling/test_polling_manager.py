@@ -16,8 +16,8 @@ from stevedore import extension
 
 from telemeter import sample as sample_mod
 from telemeter.pipeline import base
+from telemeter.polling import loading, plugin_base
 from telemeter.polling import manager as manager_mod
-from telemeter.polling import plugin_base
 from telemeter.polling import task as task_mod
 from telemeter.publisher import utils as publisher_utils
 
@@ -111,11 +111,11 @@ def build(conf, polling_file, monkeypatch):
                 return [ext(n, d) for n, d in discoveries.items()]
             return []
 
-        monkeypatch.setattr(manager_mod.AgentManager, '_extensions',
+        monkeypatch.setattr(loading.PluginLoader, '_extensions',
                             fake_extensions)
         agent = manager_mod.AgentManager(0, conf, namespaces or ['central'],
                                          pollster_list, queue=queue)
-        agent.notifier = RecordingNotifier()
+        agent.sender.notifier = RecordingNotifier()
         return agent
 
     return _build
@@ -190,7 +190,7 @@ class _EntryPoint:
 
 
 def test_load_failure_callback(caplog):
-    callback = manager_mod.AgentManager._on_load_failure
+    callback = loading.PluginLoader._on_load_failure
     with caplog.at_level(logging.DEBUG):
         callback(None, _EntryPoint(), plugin_base.ExtensionLoadError('env'))
         callback(None, _EntryPoint(), ImportError('no module x'))
@@ -243,7 +243,7 @@ def test_builder_pollsters(conf, polling_file, monkeypatch, caplog):
         return []
 
     polling_file('sources: [{name: s, interval: 10, meters: ["*"]}]')
-    monkeypatch.setattr(manager_mod.AgentManager, '_extensions',
+    monkeypatch.setattr(loading.PluginLoader, '_extensions',
                         fake_extensions)
     with caplog.at_level(logging.ERROR):
         agent = manager_mod.AgentManager(0, conf, ['central'])
@@ -458,7 +458,7 @@ def test_keystone_required_discovery(build, conf, caplog, monkeypatch):
     agent = build('sources: [{name: a, interval: 60, meters: [cpu]}]',
                   [cpu], {'images': disc})
     registered = {'image': False}
-    monkeypatch.setattr(agent, '_service_registered',
+    monkeypatch.setattr(agent.keystone_session, 'service_registered',
                         lambda st: registered[st])
     with caplog.at_level(logging.WARNING):
         one_cycle(agent)
@@ -604,7 +604,7 @@ def test_keystone_lazy_and_error_cached(build, conf, monkeypatch):
         created.append(1)
         raise RuntimeError('keystone down')
 
-    monkeypatch.setattr(agent, '_create_keystone_client', failing)
+    monkeypatch.setattr(agent.keystone_session, 'create', failing)
     assert created == []
     for _ in range(2):
         with pytest.raises(RuntimeError, match='keystone down'):
@@ -612,9 +612,9 @@ def test_keystone_lazy_and_error_cached(build, conf, monkeypatch):
     assert created == [1]
 
     client = object()
-    monkeypatch.setattr(agent, '_create_keystone_client',
+    monkeypatch.setattr(agent.keystone_session, 'create',
                         lambda: created.append(2) or client)
-    agent.interval_task(manager_mod.PollingTask(agent))
+    agent.interval_task(manager_mod.PollingTask(agent.parts))
     assert agent.keystone is client
     assert agent.keystone is client
     assert created == [1, 2]

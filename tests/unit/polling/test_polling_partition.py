@@ -78,7 +78,7 @@ def test_run_joins_groups_before_polling_and_terminate_leaves(
                     + partition.hash_of_resources(['r1', 'r2', 'r3']))
     assert agent.partitioning_groups() == [
         'central-compute-pfx-global', static_group]
-    agent.start_partitioning()
+    agent.partitioning.start(agent.partitioning_groups())
     [coord] = FakeCoordinator.instances
     assert coord.started and coord.watchers == 1
     assert coord.joined == agent.partitioning_groups()
@@ -92,7 +92,7 @@ def test_only_owned_static_and_discovered_resources_are_polled(
         coordinated, 'mem')
     agent = build(POLLING, [cpu, mem],
                   {'disc': FakeDiscovery(coordinated, ['d1', 'd2'])})
-    agent.start_partitioning()
+    agent.partitioning.start(agent.partitioning_groups())
     [coord] = FakeCoordinator.instances
     static_group = 'central-pfx-' + partition.hash_of_resources(
         ['r1', 'r2', 'r3'])
@@ -111,7 +111,7 @@ def test_coordination_errors_skip_the_static_resources(build, coordinated,
     cpu = FakePollster(coordinated, 'cpu')
     agent = build(POLLING, [cpu, FakePollster(coordinated, 'mem')],
                   {'disc': FakeDiscovery(coordinated, ['d1'])})
-    agent.start_partitioning()
+    agent.partitioning.start(agent.partitioning_groups())
     FakeCoordinator.instances[0].error = RuntimeError('redis down')
     with caplog.at_level(logging.ERROR):
         one_cycle(agent)
@@ -122,7 +122,7 @@ def test_coordination_errors_skip_the_static_resources(build, coordinated,
 
 def test_without_backend_no_coordinator(build, conf):
     agent = build(POLLING, [FakePollster(conf, 'cpu')])
-    agent.start_partitioning()
+    agent.partitioning.start(agent.partitioning_groups())
     assert agent.partition_coordinator is None
     assert agent.belongs_to_self('any', 'thing')
 
@@ -146,7 +146,7 @@ def test_keystone_failure_skips_keystone_discoveries(build, conf, caplog,
     def refused():
         raise ka_exceptions.Unauthorized('bad password')
 
-    monkeypatch.setattr(agent, '_create_keystone_client', refused)
+    monkeypatch.setattr(agent.keystone_session, 'create', refused)
     with caplog.at_level(logging.ERROR):
         one_cycle(agent)
     assert 'Skipping img, keystone issue: bad password' in caplog.text

@@ -7,7 +7,7 @@ import copy
 import datetime
 import types
 
-from telemeter.polling import task as task_mod
+from telemeter.polling import sending
 from telemeter.publisher import utils as publisher_utils
 from tools.bench.e2e import accounting, packaged, polling_load
 
@@ -23,16 +23,17 @@ def fixed_load(instances: int = 120, batch: int = 50) -> object:
 
 
 class StubManager:
-    """What ``PollingTask._send`` needs of the polling agent."""
+    """What the polling agent's ``SampleSender`` needs: conf, notifier."""
 
     def __init__(self, batch_size: int, secret: str) -> None:
-        self.batch_size = batch_size
         self.conf = types.SimpleNamespace(
+            batch_polled_samples=True,
+            polling=types.SimpleNamespace(batch_size=batch_size),
             publisher=types.SimpleNamespace(telemetry_secret=secret))
         self.sent: list[list[dict]] = []
 
-    def send_samples(self, samples: list[dict]) -> None:
-        self.sent.append(samples)
+    def sample(self, ctxt: dict, event_type: str, payload: dict) -> None:
+        self.sent.append(payload['samples'])
 
 
 def test_batches_are_what_the_polling_task_sends():
@@ -44,7 +45,8 @@ def test_batches_are_what_the_polling_task_sends():
     stub = StubManager(batch_size=50, secret=SECRET)
     timestamp = datetime.datetime.fromtimestamp(
         FIXED_EPOCH, datetime.UTC).replace(tzinfo=None).isoformat()
-    task_mod.PollingTask(stub)._send(agent_copies, timestamp)
+    sending.SampleSender(stub.conf, stub).send('cpu', agent_copies,
+                                               timestamp)
 
     assert stub.sent == [ours]
     assert len(ours) == 50
