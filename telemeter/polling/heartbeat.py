@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 import cotyledon
+from cotyledon import types as cotyledon_types
 from oslo_config import cfg
 from oslo_log import log
 
@@ -64,7 +65,7 @@ class HeartBeatService(cotyledon.Service):
 
     def __init__(self, worker_id: int, conf: cfg.ConfigOpts, queue: Any,
                  namespaces: list[str]) -> None:
-        super().__init__(worker_id)
+        super().__init__(cotyledon_types.WorkerId(worker_id))
         self.conf = conf
         self.queue = queue
         self.path = socket_path(conf, namespaces)

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import cotyledon
+from cotyledon import types as cotyledon_types
 from oslo_config import cfg
 from oslo_log import log
 
@@ -119,7 +120,7 @@ class AgentManager(cotyledon.Service):
                  namespaces: list[str] | None = None,
                  pollster_list: list[str] | None = None,
                  queue: Any = None) -> None:
-        super().__init__(worker_id)  # type: ignore[arg-type]
+        super().__init__(cotyledon_types.WorkerId(worker_id))
         self.conf = conf
         if isinstance(namespaces, str):
             namespaces = [namespaces]

@@ -114,7 +114,7 @@ class GenericHardwareDeclarativePollster(plugin_base.PollsterBase):
     @classmethod
     def build_pollsters(cls, conf: cfg.ConfigOpts
                         ) -> list[tuple[str, plugin_base.PollsterBase]]:
-        pollsters = []
+        pollsters: list[tuple[str, plugin_base.PollsterBase]] = []
         for definition in load_definitions(conf):
             pollster = cls(conf, definition)
             try:
