@@ -15,7 +15,7 @@ import os
 import queue as queue_mod
 import socket
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import cotyledon
 from cotyledon import types as cotyledon_types
@@ -37,6 +37,19 @@ def socket_path(conf: cfg.ConfigOpts, namespaces: list[str]) -> str:
     return os.path.join(conf.polling.heartbeat_socket_dir, name)
 
 
+class HeartbeatQueue(Protocol):
+    """The queue between the agent and :class:`HeartBeatService` (a
+    ``multiprocessing.Queue``); items are ``{'pollster', 'timestamp'}``."""
+
+    def put_nowait(self, obj: Any) -> None:
+        """Put an item; raise ``queue.Full`` when full."""
+        ...
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Take an item; raise ``queue.Empty`` after ``timeout``."""
+        ...
+
+
 class HeartbeatReporter:
     """The polling agent's side: report each pollster call to the queue.
 
@@ -44,7 +57,7 @@ class HeartbeatReporter:
         (no heartbeat service: reports are dropped)
     """
 
-    def __init__(self, queue: Any = None) -> None:
+    def __init__(self, queue: HeartbeatQueue | None = None) -> None:
         self.queue = queue
 
     def update(self, pollster_name: str, timestamp: str) -> None:
@@ -63,8 +76,8 @@ class HeartBeatService(cotyledon.Service):
 
     name = 'polling-heartbeat'
 
-    def __init__(self, worker_id: int, conf: cfg.ConfigOpts, queue: Any,
-                 namespaces: list[str]) -> None:
+    def __init__(self, worker_id: int, conf: cfg.ConfigOpts,
+                 queue: HeartbeatQueue, namespaces: list[str]) -> None:
         super().__init__(cotyledon_types.WorkerId(worker_id))
         self.conf = conf
         self.queue = queue

@@ -21,7 +21,7 @@ from cotyledon import types as cotyledon_types
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import messaging, systemd
+from telemeter import coordination, messaging, systemd
 from telemeter.health import polling as health_polling
 from telemeter.health import server as health_server
 from telemeter.keystone_client import KeystoneClient
@@ -119,7 +119,7 @@ class AgentManager(cotyledon.Service):
     def __init__(self, worker_id: int, conf: cfg.ConfigOpts,
                  namespaces: list[str] | None = None,
                  pollster_list: list[str] | None = None,
-                 queue: Any = None) -> None:
+                 queue: heartbeat.HeartbeatQueue | None = None) -> None:
         super().__init__(cotyledon_types.WorkerId(worker_id))
         self.conf = conf
         if isinstance(namespaces, str):
@@ -180,7 +180,8 @@ class AgentManager(cotyledon.Service):
         return self.partitioning.belongs_to_self(group_id, resource)
 
     @property
-    def partition_coordinator(self) -> Any:
+    def partition_coordinator(self
+                              ) -> coordination.PartitionCoordinator | None:
         """The tooz coordinator while partitioning, else None."""
         return self.partitioning.coordinator
 
