@@ -201,9 +201,10 @@ class LibvirtInspector(virt_inspector.Inspector):
     @staticmethod
     def _cpu_time(domain: Any, stats: dict, cpu_number: int) -> int | None:
         vcpu_times = [stats.get(f'vcpu.{i}.time') for i in range(cpu_number)]
-        if cpu_number and all(t is not None for t in vcpu_times):
+        known = [t for t in vcpu_times if t is not None]
+        if cpu_number and len(known) == cpu_number:
             return sum(int(t) + int(stats.get(f'vcpu.{i}.wait', 0))
-                       for i, t in enumerate(vcpu_times))
+                       for i, t in enumerate(known))
         if stats.get('cpu.time') is not None:
             return int(stats['cpu.time'])
         try:
