@@ -4,7 +4,7 @@ exchanges, queues)."""
 
 from __future__ import annotations
 
-# What the polling agent puts on the bus (telemeter/polling/manager.py).
+# What the polling agent puts on the bus (telemeter/polling/sending.py).
 POLLING_PUBLISHER_ID = 'telemeter.polling'
 POLLING_EVENT_TYPE = 'telemetry.polling'
 POLLING_BATCH = 50  # [polling] batch_size default

@@ -173,8 +173,8 @@ class PollingLoad:
         return samples
 
     def sign(self, samples: list[sample_mod.Sample]) -> list[dict]:
-        """Stamp and sign as ``PollingTask`` does: one ISO timestamp
-        (naive UTC) for the call, one metering dict per Sample."""
+        """Stamp and sign as the agent's ``SampleSender`` does: one ISO
+        timestamp (naive UTC) for the call, one metering dict per Sample."""
         timestamp = datetime.datetime.fromtimestamp(
             self.clock(), datetime.UTC).replace(tzinfo=None).isoformat()
         messages = []
