@@ -140,7 +140,7 @@ class AgentManager(cotyledon.Service):
         self.partitioning = partition.Partitioning(conf, self.namespaces)
         self.discovery = discovering.Discovery(
             conf, self.discoveries, self.keystone_session, self.partitioning)
-        self.transport: Any = messaging.get_transport(conf)
+        self.transport = messaging.get_transport(conf)
         self.sender = sending.SampleSender(conf, messaging.get_notifier(
             self.transport, PUBLISHER_ID,
             driver=conf.publisher_notifier.telemetry_driver))
