@@ -8,7 +8,11 @@ holds for every process still running.
 
 * Every listener settled what it received: ``telemeter_unsettled`` is 0
   (received = acknowledged + requeued + given back by a failed settle).
-* The collector's bus: received = dropped + dispatched + unsettled.
+* The collector's bus balances after the drain, counted from the raw
+  counters (not from the daemon's own ``unsettled``): received items =
+  dropped + dispatched + quarantined + requeued items (a requeued item
+  is received again when redelivered, so a database outage raises
+  received and requeued together).
 * The collector stored at least every row of the stream the database
   holds (a redelivered sample is stored, and counted, again; storage
   keeps it once).
@@ -78,12 +82,15 @@ def problems(collector: Ledger | None, agent: Ledger | None,
                          f'{ledger.unsettled()}')
     if collector is not None:
         received = collector.value('received_total', stage='bus')
-        accounted = (collector.value('dropped_total', stage='bus')
-                     + collector.value('dispatched_total', stage='bus')
-                     + collector.value('unsettled', stage='bus'))
+        accounted = sum(collector.value(f'{metric}_total', stage='bus')
+                        for metric in ('dropped', 'dispatched',
+                                       'quarantined'))
+        accounted += sum(collector.value('requeued_total', stage='bus',
+                                         kind=kind)
+                         for kind in ('sample', 'event'))
         if received != accounted:
             found.append(f'collector bus: received {received:.0f} != '
-                         f'dropped + dispatched + unsettled '
+                         f'dropped + dispatched + quarantined + requeued '
                          f'{accounted:.0f}')
         stored = collector.value('stored_total', stage='dispatcher:database')
         if stored < stored_rows:
