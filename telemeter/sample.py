@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from oslo_config import cfg
@@ -231,7 +232,8 @@ class Sample:
     def from_notification(cls, name: str, type: str, volume: Any,
                           unit: str | None, user_id: str | None,
                           project_id: str | None, resource_id: str,
-                          message: dict, timestamp: str | None = None,
+                          message: Mapping[str, Any],
+                          timestamp: str | None = None,
                           metadata: dict | None = None,
                           source: str | None = None) -> Sample:
         """Build a Sample from an oslo.messaging notification dict."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from oslo_config import cfg
@@ -87,7 +88,8 @@ class TraitDefinition:
             raise declarative.EventDefinitionException(
                 err.brief_message, trait_cfg) from err
 
-    def to_trait(self, notification: dict) -> models.Trait | None:
+    def to_trait(self, notification: Mapping[str, Any]
+                 ) -> models.Trait | None:
         """The trait of ``notification``, or None when it has no value.
 
         A value that cannot be converted to the trait's type is logged
@@ -165,7 +167,7 @@ class EventDefinition:
     def is_catchall(self) -> bool:
         return '*' in self.included and not self.excluded
 
-    def to_event(self, priority: str, notification: dict,
+    def to_event(self, priority: str, notification: Mapping[str, Any],
                  store_raw: list[str]) -> models.Event:
         metadata = notification.get('metadata') or {}
         generated = utils.naive_utc(
@@ -175,7 +177,7 @@ class EventDefinition:
             trait = definition.to_trait(notification)
             if trait is not None:
                 traits.append(trait)
-        raw = notification if priority in store_raw else {}
+        raw = dict(notification) if priority in store_raw else {}
         return models.Event(metadata.get('message_id'),
                             notification['event_type'], generated, traits,
                             raw)
@@ -240,7 +242,7 @@ class NotificationEventsConverter:
         self._found[event_type] = found
         return found
 
-    def to_event(self, priority: str, notification: dict
+    def to_event(self, priority: str, notification: Mapping[str, Any]
                  ) -> models.Event | None:
         event_type = notification.get('event_type')
         message_id = (notification.get('metadata') or {}).get('message_id')

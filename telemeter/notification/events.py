@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import oslo_messaging
 from oslo_log import log
 from stevedore import extension
 
 from telemeter.messaging import dispatch
-from telemeter.notification import event_converter
+from telemeter.notification import event_converter, plugin_base
+from telemeter.storage import models
 
 LOG = log.getLogger(__name__)
 
@@ -29,7 +28,8 @@ class EventsNotificationEndpoint:
     False).
     """
 
-    def __init__(self, manager: Any) -> None:
+    def __init__(self, manager: plugin_base.HandlerManager[models.Event]
+                 ) -> None:
         self.manager = manager
         self.conf = manager.conf
         self.event_converter = event_converter.setup_events(
@@ -39,16 +39,19 @@ class EventsNotificationEndpoint:
         #: Events built and handed to the pipelines (again if requeued).
         self.produced = 0
 
-    def info(self, notifications: list[dict]) -> Any:
+    def info(self, notifications: plugin_base.Notifications
+             ) -> plugin_base.HandlerResult:
         """Handle ``info`` notifications."""
         return self.process_notifications('info', notifications)
 
-    def error(self, notifications: list[dict]) -> Any:
+    def error(self, notifications: plugin_base.Notifications
+              ) -> plugin_base.HandlerResult:
         """Handle ``error`` notifications."""
         return self.process_notifications('error', notifications)
 
     def process_notifications(self, priority: str,
-                              notifications: list[dict]) -> Any:
+                              notifications: plugin_base.Notifications
+                              ) -> plugin_base.HandlerResult:
         """Convert the batch, then publish its events in one context.
 
         A notification that cannot be converted is logged, counted and
@@ -57,7 +60,7 @@ class EventsNotificationEndpoint:
         the same way). A publishing error requeues the batch, or with
         ``ack_on_event_error`` is logged and the batch acknowledged.
         """
-        events: list[Any] = []
+        events: list[models.Event] = []
         rejected = dispatch.Rejected()
         for notification in notifications:
             try:

@@ -9,6 +9,7 @@ import oslo_messaging
 from oslo_config import cfg
 
 from telemeter import sample
+from telemeter.messaging import envelope
 from telemeter.notification import plugin_base
 
 OPTS = [
@@ -34,6 +35,7 @@ class TelemetryIpc(plugin_base.NotificationBase):
             topic=topic, exchange=conf.telemeter_control_exchange)
             for topic in conf.oslo_messaging_notifications.topics]
 
-    def process_notification(self, message: dict) -> Iterator[sample.Sample]:
+    def process_notification(self, message: envelope.Notification
+                             ) -> Iterator[sample.Sample]:
         for data in message['payload']['samples']:
             yield sample.from_metering_dict(data, id=data.get('message_id'))

@@ -37,7 +37,7 @@ of Ceilometer 27 these handlers are tested against.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import oslo_messaging
@@ -45,6 +45,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from telemeter import sample, utils
+from telemeter.messaging import envelope
 from telemeter.notification import plugin_base
 
 LOG = log.getLogger(__name__)
@@ -94,7 +95,7 @@ def transform_id(sensor_id: str) -> str:
     return sensor_id.lower().replace(' ', '_')
 
 
-def payload_timestamp(message: dict) -> str:
+def payload_timestamp(message: Mapping[str, Any]) -> str:
     """When the sensors were read: ``payload.timestamp`` if it is ISO 8601,
     else (with a warning) the notification's own timestamp."""
     stamp = message['payload'].get('timestamp')
@@ -130,7 +131,7 @@ class SensorNotification(plugin_base.NotificationBase):
         """Whether a sensor of this family is not a reading of it."""
         return False
 
-    def process_notification(self, message: dict
+    def process_notification(self, message: envelope.Notification
                              ) -> Iterator[sample.Sample]:
         payload = message['payload']
         if not isinstance(payload, dict):
@@ -178,7 +179,8 @@ class SensorNotification(plugin_base.NotificationBase):
             raise InvalidSensorData(f'Sensor ID is not text: {sensor_id!r}')
         return f'{payload["node_uuid"]}-{transform_id(sensor_id)}'
 
-    def _sample(self, message: dict, resource_id: str, data: dict,
+    def _sample(self, message: Mapping[str, Any], resource_id: str,
+                data: dict,
                 volume: float, unit: str, timestamp: str) -> sample.Sample:
         payload = message['payload']
         metadata = dict(data)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from oslo_config import cfg
@@ -20,6 +20,7 @@ from stevedore import extension
 
 from telemeter import declarative
 from telemeter import sample as sample_util
+from telemeter.messaging import envelope
 from telemeter.notification import plugin_base
 
 LOG = log.getLogger(__name__)
@@ -61,7 +62,7 @@ LITERAL_ATTRIBUTES = ('name', 'type', 'unit')
 MATCH_CACHE_SIZE = 4096
 
 
-def _context_value(message: dict, *keys: str) -> Any:
+def _context_value(message: Mapping[str, Any], *keys: str) -> Any:
     ctxt = message.get('ctxt')
     if not isinstance(ctxt, dict):
         return None
@@ -106,8 +107,8 @@ class MeterDefinition:
         self.attributes: dict[str, declarative.Definition] = {}
         for name in SAMPLE_ATTRIBUTES:
             if definition_cfg.get(name) is not None:
-                definition = self._definition(name, definition_cfg[name],
-                                              plugin_manager)
+                definition = self._attribute(name, definition_cfg[name],
+                                             plugin_manager)
                 if definition is not None:
                     self.attributes[name] = definition
         metadata_cfg = definition_cfg.get('metadata') or {}
@@ -130,13 +131,22 @@ class MeterDefinition:
                         f"don't allows to return multiple values (needed "
                         f"by {name} because of lookup)", definition_cfg)
 
+    def _attribute(self, name: str, value: Any, plugin_manager: Any
+                   ) -> declarative.Definition | None:
+        """The definition of a sample attribute; None for a ``name``,
+        ``type`` or ``unit`` written as plain text, not as a path."""
+        if name in LITERAL_ATTRIBUTES and isinstance(value, str):
+            try:
+                return declarative.Definition(name, value, plugin_manager)
+            except declarative.DefinitionException:
+                return None
+        return self._definition(name, value, plugin_manager)
+
     def _definition(self, name: str, value: Any, plugin_manager: Any
-                    ) -> declarative.Definition | None:
+                    ) -> declarative.Definition:
         try:
             return declarative.Definition(name, value, plugin_manager)
         except declarative.DefinitionException as err:
-            if name in LITERAL_ATTRIBUTES and isinstance(value, str):
-                return None
             raise declarative.MeterDefinitionException(
                 err.brief_message, self.cfg) from err
 
@@ -160,7 +170,7 @@ class MeterDefinition:
         at the start only, like :func:`re.match`)."""
         return any(p.match(event_type) for p in self.event_patterns)
 
-    def _defaults(self, message: dict) -> dict[str, Any]:
+    def _defaults(self, message: Mapping[str, Any]) -> dict[str, Any]:
         return {
             'name': self.cfg['name'], 'type': self.cfg['type'],
             'unit': self.cfg['unit'], 'volume': None, 'timestamp': None,
@@ -171,7 +181,7 @@ class MeterDefinition:
             'message': message, 'metadata': self._metadata(message),
         }
 
-    def _metadata(self, message: dict) -> dict[str, Any]:
+    def _metadata(self, message: Mapping[str, Any]) -> dict[str, Any]:
         metadata: dict[str, Any] = {}
         for key, definition in self.metadata.items():
             value = definition.parse(message)
@@ -184,7 +194,8 @@ class MeterDefinition:
                     self.conf, user_metadata, metadata)
         return metadata
 
-    def to_samples(self, message: dict) -> list[dict[str, Any]]:
+    def to_samples(self, message: Mapping[str, Any]
+                   ) -> list[dict[str, Any]]:
         """Keyword arguments of ``Sample.from_notification`` for every
         sample this definition makes of ``message``."""
         values = self._defaults(message)
@@ -196,8 +207,8 @@ class MeterDefinition:
             return [values]
         return self._lookup_samples(message, values)
 
-    def _lookup_samples(self, message: dict, defaults: dict[str, Any]
-                        ) -> list[dict[str, Any]]:
+    def _lookup_samples(self, message: Mapping[str, Any],
+                        defaults: dict[str, Any]) -> list[dict[str, Any]]:
         columns = {name: [value] for name, value in defaults.items()}
         for name, definition in self.attributes.items():
             found = definition.parse(message, return_all_values=True)
@@ -294,7 +305,8 @@ class ProcessMeterNotifications(plugin_base.NotificationBase):
 
     def __init__(self, manager: Any) -> None:
         super().__init__(manager)
-        plugins = extension.ExtensionManager(TRAIT_PLUGIN_NAMESPACE)
+        plugins: extension.ExtensionManager[Any] = (
+            extension.ExtensionManager(TRAIT_PLUGIN_NAMESPACE))
         self.definitions, self.definition_errors = load_definitions(
             self.conf, plugins)
         self._matching: dict[str, list[MeterDefinition]] = {}
@@ -313,7 +325,7 @@ class ProcessMeterNotifications(plugin_base.NotificationBase):
             self._matching[event_type] = found
         return found
 
-    def process_notification(self, message: dict
+    def process_notification(self, message: envelope.Notification
                              ) -> Iterator[sample_util.Sample]:
         event_type = message.get('event_type')
         if not isinstance(event_type, str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from telemeter import sample
+from telemeter.messaging import envelope
 from telemeter.notification import plugin_base
 
 
@@ -21,9 +22,10 @@ class HTTPRequestBase(plugin_base.NotificationBase):
     ``HTTP_X_USER_ID``, ``HTTP_X_PROJECT_ID`` and ``HTTP_X_SERVICE_NAME``.
     """
 
-    def process_notification(self, message: dict
+    def process_notification(self, message: envelope.Notification
                              ) -> Iterator[sample.Sample]:
-        event_type = message['event_type']
+        # The handlers' event_types filter let only these event types in.
+        event_type = message['event_type'] or ''
         request = message['payload']['request']
         yield sample.Sample.from_notification(
             name=event_type,

@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log
 
 from telemeter import pipeline, sample
-from telemeter.messaging import dispatch
+from telemeter.messaging import dispatch, envelope
 
 LOG = log.getLogger(__name__)
+
+#: What a handler's hook returns to the listener: ``None`` (handled),
+#: ``REQUEUE``/``HANDLED``, or the notifications it rejected.
+HandlerResult: TypeAlias = (
+    'oslo_messaging.NotificationResult | dispatch.Rejected | None')
+Notifications: TypeAlias = list[envelope.Notification]
+
+_T = TypeVar('_T')
+
+
+class Publishing(Protocol[_T]):
+    """A publish context: entered, it gives the function that hands data
+    (samples or events) to every pipeline; leaving it flushes them, and
+    raises :class:`~telemeter.pipeline.PublishError` if a publisher did
+    not take its data."""
+
+    def __enter__(self) -> Callable[[list[_T]], None]: ...
+
+    def __exit__(self, *exc_info: Any) -> Any: ...
+
+
+class HandlerManager(Protocol[_T]):
+    """What a handler is built with (the spec's ``manager``): the
+    configuration and the pipelines' publish context. The notification
+    agent's pipeline manager, its partitioning publisher and
+    ``telemeter-dryrun``'s collector each provide it."""
+
+    conf: cfg.ConfigOpts
+
+    def publisher(self) -> Publishing[_T]: ...
 
 
 class EventTypeFilter:
@@ -62,7 +92,7 @@ class NotificationBase(metaclass=abc.ABCMeta):
     #: (False for handlers whose samples carry their own ids).
     derive_sample_ids = True
 
-    def __init__(self, manager: Any) -> None:
+    def __init__(self, manager: HandlerManager[sample.Sample]) -> None:
         self.manager = manager
         self.conf = manager.conf
         #: Notifications that could not be processed (logged and dropped).
@@ -80,18 +110,19 @@ class NotificationBase(metaclass=abc.ABCMeta):
                 conf.notification.notification_control_exchanges]
 
     @abc.abstractmethod
-    def process_notification(self, message: dict) -> Iterable[Any]:
+    def process_notification(self, message: envelope.Notification
+                             ) -> Iterable[sample.Sample]:
         """Return the samples built from one notification dict."""
 
-    def info(self, notifications: list[dict]) -> Any:
+    def info(self, notifications: Notifications) -> HandlerResult:
         """Handle ``info`` notifications."""
         return self._process(notifications)
 
-    def sample(self, notifications: list[dict]) -> Any:
+    def sample(self, notifications: Notifications) -> HandlerResult:
         """Handle ``sample`` notifications."""
         return self._process(notifications)
 
-    def _process(self, notifications: list[dict]) -> Any:
+    def _process(self, notifications: Notifications) -> HandlerResult:
         """Build the samples of every notification, then publish them in
         one context: transformers are flushed and publishers called once
         per batch. A notification that cannot be processed is logged,
@@ -99,7 +130,7 @@ class NotificationBase(metaclass=abc.ABCMeta):
         Rejected` (the listener keeps a copy in the quarantine); the others
         are published. If a publisher fails, the batch is requeued
         (``REQUEUE``)."""
-        samples: list[Any] = []
+        samples: list[sample.Sample] = []
         rejected = dispatch.Rejected()
         for notification in notifications:
             try:
@@ -130,24 +161,24 @@ class NotificationBase(metaclass=abc.ABCMeta):
         return rejected or None
 
     # Other priorities are acknowledged and discarded.
-    def audit(self, notifications: list[dict]) -> None:
+    def audit(self, notifications: Notifications) -> None:
         """Discard ``audit`` notifications."""
 
-    def debug(self, notifications: list[dict]) -> None:
+    def debug(self, notifications: Notifications) -> None:
         """Discard ``debug`` notifications."""
 
-    def warn(self, notifications: list[dict]) -> None:
+    def warn(self, notifications: Notifications) -> None:
         """Discard ``warn`` notifications."""
 
-    def error(self, notifications: list[dict]) -> None:
+    def error(self, notifications: Notifications) -> None:
         """Discard ``error`` notifications."""
 
-    def critical(self, notifications: list[dict]) -> None:
+    def critical(self, notifications: Notifications) -> None:
         """Discard ``critical`` notifications."""
 
 
-def _derive_ids(handler: str, notification: dict, samples: list[Any]
-                ) -> None:
+def _derive_ids(handler: str, notification: envelope.Notification,
+                samples: list[sample.Sample]) -> None:
     """Give the samples of a notification ids derived from its message id,
     the handler and their position, so a redelivered notification makes
     the same samples (which storage keeps once) rather than new ones."""

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import cotyledon
+from cotyledon import types as cotyledon_types
 from oslo_config import cfg
 from oslo_log import log
 from stevedore import extension
@@ -61,7 +62,7 @@ class NotificationService(cotyledon.Service):
 
     def __init__(self, worker_id: int, conf: cfg.ConfigOpts,
                  coordination_id: str | None = None) -> None:
-        super().__init__(worker_id)
+        super().__init__(cotyledon_types.WorkerId(worker_id))
         self.conf = conf
         self.startup_delay = worker_id
         self.coordination_id = coordination_id
@@ -99,9 +100,9 @@ class NotificationService(cotyledon.Service):
                 self.conf, self.event_pipelines, pipe.EVENTS, transport)
             member = (self.coordination_id.encode('ascii')
                       if self.coordination_id else None)
-            self.partition_coordinator = coordination.PartitionCoordinator(
-                self.conf, member)
-            self.partition_coordinator.start()
+            coordinator = coordination.PartitionCoordinator(self.conf, member)
+            coordinator.start()
+            self.partition_coordinator = coordinator
         else:
             sample_manager = self.sample_pipelines
             event_manager = self.event_pipelines
@@ -127,10 +128,9 @@ class NotificationService(cotyledon.Service):
                 listener.start(override_pool_size=pool)
                 self.listeners.append(listener)
             if partitioned:
-                self.partition_coordinator.join_partitioned_group(
-                    partitioning.GROUP)
+                coordinator.join_partitioned_group(partitioning.GROUP)
                 self.ownership = partitioning.QueueOwnership(
-                    self.conf, self.partition_coordinator, transport,
+                    self.conf, coordinator, transport,
                     self.sample_pipelines, self.event_pipelines)
                 self.ownership.start()
             systemd.ready_when(
@@ -142,7 +142,7 @@ class NotificationService(cotyledon.Service):
                  ' (workload partitioning)' if partitioned else '')
 
     def _load_handlers(self, manager: Any) -> list[Any]:
-        handlers = extension.ExtensionManager(
+        handlers: extension.ExtensionManager[Any] = extension.ExtensionManager(
             namespace=self.NOTIFICATION_NAMESPACE,
             invoke_on_load=True,
             invoke_args=(manager,),

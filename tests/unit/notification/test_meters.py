@@ -136,6 +136,10 @@ BAD_DEFINITIONS = [
      "resource_id: $.r, lookup: [name], volume: {fields: [$.a, $.b], "
      "plugin: timedelta}}", "don't allows to return multiple values"),
     ("  - just a string", 'A meter definition must be a mapping'),
+    # Only the sample attributes name, type and unit may be plain text.
+    ("  - {name: a, type: gauge, event_type: x, unit: B, resource_id: $.r,"
+     " volume: 1, metadata: {unit: 'payload.[unit'}}",
+     'Parse error in JSONPath specification'),
 ]
 
 
