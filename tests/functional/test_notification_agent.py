@@ -22,6 +22,7 @@ import pytest
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 from oslo_messaging import transport as om_transport
+from oslo_messaging._drivers import amqp
 
 from telemeter import messaging, storage
 from telemeter.notification import event_converter, meters
@@ -49,14 +50,19 @@ def deployment(tmp_path, rabbit_url):
 @pytest.fixture
 def senders(rabbit_url):
     """``senders(exchange, topic)``: a Notifier on that exchange, as the
-    OpenStack service owning the exchange would have it."""
+    OpenStack service owning the exchange would have it, set up as the
+    README's "Delivery" asks (durable queues, as telemeter declares them;
+    without it the first declaration wins and the other side fails)."""
     transports = []
 
     def make(exchange: str, topic: str) -> oslo_messaging.Notifier:
         conf = cfg.ConfigOpts()
         conf([], project='sender', default_config_files=[])
         conf.register_opts(om_transport._transport_opts)
+        conf.register_opts(amqp.amqp_opts, group='oslo_messaging_rabbit')
         conf.set_override('control_exchange', exchange)
+        conf.set_override('amqp_durable_queues', True,
+                          group='oslo_messaging_rabbit')
         transport = oslo_messaging.get_notification_transport(
             conf, rabbit_url)
         transports.append(transport)
