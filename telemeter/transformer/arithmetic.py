@@ -78,6 +78,8 @@ class ArithmeticTransformer(transformer.TransformerBase):
 
     def _calculate(self, resource_id: str, cached: dict[str, Any]
                    ) -> sample_mod.Sample | None:
+        if self._expression is None or self.reference_meter is None:
+            return None  # misconfigured: nothing is cached either
         namespace = transformer.Namespace(
             {name: s.as_dict() for name, s in cached.items()})
         try:

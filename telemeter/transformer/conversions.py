@@ -118,6 +118,7 @@ class RateOfChangeTransformer(ScalingTransformer):
         key = s.name + s.resource_id
         entry = self.cache.get(key)
         timestamp = _timestamp(s)
+        prev: tuple[Any, ...] | None
         if entry is not None and entry[3] == s.id:
             # The latest sample again (redelivered): the same rate as the
             # first time, against its own predecessor, with the same id.
@@ -138,7 +139,8 @@ class RateOfChangeTransformer(ScalingTransformer):
             elapsed = (timestamp - prev_timestamp).total_seconds()
         if elapsed < 0:
             LOG.warning('dropping out of time order sample: %s', s)
-            self.cache[key] = entry
+            if entry is not None:  # it has a predecessor, so it was cached
+                self.cache[key] = entry
             return None
         if prev_volume <= s.volume or s.type != sample_mod.TYPE_CUMULATIVE:
             delta = s.volume - prev_volume
