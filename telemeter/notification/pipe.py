@@ -15,12 +15,13 @@ from __future__ import annotations
 import collections
 import hashlib
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log
 
-from telemeter import messaging
+from telemeter import messaging, wire
 from telemeter.publisher import utils
 
 LOG = log.getLogger(__name__)
@@ -36,7 +37,8 @@ def queue_topic(pipeline_name: str, index: int) -> str:
     return f'telemeter-pipe-{pipeline_name}-{index}'
 
 
-def queue_index(message: dict, grouping_keys: list[str], queues: int) -> int:
+def queue_index(message: Mapping[str, Any], grouping_keys: list[str],
+                queues: int) -> int:
     """The queue of a signed sample/event dict.
 
     ``key`` is the concatenation of ``str(message[k])`` for every grouping
@@ -65,7 +67,7 @@ class _Kind:
     def accepts(self, pipeline: Any, datum: Any) -> bool:
         raise NotImplementedError
 
-    def serialize(self, datum: Any, secret: str | None) -> dict:
+    def serialize(self, datum: Any, secret: str | None) -> wire.Message:
         raise NotImplementedError
 
     def keys(self, pipeline: Any) -> list[str]:
@@ -76,7 +78,7 @@ class _SampleKind(_Kind):
     def accepts(self, pipeline: Any, datum: Any) -> bool:
         return pipeline.source.support_meter(datum.name)
 
-    def serialize(self, datum: Any, secret: str | None) -> dict:
+    def serialize(self, datum: Any, secret: str | None) -> wire.Message:
         return utils.meter_message_from_counter(datum, secret)
 
     def keys(self, pipeline: Any) -> list[str]:
@@ -87,7 +89,7 @@ class _EventKind(_Kind):
     def accepts(self, pipeline: Any, datum: Any) -> bool:
         return pipeline.source.support_event(datum.event_type)
 
-    def serialize(self, datum: Any, secret: str | None) -> dict:
+    def serialize(self, datum: Any, secret: str | None) -> wire.Message:
         return utils.message_from_event(datum, secret)
 
     def keys(self, pipeline: Any) -> list[str]:
@@ -143,13 +145,14 @@ class PipePublisher:
                 self._notifiers[topic] = notifier
             return notifier
 
-    def route(self, data: Any) -> dict[tuple[str, int], list[dict]]:
+    def route(self, data: Any
+              ) -> dict[tuple[str, int], list[wire.Message]]:
         """Group the signed dicts of ``data`` by (pipeline name, queue)."""
         if not isinstance(data, list):
             data = [data]
         queues = self.conf.notification.pipeline_processing_queues
         secret = self.conf.publisher.telemetry_secret
-        routed: dict[tuple[str, int], list[dict]] = (
+        routed: dict[tuple[str, int], list[wire.Message]] = (
             collections.defaultdict(list))
         for datum in data:
             message = None

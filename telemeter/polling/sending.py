@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from oslo_config import cfg
 
+from telemeter import wire
 from telemeter.publisher import utils as publisher_utils
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class SampleSender:
             return 0
         return self.conf.polling.batch_size
 
-    def send_samples(self, samples: list[dict]) -> None:
+    def send_samples(self, samples: list[wire.MeteringMessage]) -> None:
         """Send signed metering dicts as one ``telemetry.polling`` sample.
         """
         self.notifier.sample({}, EVENT_TYPE, {'samples': samples})
@@ -70,7 +71,7 @@ class SampleSender:
         """
         size = max(self.batch_size, 1)
         secret = self.conf.publisher.telemetry_secret
-        batch: list[dict] = []
+        batch: list[wire.MeteringMessage] = []
         sent = 0
         for sample in samples or []:
             sample.set_timestamp(timestamp)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 from oslo_utils import netutils
@@ -16,6 +16,10 @@ from stevedore import driver
 from stevedore import exception as stevedore_exc
 
 from telemeter.utils import entry_point_names
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 _SCHEME = re.compile(r'^([A-Za-z][A-Za-z0-9+.\-_]*)://')
 
@@ -69,11 +73,11 @@ class ConfigPublisherBase(metaclass=abc.ABCMeta):
         self.conf = conf
 
     @abc.abstractmethod
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         """Send a list of :class:`telemeter.sample.Sample`."""
 
     @abc.abstractmethod
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         """Send a list of :class:`telemeter.storage.models.Event`.
 
         Publishers that only carry samples raise

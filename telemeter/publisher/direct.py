@@ -10,7 +10,8 @@ signed (``message_signature`` is ``''``): they never leave the process.
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 from oslo_log import log
@@ -18,6 +19,10 @@ from stevedore import driver, exception
 
 from telemeter import publisher
 from telemeter.publisher import utils
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 LOG = log.getLogger(__name__)
 
@@ -39,7 +44,11 @@ def dispatcher_name(parsed_url: Any) -> str:
     return scheme[:-len('_alt')] if scheme.endswith('_alt') else scheme
 
 
-def _load_class(namespace: str, name: str) -> type | None:
+#: A dispatcher class: built with the configuration.
+DispatcherClass = Callable[[cfg.ConfigOpts], Any]
+
+
+def _load_class(namespace: str, name: str) -> DispatcherClass | None:
     try:
         return driver.DriverManager(namespace, name).driver
     except exception.NoMatches:
@@ -59,21 +68,23 @@ class DirectPublisher(publisher.ConfigPublisherBase):
         self._event: Any = None
 
     def _dispatcher(self, kind: str) -> Any:
+        """The ``meter`` or ``event`` dispatcher (one object when one class
+        does both); only called when its class was found."""
         if kind == 'meter':
             if self._meter is None:
                 if self._meter_class is self._event_class and self._event:
                     self._meter = self._event
-                else:
+                elif self._meter_class is not None:
                     self._meter = self._meter_class(self.conf)
             return self._meter
         if self._event is None:
             if self._event_class is self._meter_class and self._meter:
                 self._event = self._meter
-            else:
+            elif self._event_class is not None:
                 self._event = self._event_class(self.conf)
         return self._event
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         if self._meter_class is None:
             LOG.error("Can't publish samples to a non-existing dispatcher "
                       "'%s'", self.dispatcher_name)
@@ -82,7 +93,7 @@ class DirectPublisher(publisher.ConfigPublisherBase):
             [utils.meter_message_from_counter(s, secret=None)
              for s in samples])
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         if self._event_class is None:
             LOG.error("Can't publish events to a non-existing dispatcher "
                       "'%s'", self.dispatcher_name)

@@ -11,13 +11,17 @@ import json
 import logging
 import logging.handlers
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from oslo_config import cfg
 from oslo_log import log
 
 from telemeter import publisher
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 LOG = log.getLogger(__name__)
 
@@ -115,8 +119,8 @@ class FilePublisher(publisher.ConfigPublisherBase):
         self.publisher_logger.write_lines(
             [render(item.as_dict()) for item in items])
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         self._write(samples)
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         self._write(events)

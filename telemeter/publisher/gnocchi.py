@@ -17,7 +17,7 @@ publisher is built.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 from oslo_log import log
@@ -26,6 +26,10 @@ from oslo_utils import strutils
 from telemeter import publisher
 from telemeter.gnocchi import store
 from telemeter.publisher.http import last_values
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 LOG = log.getLogger(__name__)
 
@@ -54,10 +58,10 @@ class GnocchiPublisher(publisher.ConfigPublisherBase):
         super().__init__(conf, parsed_url)
         self.store = store.GnocchiStore(conf, settings_from_url(parsed_url))
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         self.store.write(list(samples))
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         self.store.end_resources(list(events))
 
     def close(self) -> None:

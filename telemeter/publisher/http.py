@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from oslo_config import cfg
@@ -19,6 +19,10 @@ from oslo_utils import strutils
 from requests import adapters
 
 from telemeter import publisher
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 LOG = log.getLogger(__name__)
 
@@ -158,13 +162,13 @@ class HttpPublisher(publisher.ConfigPublisherBase):
             for item in items:
                 self._do_post(item)
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         self._post([s.as_dict() for s in samples])
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         if self.raw_only:
-            items = [event.raw['payload'] for event in events
-                     if (event.raw or {}).get('payload')]
+            items = [raw['payload'] for raw in (e.raw for e in events)
+                     if raw and raw.get('payload')]
         else:
             items = [event.serialize() for event in events]
         self._post(items)

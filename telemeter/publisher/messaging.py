@@ -12,7 +12,8 @@ import collections
 import threading
 import urllib.parse
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import oslo_messaging
 from oslo_config import cfg
@@ -20,9 +21,13 @@ from oslo_log import log
 from oslo_utils import timeutils
 
 import telemeter
-from telemeter import messaging, publisher
+from telemeter import messaging, publisher, wire
 from telemeter.publisher import utils
 from telemeter.utils import entry_point_names
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 LOG = log.getLogger(__name__)
 
@@ -81,7 +86,7 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
             options.get('per_meter_topic', [0])[-1]))
         self.max_per_message = max(1, int(
             options.get('max_per_message', [MAX_PER_MESSAGE])[-1]))
-        self.local_queue: list[tuple[str, list[dict]]] = []
+        self.local_queue: list[tuple[str, Sequence[wire.Message]]] = []
         #: Datapoints given up: ``policy=drop``, or the oldest beyond
         #: ``max_queue_length`` with ``policy=queue``.
         self.dropped = 0
@@ -113,7 +118,7 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
             self.transport, publisher_id=self.publisher_id,
             driver=self.driver, topics=topics, retry=self.retry)
 
-    def _send(self, event_type: str, payload: list[dict]) -> None:
+    def _send(self, event_type: str, payload: Sequence[wire.Message]) -> None:
         """Send one notification; the single primitive tests replace.
 
         oslo.messaging's Notifier logs and swallows every delivery error,
@@ -148,7 +153,8 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
         with self._queue_lock:
             return sum(len(p) for _, p in self.local_queue)
 
-    def _enqueue(self, entries: list[tuple[str, list[dict]]]) -> None:
+    def _enqueue(self, entries: list[tuple[str, Sequence[wire.Message]]]
+                 ) -> None:
         size = self.max_per_message
         with self._queue_lock:
             for event_type, payload in entries:
@@ -175,8 +181,8 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
             self.dropped += sum(len(p) for _, p in self.local_queue[:excess])
             del self.local_queue[:excess]
 
-    def _process_queue(self, queue: list[tuple[str, list[dict]]]
-                       ) -> list[tuple[str, list[dict]]]:
+    def _process_queue(self, queue: list[tuple[str, Sequence[wire.Message]]]
+                       ) -> list[tuple[str, Sequence[wire.Message]]]:
         pending = collections.deque(queue)
         attempts = 0
         while pending:
@@ -211,21 +217,23 @@ class SampleNotifierPublisher(NotifierPublisher):
         super().__init__(conf, parsed_url,
                          conf.publisher_notifier.metering_topic)
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         secret = self.conf.publisher.telemetry_secret
         messages = [utils.meter_message_from_counter(s, secret)
                     for s in samples]
         topic = self.conf.publisher_notifier.metering_topic
-        entries = [(topic, messages)]
+        entries: list[tuple[str, Sequence[wire.Message]]] = [
+            (topic, messages)]
         if self.per_meter_topic:
-            by_meter: dict[str, list[dict]] = collections.defaultdict(list)
+            by_meter: dict[str, list[wire.MeteringMessage]] = (
+                collections.defaultdict(list))
             for message in messages:
                 by_meter[message['counter_name']].append(message)
             entries.extend((f'{topic}.{name}', by_meter[name])
                            for name in sorted(by_meter))
         self._enqueue(entries)
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         raise telemeter.NotImplementedError('notifier sample publisher cannot '
                                   'publish events')
 
@@ -237,11 +245,11 @@ class EventNotifierPublisher(NotifierPublisher):
         super().__init__(conf, parsed_url,
                          conf.publisher_notifier.event_topic)
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         raise telemeter.NotImplementedError('notifier event publisher cannot '
                                   'publish samples')
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         secret = self.conf.publisher.telemetry_secret
         self._enqueue([(self.conf.publisher_notifier.event_topic,
                         [utils.message_from_event(e, secret)

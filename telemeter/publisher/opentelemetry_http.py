@@ -10,7 +10,7 @@ UTC) - a deliberate fix over Ceilometer, which sent seconds there.
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_log import log
 from oslo_utils import timeutils
@@ -18,6 +18,10 @@ from oslo_utils import timeutils
 import telemeter
 from telemeter import sample as sample_mod
 from telemeter.publisher import http
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 LOG = log.getLogger(__name__)
 
@@ -74,7 +78,7 @@ class OpentelemetryHttpPublisher(http.HttpPublisher):
     def request_scheme(self, parsed_url: Any, params: dict[str, str]) -> str:
         return 'https' if http.bool_param(params, 'ssl', False) else 'http'
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         if not samples:
             LOG.warning('Data samples is empty!')
             return
@@ -86,6 +90,6 @@ class OpentelemetryHttpPublisher(http.HttpPublisher):
                 continue
             self._do_post(document)
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         raise telemeter.NotImplementedError('The opentelemetryhttp publisher '
                                             'does not support events')

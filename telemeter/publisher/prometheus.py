@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import collections
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import telemeter
 from telemeter import sample as sample_mod
 from telemeter.publisher import http
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 TYPES = {sample_mod.TYPE_CUMULATIVE: 'counter',
          sample_mod.TYPE_GAUGE: 'gauge'}
@@ -64,7 +68,7 @@ class PrometheusPublisher(http.HttpPublisher):
         path = urllib.parse.urlsplit(self.target).path
         return len([part for part in path.split('/') if part]) > 3
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         if not samples:
             return
         if self._grouped_by_path():
@@ -80,6 +84,6 @@ class PrometheusPublisher(http.HttpPublisher):
                 path=f'{base.path.rstrip("/")}/resource_id/{quoted}')
             self._do_post(exposition(group), target=target.geturl())
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         raise telemeter.NotImplementedError('The prometheus publisher does '
                                             'not support events')

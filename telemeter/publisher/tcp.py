@@ -11,7 +11,8 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 from oslo_config import cfg
@@ -22,6 +23,10 @@ import telemeter
 from telemeter import publisher
 from telemeter.publisher import utils
 
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
+
 LOG = log.getLogger(__name__)
 
 DEFAULT_PORT = 4952
@@ -29,7 +34,7 @@ CONNECT_TIMEOUT = 10.0
 _LENGTH = struct.Struct('<Q')
 
 
-def frame(message: dict) -> bytes:
+def frame(message: Mapping[str, Any]) -> bytes:
     """Length prefix + msgpack body of one signed dict."""
     body = msgpack.packb(message, use_bin_type=True, default=str)
     return _LENGTH.pack(len(body)) + body
@@ -97,7 +102,7 @@ class TCPPublisher(publisher.ConfigPublisherBase):
             return True
         return data == b''
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         with self._lock:
             self._publish(samples)
 
@@ -131,6 +136,6 @@ class TCPPublisher(publisher.ConfigPublisherBase):
                 self.close()
                 return
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         raise telemeter.NotImplementedError('The tcp publisher does not '
                                             'support events')

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 from telemeter import publisher
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 
 class TestPublisher(publisher.ConfigPublisherBase):
@@ -20,10 +24,10 @@ class TestPublisher(publisher.ConfigPublisherBase):
         self.events: list[Any] = []
         self.calls = 0
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         self.samples.extend(samples)
         self.calls += 1
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         self.events.extend(events)
         self.calls += 1

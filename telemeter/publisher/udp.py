@@ -9,7 +9,8 @@ collector's receiver drains its socket in a thread of its own.
 from __future__ import annotations
 
 import socket
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 from oslo_config import cfg
@@ -19,6 +20,10 @@ from oslo_utils import netutils
 import telemeter
 from telemeter import publisher
 from telemeter.publisher import utils
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 LOG = log.getLogger(__name__)
 
@@ -35,7 +40,7 @@ def socket_family(host: str) -> int:
     return socket.AF_INET
 
 
-def pack(message: dict) -> bytes:
+def pack(message: Mapping[str, Any]) -> bytes:
     """msgpack bytes of a signed dict (str values stay str on the wire;
     anything msgpack cannot carry, e.g. a datetime, travels as its str(),
     which is also what the signature was computed over)."""
@@ -53,7 +58,7 @@ class UDPPublisher(publisher.ConfigPublisherBase):
         self.socket = socket.socket(socket_family(self.host),
                                     socket.SOCK_DGRAM)
 
-    def publish_samples(self, samples: list[Any]) -> None:
+    def publish_samples(self, samples: list[Sample]) -> None:
         secret = self.conf.publisher.telemetry_secret
         for s in samples:
             message = utils.meter_message_from_counter(s, secret)
@@ -68,6 +73,6 @@ class UDPPublisher(publisher.ConfigPublisherBase):
     def close(self) -> None:
         self.socket.close()
 
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Event]) -> None:
         raise telemeter.NotImplementedError('The udp publisher does not '
                                             'support events')

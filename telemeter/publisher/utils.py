@@ -22,11 +22,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 from telemeter import utils
+from telemeter.wire import EventMessage, MeteringMessage
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
+    from telemeter.storage.models import Event
 
 OPTS = [
     cfg.StrOpt('telemetry_secret',
@@ -178,7 +183,8 @@ def _matches(message: Mapping, keyed: Any) -> bool:
     return hmac.compare_digest(new_sig, old_sig)
 
 
-def compute_signature(message: dict, secret: str | bytes | None) -> str:
+def compute_signature(message: Mapping[str, Any],
+                      secret: str | bytes | None) -> str:
     """Return the hex HMAC-SHA256 of ``message`` ('' for a falsy secret).
 
     The top-level ``message_signature`` entry is left out, so a signed
@@ -189,7 +195,7 @@ def compute_signature(message: dict, secret: str | bytes | None) -> str:
     return _hexdigest(_keyed(secret), _payload(message))
 
 
-def compute_signatures(messages: Iterable[dict],
+def compute_signatures(messages: Iterable[Mapping[str, Any]],
                        secret: str | bytes | None) -> list[str]:
     """Return :func:`compute_signature` of each message, keyed once."""
     if not secret:
@@ -217,31 +223,34 @@ def verify_signatures(messages: Iterable[dict],
     return [_matches(message, keyed) for message in messages]
 
 
-def meter_message_from_counter(sample: Any, secret: str | bytes | None,
+def meter_message_from_counter(sample: Sample, secret: str | bytes | None,
                                publisher_id: str | None = None
-                               ) -> dict[str, Any]:
+                               ) -> MeteringMessage:
     """Build the signed metering dict that travels on the bus and UDP."""
-    msg = {'source': sample.source,
-           'counter_name': sample.name,
-           'counter_type': sample.type,
-           'counter_unit': sample.unit,
-           'counter_volume': sample.volume,
-           'user_id': sample.user_id,
-           'project_id': sample.project_id,
-           'resource_id': sample.resource_id,
-           'timestamp': sample.timestamp,
-           'resource_metadata': sample.resource_metadata,
-           'message_id': sample.id,
-           'monotonic_time': sample.monotonic_time,
-           }
+    msg: MeteringMessage = {
+        'source': sample.source,
+        'counter_name': sample.name,
+        'counter_type': sample.type,
+        'counter_unit': sample.unit,
+        'counter_volume': sample.volume,
+        'user_id': sample.user_id,
+        'project_id': sample.project_id,
+        'resource_id': sample.resource_id,
+        'timestamp': sample.timestamp,
+        'resource_metadata': sample.resource_metadata,
+        'message_id': sample.id,
+        'monotonic_time': sample.monotonic_time,
+        # Not part of what is signed; set below.
+        'message_signature': '',
+    }
     if publisher_id is not None:
         msg['publisher_id'] = publisher_id
     msg['message_signature'] = compute_signature(msg, secret)
     return msg
 
 
-def message_from_event(event: Any, secret: str | bytes | None
-                       ) -> dict[str, Any]:
+def message_from_event(event: Event, secret: str | bytes | None
+                       ) -> EventMessage:
     """Build the signed dict of an Event (its ``serialize()`` form)."""
     msg = event.serialize()
     msg['message_signature'] = compute_signature(msg, secret)

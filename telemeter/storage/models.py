@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from telemeter import utils
+from telemeter import utils, wire
 from telemeter.storage import base
 
 TEXT_MAX_LENGTH = 255
@@ -51,7 +51,7 @@ class Event(base.Model):
         return (f'<Event: {self.message_id}, {self.event_type}, '
                 f'{self.generated}, {trait_list}>')
 
-    def serialize(self) -> dict:
+    def serialize(self) -> wire.EventMessage:
         """The event as a JSON-friendly dict (``generated`` isoformat)."""
         generated: Any = self.generated
         if hasattr(generated, 'isoformat'):

@@ -23,18 +23,9 @@ from oslo_log import log
 
 from telemeter import utils
 from telemeter.utils import canonical_isotime
+from telemeter.wire import MAX_LENGTHS, METER_FIELDS, REQUIRED, RESOURCE_FIELDS
 
 LOG = log.getLogger(__name__)
-
-# Longest value of each text field (the SQL column sizes).
-MAX_LENGTHS = {
-    'counter_name': 255, 'counter_type': 255, 'counter_unit': 255,
-    'resource_id': 255, 'user_id': 255, 'project_id': 255, 'source': 255,
-    'message_id': 128, 'message_signature': 64,
-}
-REQUIRED = ('counter_name', 'resource_id')
-RESOURCE_FIELDS = ('resource_id', 'user_id', 'project_id', 'source')
-METER_FIELDS = ('counter_name', 'counter_type', 'counter_unit')
 
 _LENGTHS = tuple(MAX_LENGTHS.items())
 _NUMBERS = (int, float, str)

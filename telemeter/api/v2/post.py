@@ -147,8 +147,11 @@ def create_samples(ctx: context.Context, meter_name: str) -> webob.Response:
     built = [_build(ctx, meter_name, index, item, now)
              for index, item in enumerate(body)]
     secret = ctx.conf.publisher.telemetry_secret
-    messages = [publisher_utils.meter_message_from_counter(item, secret)
-                for item in built]
+    # The signed messages with their timestamps as datetimes, as storage
+    # keeps them.
+    messages: list[dict[str, Any]] = [
+        dict(publisher_utils.meter_message_from_counter(item, secret))
+        for item in built]
     for index, message in enumerate(messages):
         message['timestamp'] = utils.sanitize_timestamp(message['timestamp'])
         problem = validation.problem(message)

@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from oslo_log import log
 
-from telemeter import utils
+from telemeter import utils, wire
 from telemeter.storage import validation
 from telemeter.storage.sqlalchemy import tables
 
@@ -41,8 +41,8 @@ MeterKey = tuple[str, str | None, str | None]
 _BIGINT_MIN, _BIGINT_MAX = -(2 ** 63), 2 ** 63 - 1
 _KEY_MAX = 255
 _TEXT_MAX = 2 ** 31  # metadata_text.value is unbounded text
-_SIGNATURE_MAX = validation.MAX_LENGTHS['message_signature']
-_MESSAGE_ID_MAX = validation.MAX_LENGTHS['message_id']
+_SIGNATURE_MAX = wire.MAX_LENGTHS['message_signature']
+_MESSAGE_ID_MAX = wire.MAX_LENGTHS['message_id']
 # Equal marshal bytes mean equal values of equal types (marshal.loads is a
 # function), so a state found by its bytes is the right one; equal values
 # may give other bytes (version 4 marks objects referenced elsewhere),
