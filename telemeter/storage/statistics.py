@@ -37,7 +37,8 @@ class AggregateSpec:
             f'{self.func}/{self.param}' if self.param else self.func)
 
 
-_KEYS = {(func, None): func for func in (*STANDARD_FUNCS, 'stddev')}
+_KEYS: dict[tuple[str, str | None], str] = {
+    (func, None): func for func in (*STANDARD_FUNCS, 'stddev')}
 
 
 def require_meter(sample_filter: Any) -> None:

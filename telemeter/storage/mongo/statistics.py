@@ -110,7 +110,7 @@ def get_meter_statistics(database: Any, sample_filter: Any,
         results.append(builder.build(
             unit=key.get('unit'),
             bucket=(stats.bucket_bounds(start, period, int(key['bucket']))
-                    if period else None),
+                    if period and start else None),
             first=doc.get('first'), last=doc.get('last'),
             groupby=groups if fields else None, values=values))
     results.sort(key=stats.sort_key)

@@ -129,7 +129,7 @@ def order_by(orderby: list[dict] | None) -> list[ColumnElement]:
     sample = tables.sample
     if not orderby:
         return [sample.c.timestamp.desc(), sample.c.id.desc()]
-    clauses = []
+    clauses: list[sa.ColumnElement[Any]] = []
     for item in orderby:
         for field, direction in item.items():
             column = _FIELDS.get(field)

@@ -207,6 +207,15 @@ def register_sqlite_functions(dbapi_conn: Any) -> None:
                                deterministic=True)
 
 
+def driver_connection(conn: Connection) -> Any:
+    """The DB-API connection under ``conn`` (psycopg's or sqlite3's), for
+    what SQLAlchemy does not expose: COPY, pipelines, executemany."""
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise sa.exc.ResourceClosedError('the connection is closed')
+    return driver
+
+
 def for_writing(conn: Connection) -> Connection:
     """Mark ``conn`` so that its transactions are meant to write.
 

@@ -23,7 +23,6 @@ exactly as SQLAlchemy stores them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -90,7 +89,7 @@ class EventLoader:
         if not rows:
             return {}
         if self.copy:
-            driver_conn: Any = conn.connection.driver_connection
+            driver_conn = db_engine.driver_connection(conn)
             with driver_conn.cursor() as cursor:
                 columns = [list(column)
                            for column in zip(*rows, strict=True)]
@@ -111,7 +110,10 @@ class EventLoader:
         duplicate); return its id."""
         result = conn.execute(tables.event.insert(),
                               dict(zip(_EVENT_COLUMNS, row, strict=True)))
-        return result.inserted_primary_key[0]
+        key = result.inserted_primary_key
+        if key is None:
+            raise RuntimeError('the database returned no event id')
+        return key[0]
 
     @staticmethod
     def read_ids(conn: Connection, message_ids: list[str]
@@ -144,7 +146,7 @@ class EventLoader:
 
     def _copy(self, conn: Connection, index: int,
               table_rows: list[tuple]) -> None:
-        driver_conn: Any = conn.connection.driver_connection
+        driver_conn = db_engine.driver_connection(conn)
         with driver_conn.cursor() as cursor:
             with cursor.copy(self._trait_copies[index]) as copy:
                 copy.set_types(list(_COPY_TYPES[index]))

@@ -78,12 +78,11 @@ class EventWriter:
         prepared: list[PreparedEvent] = []
         seen: set[str] = set()
         for event in events:
+            reason: str | None = None
             try:
                 item = prepare(event, self._rules)
             except (Unstorable, AttributeError) as err:
                 reason = str(err)
-            else:
-                reason = None
             if reason is not None:
                 self.checker.drop(getattr(event, 'message_id', None), reason)
                 continue

@@ -84,7 +84,7 @@ def metaquery_conditions(metaquery: dict | None) -> list[ColumnElement]:
     The flattened key is looked up in the typed metadata table chosen by
     the Python type of the value.
     """
-    conditions = []
+    conditions: list[sa.ColumnElement[Any]] = []
     for query_key, value in (metaquery or {}).items():
         table = metadata_table_for_query(query_key, value)
         meta_key = query_key.removeprefix('metadata.')

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from telemeter.storage.sqlalchemy import engine as db_engine
 from telemeter.storage.sqlalchemy.preparation import SAMPLE_COLUMNS
 
 _MESSAGE_ID = SAMPLE_COLUMNS.index('message_id')
@@ -48,7 +49,7 @@ def copy_samples_safely(conn: Connection, rows: list[tuple]) -> None:
     order is kept so sample ids grow in batch order.
     """
     conn.exec_driver_sql(_CREATE_LOAD_TABLE)
-    with conn.connection.driver_connection.cursor() as cursor:
+    with db_engine.driver_connection(conn).cursor() as cursor:
         with cursor.copy(_COPY_LOAD_TABLE) as copy:
             for index, row in enumerate(rows):
                 copy.write_row((index, *row))
@@ -65,7 +66,7 @@ def copy_new_samples(conn: Connection, rows: list[tuple],
     caller stores the batch with :func:`copy_samples_safely` instead. With
     ``precheck`` the stored message ids are looked up and left out first.
     """
-    with conn.connection.driver_connection.cursor() as cursor:
+    with db_engine.driver_connection(conn).cursor() as cursor:
         ids = precheck and [row[_MESSAGE_ID] for row in rows
                             if row[_MESSAGE_ID] is not None]
         if ids:
@@ -114,7 +115,7 @@ def insert_sqlite_samples(conn: Connection, rows: list[tuple]) -> None:
         append((meter_id, resource_id, volume,
                 timestamp.isoformat(' ', 'microseconds'), recorded_text,
                 signature, message_id))
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = db_engine.driver_connection(conn).cursor()
     try:
         cursor.executemany(_SQLITE_INSERT, values)
     finally:

@@ -70,7 +70,7 @@ class BatchLookup:
     @staticmethod
     def _pipeline(conn: Connection, first: str | None,
                   *queries: tuple[str, list]) -> list[list[tuple]]:
-        driver_conn = conn.connection.driver_connection
+        driver_conn = db_engine.driver_connection(conn)
         cursors = [driver_conn.cursor() for _query in queries]
         try:
             with driver_conn.pipeline():
@@ -91,7 +91,7 @@ class BatchLookup:
 
     @staticmethod
     def _sqlite(conn: Connection, query: str, values: list) -> list[tuple]:
-        cursor = conn.connection.driver_connection.cursor()
+        cursor = db_engine.driver_connection(conn).cursor()
         try:
             return [row for chunk in chunks(values) for row in cursor.execute(
                 query + 'IN (' + ', '.join('?' * len(chunk)) + ')', chunk)]

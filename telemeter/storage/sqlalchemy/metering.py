@@ -219,15 +219,15 @@ def get_meters(engine: Engine, user: str | None = None,
                 for row in _read(engine, query)]
     # Latest sample per (meter, resource row), then per (meter,
     # resource_id). A resource filter narrows the first step already.
-    latest = sa.select(sample.c.meter_id,
-                       sample.c.resource_id.label('internal_id'),
-                       sa.func.max(sample.c.id).label('sample_id'))
+    latest_query = sa.select(sample.c.meter_id,
+                             sample.c.resource_id.label('internal_id'),
+                             sa.func.max(sample.c.id).label('sample_id'))
     if resource:
-        latest = latest.where(sample.c.resource_id.in_(
+        latest_query = latest_query.where(sample.c.resource_id.in_(
             sa.select(res.c.internal_id).where(
                 res.c.resource_id == resource)))
-    latest = latest.group_by(sample.c.meter_id,
-                             sample.c.resource_id).subquery()
+    latest = latest_query.group_by(sample.c.meter_id,
+                                   sample.c.resource_id).subquery()
     ranked = (sa.select(
         latest.c.meter_id, latest.c.internal_id,
         sa.func.row_number().over(
@@ -254,16 +254,16 @@ def get_meters(engine: Engine, user: str | None = None,
                              resource_id=None, project_id=None,
                              source=None, user_id=None)
                 for row in _read(engine, query)]
-    query = (sa.select(meter.c.name, meter.c.type, meter.c.unit,
-                       res.c.resource_id, res.c.project_id,
-                       res.c.source_id, res.c.user_id)
-             .select_from(joined)
-             .where(ranked.c.rank == 1, *conditions)
-             .order_by(meter.c.name, res.c.resource_id))
+    per_resource = (sa.select(meter.c.name, meter.c.type, meter.c.unit,
+                              res.c.resource_id, res.c.project_id,
+                              res.c.source_id, res.c.user_id)
+                    .select_from(joined)
+                    .where(ranked.c.rank == 1, *conditions)
+                    .order_by(meter.c.name, res.c.resource_id))
     if limit:
-        query = query.limit(limit)
+        per_resource = per_resource.limit(limit)
     return [models.Meter(name=row.name, type=row.type, unit=row.unit,
                          resource_id=row.resource_id,
                          project_id=row.project_id, source=row.source_id,
                          user_id=row.user_id)
-            for row in _read(engine, query)]
+            for row in _read(engine, per_resource)]

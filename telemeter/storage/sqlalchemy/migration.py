@@ -183,8 +183,11 @@ def run_env(schema_name: str) -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = sa.create_engine(
-        db_engine.normalise_url(config.get_main_option('sqlalchemy.url')))
+    url = config.get_main_option('sqlalchemy.url')
+    if not url:
+        raise RuntimeError('alembic: set sqlalchemy.url in the alembic '
+                           'configuration (or run telemeter-dbsync)')
+    engine = sa.create_engine(db_engine.normalise_url(url))
     with engine.connect() as connection:
         context.configure(connection=connection, **options)
         with context.begin_transaction():

@@ -99,8 +99,8 @@ def metadata_table_for(value: Any) -> sa.Table | None:
     return None
 
 
-def _queryable(table: sa.Table | None, key: str, value: Any) -> bool:
-    if table is None or not _text_ok(key, _KEY_MAX):
+def _queryable(table: sa.Table, key: str, value: Any) -> bool:
+    if not _text_ok(key, _KEY_MAX):
         return False
     if table is tables.metadata_int:
         return _BIGINT_MIN <= value <= _BIGINT_MAX
@@ -115,7 +115,7 @@ def metadata_rows(internal_id: int, metadata: Any
     (a leaf a database would reject is logged and left out)."""
     for key, value in utils.dict_to_keyval(metadata):
         table = metadata_table_for(value)
-        if not _queryable(table, key, value):
+        if table is None or not _queryable(table, key, value):
             LOG.warning('Unknown metadata type. Key (%s) will not be '
                         'queryable.', key)
             continue

@@ -35,7 +35,7 @@ def _aggregate_column(spec: stats.AggregateSpec) -> sa.ColumnElement:
     volume = tables.sample.c.volume
     if spec.func == 'cardinality':
         column = getattr(tables.resource.c, 'source_id'
-                         if spec.param == 'source' else spec.param)
+                         if spec.param == 'source' else str(spec.param))
         return sa.func.count(sa.distinct(column))
     if spec.func == 'stddev':
         return sa.func.stddev_pop(volume)
@@ -58,9 +58,9 @@ def _bucket_column(dialect: str, start: datetime.datetime,
                        sa.BigInteger)
     if dialect == 'mysql':
         decimal = sa.Numeric(20, 6)
-        seconds = (sa.type_coerce(timestamp, decimal)
+        elapsed = (sa.type_coerce(timestamp, decimal)
                    - sa.literal(utils.dt_to_decimal(start), decimal))
-        return sa.cast(sa.func.floor(seconds / period), sa.BigInteger)
+        return sa.cast(sa.func.floor(elapsed / period), sa.BigInteger)
     # SQLite: integer microseconds, integer division.
     start_us = _epoch_us(start)
     epoch_us = getattr(sa.func, SQLITE_EPOCH_US)(timestamp,
@@ -83,7 +83,7 @@ def _group_columns(groupby: list[str], with_resource: bool = True
     if with_resource or groupby:
         joined = joined.join(res,
                              res.c.internal_id == sample.c.resource_id)
-    columns = []
+    columns: list[sa.ColumnElement] = []
     for field in groupby:
         if field == 'resource_metadata.instance_type':
             text = tables.metadata_text
@@ -204,7 +204,7 @@ def get_meter_statistics(engine: Engine, sample_filter: Any,
         # Bucket order first (storage.md), then unit and groups: sorted
         # here, so the database may hash the groups (it cannot estimate
         # how many buckets there are and would sort every sample first).
-        rows.sort(key=_bucket_order(len(fields)))
+        rows = sorted(rows, key=_bucket_order(len(fields)))
     # Row layout: unit, groups..., first, last, aggregates..., [bucket].
     builder = stats.StatisticsBuilder(specs, period, bool(aggregate))
     group_count = len(fields)
@@ -213,15 +213,15 @@ def get_meter_statistics(engine: Engine, sample_filter: Any,
     buckets: dict[int, tuple] = {}
     results = []
     for row in rows:
-        bucket = None
-        if period:
+        bounds = None
+        if period and start is not None:
             index = int(row[-1])
-            bucket = buckets.get(index)
-            if bucket is None:
-                bucket = buckets[index] = stats.bucket_bounds(start, period,
+            bounds = buckets.get(index)
+            if bounds is None:
+                bounds = buckets[index] = stats.bucket_bounds(start, period,
                                                               index)
         results.append(builder.build(
-            unit=row[0], bucket=bucket, first=row[1 + group_count],
+            unit=row[0], bucket=bounds, first=row[1 + group_count],
             last=row[2 + group_count],
             groupby=(dict(zip(fields, row[1:1 + group_count], strict=True))
                      if fields else None),
