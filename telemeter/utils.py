@@ -7,7 +7,7 @@ import copy
 import datetime
 import decimal
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import yaml
@@ -79,6 +79,7 @@ def dict_to_keyval(value: Any, key_base: str | None = None
     ``{'a': {'b': 1}, 'l': ['x']}`` yields ``('a.b', 1)`` and
     ``('l[0]', 'x')``.
     """
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, (list, tuple)):

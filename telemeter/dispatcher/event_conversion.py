@@ -60,7 +60,7 @@ def event_from_dict(data: dict) -> models.Event:
     an int, a float) is taken as it is: ``convert_value`` would return it
     unchanged.
     """
-    traits = []
+    traits: list[models.Trait] = []
     append = traits.append
     for name, dtype, value in data['traits']:
         cls = value.__class__

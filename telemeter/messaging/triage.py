@@ -78,7 +78,7 @@ class Triage:
         if not rejected:
             return
         skip = {id(m) for m in requeue}
-        copies = {}
+        copies: dict[int, tuple[Any, str]] = {}
         for message, reason in rejected:
             if id(message) not in skip:
                 copies.setdefault(id(message), (message, reason))

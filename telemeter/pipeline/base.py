@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -144,7 +145,7 @@ class Source:
     ConfigException raised for an invalid source.
     """
 
-    exception: type[ConfigException] = PipelineException
+    exception: Callable[[str, Any], ConfigException] = PipelineException
 
     def __init__(self, cfg: dict) -> None:
         self.cfg = cfg

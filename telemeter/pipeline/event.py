@@ -18,7 +18,7 @@ class EventSource(PipelineSource):
 
     def __init__(self, cfg: dict) -> None:
         super().__init__(cfg)
-        self.events = cfg.get('events')
+        self.events: list[str] = cfg.get('events') or []
         self.check_source_filtering(self.events, 'events')
         self.support_event = base.NameFilter(self.events)
 

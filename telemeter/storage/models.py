@@ -25,7 +25,7 @@ class Event(base.Model):
     # Built for every notification: plain attributes, no keyword dict.
     fields = ('message_id', 'event_type', 'generated', 'traits', 'raw')
 
-    def __init__(self, message_id: str, event_type: str,
+    def __init__(self, message_id: str | None, event_type: str,
                  generated: datetime.datetime, traits: list[Trait],
                  raw: dict | None) -> None:
         self.message_id = message_id
