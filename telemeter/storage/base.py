@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import inspect
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ from oslo_config import cfg
 import telemeter
 
 if TYPE_CHECKING:  # models imports this module (Model)
-    from telemeter.storage import models
+    from telemeter.storage import EventFilter, SampleFilter, models
 
 
 def make_capabilities(supported: bool) -> dict:
@@ -92,11 +93,11 @@ class Model:
                     param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)}
 
 
-class Connection:
+class Connection(abc.ABC):
     """Base class for metering storage drivers.
 
-    Query methods of a driver that lacks them raise
-    :class:`telemeter.NotImplementedError`.
+    A driver must write and expire samples; query methods of a driver that
+    lacks them raise :class:`telemeter.NotImplementedError`.
     """
 
     CAPABILITIES = make_capabilities(False)
@@ -115,20 +116,18 @@ class Connection:
         """Close the driver's connections (its pool); nothing to close
         by default."""
 
+    @abc.abstractmethod
     def record_metering_data(self, data: dict) -> None:
         """Write one metering dict (``timestamp`` a naive UTC datetime)."""
-        raise telemeter.NotImplementedError(
-            'Recording metering data is not implemented')
 
     def record_metering_data_batch(self, samples: Iterable[dict]) -> None:
         """Record a list of metering dicts; the default loops."""
         for sample in samples:
             self.record_metering_data(sample)
 
+    @abc.abstractmethod
     def clear_expired_metering_data(self, ttl: int) -> None:
         """Delete samples older than ``ttl`` seconds."""
-        raise telemeter.NotImplementedError(
-            'Clearing samples not implemented')
 
     def get_resources(self, user: str | None = None,
                       project: str | None = None,
@@ -153,7 +152,7 @@ class Connection:
         """Return the Meter models."""
         raise telemeter.NotImplementedError('Meters not implemented')
 
-    def get_samples(self, sample_filter: Any,
+    def get_samples(self, sample_filter: SampleFilter,
                     limit: int | None = None) -> list[models.Sample]:
         """Return the Sample models, newest first."""
         raise telemeter.NotImplementedError('Samples not implemented')
@@ -165,7 +164,7 @@ class Connection:
         raise telemeter.NotImplementedError('Complex query for samples '
                                             'is not implemented.')
 
-    def get_meter_statistics(self, sample_filter: Any,
+    def get_meter_statistics(self, sample_filter: SampleFilter,
                              period: int | None = None,
                              groupby: list | None = None,
                              aggregate: list | None = None
@@ -184,8 +183,12 @@ class Connection:
         return cls.STORAGE_CAPABILITIES
 
 
-class EventConnection:
-    """Base class for event storage drivers."""
+class EventConnection(abc.ABC):
+    """Base class for event storage drivers.
+
+    A driver must write and expire events; query methods of a driver that
+    lacks them raise :class:`telemeter.NotImplementedError`.
+    """
 
     CAPABILITIES = make_event_capabilities(False)
     STORAGE_CAPABILITIES = make_storage_capabilities(False)
@@ -203,11 +206,11 @@ class EventConnection:
         """Close the driver's connections (its pool); nothing to close
         by default."""
 
-    def record_events(self, events: Iterable[Any]) -> None:
+    @abc.abstractmethod
+    def record_events(self, events: Iterable[models.Event]) -> None:
         """Write a list of Event models."""
-        raise telemeter.NotImplementedError('Events not implemented.')
 
-    def get_events(self, event_filter: Any,
+    def get_events(self, event_filter: EventFilter,
                    limit: int | None = None) -> list[models.Event]:
         """Return Event models matching ``event_filter``."""
         raise telemeter.NotImplementedError('Events not implemented.')
@@ -225,9 +228,9 @@ class EventConnection:
         """Return Trait models of all events of ``event_type``."""
         raise telemeter.NotImplementedError('Events not implemented.')
 
+    @abc.abstractmethod
     def clear_expired_event_data(self, ttl: int) -> None:
         """Delete events older than ``ttl`` seconds."""
-        raise telemeter.NotImplementedError('Clearing events not implemented')
 
     @classmethod
     def get_capabilities(cls) -> dict:

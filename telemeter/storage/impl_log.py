@@ -7,11 +7,14 @@ False.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_log import log
 
 from telemeter.storage import base
+
+if TYPE_CHECKING:
+    from telemeter.storage import models
 
 LOG = log.getLogger(__name__)
 
@@ -55,7 +58,7 @@ class Connection(base.Connection):
 class EventConnection(base.EventConnection):
     """Log the events instead of storing them."""
 
-    def record_events(self, events: Iterable[Any]) -> None:
+    def record_events(self, events: Iterable[models.Event]) -> None:
         """Log each event at info level."""
         for event in events:
             LOG.info('event %(type)s %(id)s generated at %(generated)s',

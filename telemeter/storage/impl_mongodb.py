@@ -11,7 +11,7 @@ indexes, so ``clear_expired_*`` do nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymongo
 from oslo_config import cfg
@@ -20,6 +20,9 @@ from oslo_log import log
 from telemeter.storage import base, models, validation
 from telemeter.storage.event_checker import EventChecker
 from telemeter.storage.mongo import connection, events, metering, statistics
+
+if TYPE_CHECKING:
+    from telemeter.storage import EventFilter, SampleFilter
 
 LOG = log.getLogger(__name__)
 
@@ -106,7 +109,7 @@ class Connection(_MongoBase, base.Connection):
         LOG.info('Clearing expired metering data is based on native '
                  'MongoDB time to live feature and going in background.')
 
-    def get_samples(self, sample_filter: Any,
+    def get_samples(self, sample_filter: SampleFilter,
                     limit: int | None = None) -> list[models.Sample]:
         """Samples matching ``sample_filter``, newest first."""
         return metering.get_samples(self._db, sample_filter, limit)
@@ -147,7 +150,7 @@ class Connection(_MongoBase, base.Connection):
             self._db, user=user, project=project, resource=resource,
             source=source, metaquery=metaquery, limit=limit, unique=unique)
 
-    def get_meter_statistics(self, sample_filter: Any,
+    def get_meter_statistics(self, sample_filter: SampleFilter,
                              period: int | None = None,
                              groupby: list | None = None,
                              aggregate: list | None = None
@@ -195,7 +198,7 @@ class EventConnection(_MongoBase, base.EventConnection):
         LOG.info('Clearing expired event data is based on native MongoDB '
                  'time to live feature and going in background.')
 
-    def get_events(self, event_filter: Any,
+    def get_events(self, event_filter: EventFilter,
                    limit: int | None = None) -> list[models.Event]:
         """Events matching ``event_filter``, oldest first."""
         return events.get_events(self._db, event_filter, limit)

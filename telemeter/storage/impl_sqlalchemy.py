@@ -11,7 +11,7 @@ resource and meter queries), ``statistics``, ``events`` and ``expiry``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 from oslo_log import log
@@ -27,6 +27,9 @@ from telemeter.storage.sqlalchemy import (
     tables,
     writer,
 )
+
+if TYPE_CHECKING:
+    from telemeter.storage import EventFilter, SampleFilter
 
 LOG = log.getLogger(__name__)
 
@@ -131,7 +134,7 @@ class Connection(base.Connection):
 
     # -- queries ----------------------------------------------------------
 
-    def get_samples(self, sample_filter: Any,
+    def get_samples(self, sample_filter: SampleFilter,
                     limit: int | None = None) -> list[models.Sample]:
         """Samples matching ``sample_filter``, newest first."""
         return metering.get_samples(self._engine, sample_filter, limit)
@@ -173,7 +176,7 @@ class Connection(base.Connection):
             self._engine, user=user, project=project, resource=resource,
             source=source, metaquery=metaquery, limit=limit, unique=unique)
 
-    def get_meter_statistics(self, sample_filter: Any,
+    def get_meter_statistics(self, sample_filter: SampleFilter,
                              period: int | None = None,
                              groupby: list | None = None,
                              aggregate: list | None = None
@@ -232,7 +235,7 @@ class EventConnection(base.EventConnection):
         """Delete events older than ``ttl`` seconds with their traits."""
         self._store.clear_expired_event_data(ttl)
 
-    def get_events(self, event_filter: Any,
+    def get_events(self, event_filter: EventFilter,
                    limit: int | None = None) -> list[models.Event]:
         """Events matching ``event_filter``, oldest first."""
         return self._store.get_events(event_filter, limit)

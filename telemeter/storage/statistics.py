@@ -11,11 +11,14 @@ import dataclasses
 import datetime
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import telemeter
 from telemeter import storage
 from telemeter.storage import models
+
+if TYPE_CHECKING:
+    from telemeter.storage import SampleFilter
 
 GROUPBY_FIELDS = ('user_id', 'project_id', 'resource_id',
                   'resource_metadata.instance_type')
@@ -41,7 +44,7 @@ _KEYS: dict[tuple[str, str | None], str] = {
     (func, None): func for func in (*STANDARD_FUNCS, 'stddev')}
 
 
-def require_meter(sample_filter: Any) -> None:
+def require_meter(sample_filter: SampleFilter) -> None:
     """Statistics need ``sample_filter.meter``."""
     if not sample_filter.meter:
         raise RuntimeError('Missing required meter specifier')

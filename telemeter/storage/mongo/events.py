@@ -9,7 +9,7 @@ written with one unordered ``insert_many``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymongo
 from bson import errors as bson_errors
@@ -20,6 +20,9 @@ from telemeter import utils
 from telemeter.storage import models
 from telemeter.storage.event_checker import EventChecker
 from telemeter.storage.mongo.metering import DUPLICATE_KEY
+
+if TYPE_CHECKING:
+    from telemeter.storage import EventFilter
 
 LOG = log.getLogger(__name__)
 
@@ -150,7 +153,7 @@ def _trait_condition(trait_filter: dict) -> dict:
         'trait_value': {_OPS[op]: value}}}}
 
 
-def event_query(event_filter: Any) -> dict:
+def event_query(event_filter: EventFilter) -> dict:
     """The ``event`` collection query of an EventFilter."""
     parts: list[dict] = []
     if event_filter.event_type:
@@ -187,7 +190,7 @@ def _traits(doc: dict) -> list[models.Trait]:
     return sorted(traits, key=lambda t: (t.name, t.dtype))
 
 
-def get_events(database: Any, event_filter: Any,
+def get_events(database: Any, event_filter: EventFilter,
                limit: int | None = None) -> list[models.Event]:
     """Events matching ``event_filter``, oldest first."""
     if limit == 0:

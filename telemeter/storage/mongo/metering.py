@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymongo
 from oslo_log import log
@@ -23,6 +23,9 @@ from pymongo import errors as mongo_errors
 from telemeter import utils
 from telemeter.storage import models
 from telemeter.storage.mongo import keys, queries
+
+if TYPE_CHECKING:
+    from telemeter.storage import SampleFilter
 
 LOG = log.getLogger(__name__)
 
@@ -147,7 +150,7 @@ def find_samples(database: Any, query: dict, sort: list,
     return [to_sample(doc) for doc in cursor]
 
 
-def get_samples(database: Any, sample_filter: Any,
+def get_samples(database: Any, sample_filter: SampleFilter,
                 limit: int | None = None) -> list[models.Sample]:
     """Samples matching ``sample_filter``, newest first."""
     return find_samples(database, queries.sample_query(sample_filter),

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymongo
 
 import telemeter
 from telemeter import utils
+
+if TYPE_CHECKING:
+    from telemeter.storage import SampleFilter
 
 METADATA_PREFIX = 'resource_metadata.'
 
@@ -87,7 +90,7 @@ def metaquery(query: dict | None, prefix: str) -> dict:
     return result
 
 
-def sample_query(sample_filter: Any) -> dict:
+def sample_query(sample_filter: SampleFilter) -> dict:
     """The ``meter`` collection query of a SampleFilter."""
     query: dict[str, Any] = {}
     if sample_filter.user:

@@ -9,13 +9,16 @@ period)`` (date difference in milliseconds), with ``$min``/``$max``/
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymongo
 
 from telemeter.storage import models
 from telemeter.storage import statistics as stats
 from telemeter.storage.mongo import queries
+
+if TYPE_CHECKING:
+    from telemeter.storage import SampleFilter
 
 CARDINALITY_PARAMS = ('resource_id', 'user_id', 'project_id', 'source')
 
@@ -52,7 +55,7 @@ def _span(database: Any, query: dict) -> tuple[datetime.datetime | None,
     return ((first or {}).get('timestamp'), (last or {}).get('timestamp'))
 
 
-def get_meter_statistics(database: Any, sample_filter: Any,
+def get_meter_statistics(database: Any, sample_filter: SampleFilter,
                          period: float | None = None,
                          groupby: list | None = None,
                          aggregate: list | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -13,6 +13,9 @@ import telemeter
 from telemeter import utils
 from telemeter.storage.models import Trait
 from telemeter.storage.sqlalchemy import tables
+
+if TYPE_CHECKING:
+    from telemeter.storage import EventFilter, SampleFilter
 
 ColumnElement = sa.ColumnElement[Any]
 
@@ -136,7 +139,7 @@ def timestamp_conditions(column: sa.ColumnElement,
     return conditions
 
 
-def sample_conditions(sample_filter: Any) -> list[ColumnElement]:
+def sample_conditions(sample_filter: SampleFilter) -> list[ColumnElement]:
     """Conditions for a ``SampleFilter`` over sample ⋈ meter ⋈ resource."""
     sample = tables.sample
     conditions = resource_conditions(
@@ -178,7 +181,7 @@ def _trait_filter_condition(trait_filter: dict) -> ColumnElement:
                              compare(table.c.value, value))
 
 
-def event_conditions(event_filter: Any) -> list[ColumnElement]:
+def event_conditions(event_filter: EventFilter) -> list[ColumnElement]:
     """Conditions for an ``EventFilter`` over event ⋈ event_type."""
     event = tables.event
     conditions: list[ColumnElement] = []
