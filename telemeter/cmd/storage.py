@@ -9,6 +9,7 @@ types (:mod:`telemeter.gnocchi.upgrade`) when Gnocchi is configured
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from oslo_config import cfg
 from oslo_log import log
@@ -33,7 +34,7 @@ DBSYNC_CLI_OPTS = [
 ]
 
 
-def _prepare(cli_opts: list[cfg.Opt] | None = None,
+def _prepare(cli_opts: Sequence[cfg.Opt] | None = None,
              argv: list[str] | None = None,
              description: str | None = None) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()

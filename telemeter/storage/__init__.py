@@ -8,6 +8,7 @@ first ``+``) names the driver, which is constructed as ``cls(conf, url)``.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
 from typing import Any
 from urllib import parse as urlparse
@@ -177,6 +178,39 @@ def get_connection_from_config(conf: cfg.ConfigOpts,
                       {'err': err, 'interval': interval,
                        'attempt': attempt})
             time.sleep(interval)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceFilter:
+    """What ``get_resources`` selects: resources with samples of that user,
+    project, source and resource id, whose metadata holds ``metaquery``
+    (``metadata.<dotted key>`` → value) and whose sample timestamps fall
+    in the span; at most ``limit`` resources (0: none, None: all)."""
+
+    user: str | None = None
+    project: str | None = None
+    source: str | None = None
+    start_timestamp: Any = None
+    start_timestamp_op: str | None = None
+    end_timestamp: Any = None
+    end_timestamp_op: str | None = None
+    metaquery: dict | None = None
+    resource: str | None = None
+    limit: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class MeterFilter:
+    """What ``get_meters`` selects: one meter per (meter, resource id),
+    judged by its latest sample, or one per meter with ``unique``."""
+
+    user: str | None = None
+    project: str | None = None
+    resource: str | None = None
+    source: str | None = None
+    metaquery: dict | None = None
+    limit: int | None = None
+    unique: bool = False
 
 
 class SampleFilter:

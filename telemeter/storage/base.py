@@ -10,9 +10,16 @@ from typing import TYPE_CHECKING, Any
 from oslo_config import cfg
 
 import telemeter
+from telemeter import storage
 
 if TYPE_CHECKING:  # models imports this module (Model)
-    from telemeter.storage import EventFilter, SampleFilter, models
+    from telemeter.storage import (
+        EventFilter,
+        MeterFilter,
+        ResourceFilter,
+        SampleFilter,
+        models,
+    )
 
 
 def make_capabilities(supported: bool) -> dict:
@@ -139,7 +146,18 @@ class Connection(abc.ABC):
                       metaquery: dict | None = None,
                       resource: str | None = None,
                       limit: int | None = None) -> list[models.Resource]:
-        """Return the Resource models."""
+        """Return the Resource models: :meth:`find_resources` of these
+        parameters (the spec's keyword form)."""
+        return self.find_resources(storage.ResourceFilter(
+            user=user, project=project, source=source,
+            start_timestamp=start_timestamp,
+            start_timestamp_op=start_timestamp_op,
+            end_timestamp=end_timestamp, end_timestamp_op=end_timestamp_op,
+            metaquery=metaquery, resource=resource, limit=limit))
+
+    def find_resources(self, resource_filter: ResourceFilter
+                       ) -> list[models.Resource]:
+        """Return the Resource models ``resource_filter`` selects."""
         raise telemeter.NotImplementedError('Resources not implemented')
 
     def get_meters(self, user: str | None = None,
@@ -149,7 +167,14 @@ class Connection(abc.ABC):
                    metaquery: dict | None = None,
                    limit: int | None = None,
                    unique: bool = False) -> list[models.Meter]:
-        """Return the Meter models."""
+        """Return the Meter models: :meth:`find_meters` of these
+        parameters (the spec's keyword form)."""
+        return self.find_meters(storage.MeterFilter(
+            user=user, project=project, resource=resource, source=source,
+            metaquery=metaquery, limit=limit, unique=unique))
+
+    def find_meters(self, meter_filter: MeterFilter) -> list[models.Meter]:
+        """Return the Meter models ``meter_filter`` selects."""
         raise telemeter.NotImplementedError('Meters not implemented')
 
     def get_samples(self, sample_filter: SampleFilter,

@@ -34,11 +34,11 @@ class Connection(base.Connection):
         """Only log: there is nothing stored to expire."""
         LOG.info('Dropping metering data with TTL %d', ttl)
 
-    def get_resources(self, *args: Any, **kwargs: Any) -> list:
+    def find_resources(self, *args: Any, **kwargs: Any) -> list:
         """Always ``[]``."""
         return []
 
-    def get_meters(self, *args: Any, **kwargs: Any) -> list:
+    def find_meters(self, *args: Any, **kwargs: Any) -> list:
         """Always ``[]``."""
         return []
 

@@ -22,7 +22,12 @@ from telemeter.storage.event_checker import EventChecker
 from telemeter.storage.mongo import connection, events, metering, statistics
 
 if TYPE_CHECKING:
-    from telemeter.storage import EventFilter, SampleFilter
+    from telemeter.storage import (
+        EventFilter,
+        MeterFilter,
+        ResourceFilter,
+        SampleFilter,
+    )
 
 LOG = log.getLogger(__name__)
 
@@ -120,35 +125,14 @@ class Connection(_MongoBase, base.Connection):
         """Samples matching a complex filter expression."""
         return metering.query_samples(self._db, filter_expr, orderby, limit)
 
-    def get_resources(self, user: str | None = None,
-                      project: str | None = None,
-                      source: str | None = None,
-                      start_timestamp: Any = None,
-                      start_timestamp_op: str | None = None,
-                      end_timestamp: Any = None,
-                      end_timestamp_op: str | None = None,
-                      metaquery: dict | None = None,
-                      resource: str | None = None,
-                      limit: int | None = None) -> list[models.Resource]:
+    def find_resources(self, resource_filter: ResourceFilter
+                       ) -> list[models.Resource]:
         """One Resource per resource id with matching samples."""
-        return metering.get_resources(
-            self._db, user=user, project=project, source=source,
-            start_timestamp=start_timestamp,
-            start_timestamp_op=start_timestamp_op,
-            end_timestamp=end_timestamp, end_timestamp_op=end_timestamp_op,
-            metaquery=metaquery, resource=resource, limit=limit)
+        return metering.get_resources(self._db, resource_filter)
 
-    def get_meters(self, user: str | None = None,
-                   project: str | None = None,
-                   resource: str | None = None,
-                   source: str | None = None,
-                   metaquery: dict | None = None,
-                   limit: int | None = None,
-                   unique: bool = False) -> list[models.Meter]:
+    def find_meters(self, meter_filter: MeterFilter) -> list[models.Meter]:
         """One Meter per (meter, resource), or per meter if unique."""
-        return metering.get_meters(
-            self._db, user=user, project=project, resource=resource,
-            source=source, metaquery=metaquery, limit=limit, unique=unique)
+        return metering.get_meters(self._db, meter_filter)
 
     def get_meter_statistics(self, sample_filter: SampleFilter,
                              period: int | None = None,

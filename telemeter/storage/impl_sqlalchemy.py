@@ -11,7 +11,7 @@ resource and meter queries), ``statistics``, ``events`` and ``expiry``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from oslo_config import cfg
 from oslo_log import log
@@ -29,7 +29,12 @@ from telemeter.storage.sqlalchemy import (
 )
 
 if TYPE_CHECKING:
-    from telemeter.storage import EventFilter, SampleFilter
+    from telemeter.storage import (
+        EventFilter,
+        MeterFilter,
+        ResourceFilter,
+        SampleFilter,
+    )
 
 LOG = log.getLogger(__name__)
 
@@ -146,35 +151,14 @@ class Connection(base.Connection):
         return metering.query_samples(self._engine, filter_expr, orderby,
                                       limit)
 
-    def get_resources(self, user: str | None = None,
-                      project: str | None = None,
-                      source: str | None = None,
-                      start_timestamp: Any = None,
-                      start_timestamp_op: str | None = None,
-                      end_timestamp: Any = None,
-                      end_timestamp_op: str | None = None,
-                      metaquery: dict | None = None,
-                      resource: str | None = None,
-                      limit: int | None = None) -> list[models.Resource]:
+    def find_resources(self, resource_filter: ResourceFilter
+                       ) -> list[models.Resource]:
         """One Resource per resource_id with matching samples."""
-        return metering.get_resources(
-            self._engine, user=user, project=project, source=source,
-            start_timestamp=start_timestamp,
-            start_timestamp_op=start_timestamp_op,
-            end_timestamp=end_timestamp, end_timestamp_op=end_timestamp_op,
-            metaquery=metaquery, resource=resource, limit=limit)
+        return metering.get_resources(self._engine, resource_filter)
 
-    def get_meters(self, user: str | None = None,
-                   project: str | None = None,
-                   resource: str | None = None,
-                   source: str | None = None,
-                   metaquery: dict | None = None,
-                   limit: int | None = None,
-                   unique: bool = False) -> list[models.Meter]:
-        """One Meter per (meter, resource_id), or per meter if unique."""
-        return metering.get_meters(
-            self._engine, user=user, project=project, resource=resource,
-            source=source, metaquery=metaquery, limit=limit, unique=unique)
+    def find_meters(self, meter_filter: MeterFilter) -> list[models.Meter]:
+        """One Meter per (meter, resource), or per meter if unique."""
+        return metering.get_meters(self._engine, meter_filter)
 
     def get_meter_statistics(self, sample_filter: SampleFilter,
                              period: int | None = None,

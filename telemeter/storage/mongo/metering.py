@@ -25,7 +25,7 @@ from telemeter.storage import models
 from telemeter.storage.mongo import keys, queries
 
 if TYPE_CHECKING:
-    from telemeter.storage import SampleFilter
+    from telemeter.storage import MeterFilter, ResourceFilter, SampleFilter
 
 LOG = log.getLogger(__name__)
 
@@ -165,33 +165,34 @@ def query_samples(database: Any, filter_expr: dict | None = None,
                         queries.sort_spec(orderby), limit)
 
 
-def get_resources(database: Any, user: str | None = None,
-                  project: str | None = None, source: str | None = None,
-                  start_timestamp: Any = None,
-                  start_timestamp_op: str | None = None,
-                  end_timestamp: Any = None,
-                  end_timestamp_op: str | None = None,
-                  metaquery: dict | None = None,
-                  resource: str | None = None,
-                  limit: int | None = None) -> list[models.Resource]:
+def _owner_match(wanted: ResourceFilter | MeterFilter) -> dict[str, Any]:
+    """The match on the user, project (``'None'`` matching null) and
+    source a query asks for."""
+    match: dict[str, Any] = {}
+    if wanted.user:
+        match['user_id'] = queries.equal_or_null(wanted.user)
+    if wanted.project:
+        match['project_id'] = queries.equal_or_null(wanted.project)
+    if wanted.source:
+        match['source'] = wanted.source
+    return match
+
+
+def get_resources(database: Any, wanted: ResourceFilter
+                  ) -> list[models.Resource]:
     """One Resource per resource id with matching samples, described by
     its newest matching sample (ties: the latest inserted)."""
-    if limit == 0:
+    if wanted.limit == 0:
         return []
-    query: dict[str, Any] = {}
-    if user:
-        query['user_id'] = queries.equal_or_null(user)
-    if project:
-        query['project_id'] = queries.equal_or_null(project)
-    if source:
-        query['source'] = source
-    if resource:
-        query['resource_id'] = resource
-    span = queries.timestamp_range(start_timestamp, start_timestamp_op,
-                                   end_timestamp, end_timestamp_op)
+    query = _owner_match(wanted)
+    if wanted.resource:
+        query['resource_id'] = wanted.resource
+    span = queries.timestamp_range(
+        wanted.start_timestamp, wanted.start_timestamp_op,
+        wanted.end_timestamp, wanted.end_timestamp_op)
     if span:
         query['timestamp'] = span
-    query.update(queries.metaquery(metaquery,
+    query.update(queries.metaquery(wanted.metaquery,
                                    queries.METADATA_PREFIX))
     pipeline: list[dict] = [
         {'$match': query},
@@ -206,8 +207,8 @@ def get_resources(database: Any, user: str | None = None,
                     'metadata': {'$first': '$resource_metadata'}}},
         {'$sort': {'_id': pymongo.ASCENDING}},
     ]
-    if limit:
-        pipeline.append({'$limit': limit})
+    if wanted.limit:
+        pipeline.append({'$limit': wanted.limit})
     return [models.Resource(
         resource_id=doc['_id'], project_id=doc.get('project_id'),
         first_sample_timestamp=doc.get('first'),
@@ -217,19 +218,16 @@ def get_resources(database: Any, user: str | None = None,
         for doc in database.meter.aggregate(pipeline)]
 
 
-def get_meters(database: Any, user: str | None = None,
-               project: str | None = None, resource: str | None = None,
-               source: str | None = None, metaquery: dict | None = None,
-               limit: int | None = None,
-               unique: bool = False) -> list[models.Meter]:
+def get_meters(database: Any, wanted: MeterFilter
+               ) -> list[models.Meter]:
     """One Meter per (meter, resource id) from its latest recorded
     sample, kept if that sample matches the filter; with ``unique`` one
     Meter per meter."""
-    if limit == 0:
+    if wanted.limit == 0:
         return []
     pipeline: list[dict] = []
-    if resource:
-        pipeline.append({'$match': {'resource_id': resource}})
+    if wanted.resource:
+        pipeline.append({'$match': {'resource_id': wanted.resource}})
     pipeline += [
         {'$sort': {'_id': pymongo.DESCENDING}},
         {'$group': {'_id': {'resource_id': '$resource_id',
@@ -241,14 +239,8 @@ def get_meters(database: Any, user: str | None = None,
                     'source': {'$first': '$source'},
                     'metadata': {'$first': '$resource_metadata'}}},
     ]
-    latest: dict[str, Any] = {}
-    if user:
-        latest['user_id'] = queries.equal_or_null(user)
-    if project:
-        latest['project_id'] = queries.equal_or_null(project)
-    if source:
-        latest['source'] = source
-    latest.update(queries.metaquery(metaquery, 'metadata.'))
+    latest = _owner_match(wanted)
+    latest.update(queries.metaquery(wanted.metaquery, 'metadata.'))
     if latest:
         pipeline.append({'$match': latest})
     result: list[models.Meter] = []
@@ -256,7 +248,7 @@ def get_meters(database: Any, user: str | None = None,
     for doc in database.meter.aggregate(pipeline):
         group = doc['_id']
         key = (group['name'], group.get('type'), group.get('unit'))
-        if unique:
+        if wanted.unique:
             if key not in seen:
                 seen.add(key)
                 result.append(models.Meter(
@@ -271,4 +263,4 @@ def get_meters(database: Any, user: str | None = None,
             user_id=doc.get('user_id')))
     result.sort(key=lambda m: (m.name, str(m.type), str(m.unit),
                                str(m.resource_id)))
-    return result[:limit] if limit else result
+    return result[:wanted.limit] if wanted.limit else result

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from telemeter.storage import models
 from telemeter.storage.sqlalchemy import complex_query, filters, tables
+
+if TYPE_CHECKING:
+    from telemeter.storage import MeterFilter, ResourceFilter
 
 _IN_CHUNK = 500
 
@@ -88,15 +91,8 @@ def query_samples(engine: Engine, filter_expr: dict | None = None,
     return _to_samples(_read(engine, query))
 
 
-def get_resources(engine: Engine, user: str | None = None,
-                  project: str | None = None, source: str | None = None,
-                  start_timestamp: Any = None,
-                  start_timestamp_op: str | None = None,
-                  end_timestamp: Any = None,
-                  end_timestamp_op: str | None = None,
-                  metaquery: dict | None = None,
-                  resource: str | None = None,
-                  limit: int | None = None) -> list[models.Resource]:
+def get_resources(engine: Engine, wanted: ResourceFilter
+                  ) -> list[models.Resource]:
     """One Resource per resource_id with matching samples.
 
     One GROUP BY over the matching samples (no join: resource conditions
@@ -105,15 +101,16 @@ def get_resources(engine: Engine, user: str | None = None,
     wins (a tie on that timestamp goes to the row of the latest inserted
     sample). Its user, project, source and metadata are reported.
     """
-    if limit == 0:
+    if wanted.limit == 0:
         return []
     sample, res = tables.sample, tables.resource
     conditions = filters.timestamp_conditions(
-        sample.c.timestamp, start_timestamp, start_timestamp_op,
-        end_timestamp, end_timestamp_op)
+        sample.c.timestamp, wanted.start_timestamp,
+        wanted.start_timestamp_op, wanted.end_timestamp,
+        wanted.end_timestamp_op)
     resource_conditions = filters.resource_conditions(
-        user=user, project=project, source=source, resource=resource,
-        metaquery=metaquery)
+        user=wanted.user, project=wanted.project, source=wanted.source,
+        resource=wanted.resource, metaquery=wanted.metaquery)
     if resource_conditions:
         conditions.append(sample.c.resource_id.in_(
             sa.select(res.c.internal_id).where(*resource_conditions)))
@@ -129,8 +126,8 @@ def get_resources(engine: Engine, user: str | None = None,
         for row in rows:
             by_resource.setdefault(names[row.internal_id], []).append(row)
         resource_ids = sorted(by_resource)
-        if limit:
-            resource_ids = resource_ids[:limit]
+        if wanted.limit:
+            resource_ids = resource_ids[:wanted.limit]
         winners = {}
         for resource_id in resource_ids:
             group = by_resource[resource_id]
@@ -192,27 +189,26 @@ def _resource_rows(conn: sa.Connection,
     return found
 
 
-def get_meters(engine: Engine, user: str | None = None,
-               project: str | None = None, resource: str | None = None,
-               source: str | None = None, metaquery: dict | None = None,
-               limit: int | None = None,
-               unique: bool = False) -> list[models.Meter]:
+def get_meters(engine: Engine, wanted: MeterFilter
+               ) -> list[models.Meter]:
     """One Meter per (meter, resource_id), from its latest sample.
 
     With ``unique`` one Meter per meter, resource/project/source/user set
     to None.
     """
-    if limit == 0:
+    if wanted.limit == 0:
         return []
     sample, meter, res = tables.sample, tables.meter, tables.resource
-    if unique and not (user or project or resource or source or metaquery):
+    if wanted.unique and not (wanted.user or wanted.project
+                              or wanted.resource or wanted.source
+                              or wanted.metaquery):
         # Every meter with a sample: one index probe per meter row.
         query = (sa.select(meter.c.name, meter.c.type, meter.c.unit)
                  .where(sa.exists().where(sample.c.meter_id == meter.c.id))
                  .distinct()
                  .order_by(meter.c.name, meter.c.type, meter.c.unit))
-        if limit:
-            query = query.limit(limit)
+        if wanted.limit:
+            query = query.limit(wanted.limit)
         return [models.Meter(name=row.name, type=row.type, unit=row.unit,
                              resource_id=None, project_id=None,
                              source=None, user_id=None)
@@ -222,10 +218,10 @@ def get_meters(engine: Engine, user: str | None = None,
     latest_query = sa.select(sample.c.meter_id,
                              sample.c.resource_id.label('internal_id'),
                              sa.func.max(sample.c.id).label('sample_id'))
-    if resource:
+    if wanted.resource:
         latest_query = latest_query.where(sample.c.resource_id.in_(
             sa.select(res.c.internal_id).where(
-                res.c.resource_id == resource)))
+                res.c.resource_id == wanted.resource)))
     latest = latest_query.group_by(sample.c.meter_id,
                                    sample.c.resource_id).subquery()
     ranked = (sa.select(
@@ -237,19 +233,19 @@ def get_meters(engine: Engine, user: str | None = None,
             res, res.c.internal_id == latest.c.internal_id))
         .subquery())
     conditions = filters.resource_conditions(
-        user=user, project=project, source=source, resource=resource,
-        metaquery=metaquery)
+        user=wanted.user, project=wanted.project, source=wanted.source,
+        resource=wanted.resource, metaquery=wanted.metaquery)
     joined = (ranked
               .join(meter, meter.c.id == ranked.c.meter_id)
               .join(res, res.c.internal_id == ranked.c.internal_id))
-    if unique:
+    if wanted.unique:
         query = (sa.select(meter.c.name, meter.c.type, meter.c.unit)
                  .select_from(joined)
                  .where(ranked.c.rank == 1, *conditions)
                  .distinct()
                  .order_by(meter.c.name, meter.c.type, meter.c.unit))
-        if limit:
-            query = query.limit(limit)
+        if wanted.limit:
+            query = query.limit(wanted.limit)
         return [models.Meter(name=row.name, type=row.type, unit=row.unit,
                              resource_id=None, project_id=None,
                              source=None, user_id=None)
@@ -260,8 +256,8 @@ def get_meters(engine: Engine, user: str | None = None,
                     .select_from(joined)
                     .where(ranked.c.rank == 1, *conditions)
                     .order_by(meter.c.name, res.c.resource_id))
-    if limit:
-        per_resource = per_resource.limit(limit)
+    if wanted.limit:
+        per_resource = per_resource.limit(wanted.limit)
     return [models.Meter(name=row.name, type=row.type, unit=row.unit,
                          resource_id=row.resource_id,
                          project_id=row.project_id, source=row.source_id,
