@@ -4,11 +4,14 @@ A *value definition* says where a value comes from in a notification dict
 (``ctxt``, ``publisher_id``, ``event_type``, ``payload``, ``metadata``):
 
 * an int (or float) constant, used as is;
-* a JSONPath string, parsed by jsonpath-rw-ext, so filters
+* a JSONPath string, parsed by jsonpath-ng's extended parser
+  (:mod:`jsonpath_ng.ext`), so filters
   (``$.payload.metrics[?(@.name='cpu.percent')].value``), arithmetic
   (``$.payload.a * 100``), concatenation (``$.payload.host + '_' +
-  $.payload.node``) and extensions (`` $.publisher_id.`split(., 1, -1)` ``)
-  all work;
+  $.payload.node``) and extensions (`` $.publisher_id.`split(., 1, -1)` ``,
+  `` `len` ``, `` `sorted` ``) all work. Plain field chains
+  (``$.payload.size``) are evaluated without jsonpath-ng, and most other
+  paths are compiled into plain functions (:mod:`.accessors`);
 * a list of JSONPath strings: the first one that yields a value wins;
 * a mapping ``{fields: <string or list>, plugin: <name> | {name,
   parameters}}`` whose matches are post-processed by a trait plugin
@@ -20,23 +23,16 @@ This is the public home of the definition helpers and their errors
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
 import re
-import threading
 from collections.abc import Callable
 from typing import Any
 
-import ply.yacc
 import yaml
-from jsonpath_rw import parser as rw_parser
-from jsonpath_rw_ext import parser
 from oslo_log import log
 
 from telemeter import utils
-from telemeter.notification import accessors
+from telemeter.notification import accessors, jsonpath_syntax
 
 LOG = log.getLogger(__name__)
 
@@ -68,36 +64,15 @@ class DefinitionFileError(Exception):
     """A definitions file cannot be read or is not valid YAML."""
 
 
-class _Parser(parser.ExtentedJsonPathParser):
-    """jsonpath-rw-ext's parser, with its LALR tables built once.
-
-    jsonpath-rw rebuilds the parse tables for every expression (about
-    30 ms each here), which made loading the packaged definitions take
-    seconds; the grammar never changes, so one table serves every parse.
-    """
-
-    _tables: Any = None
-
-    def parse_token_stream(self, token_iterator: Any,
-                           start_symbol: str = 'jsonpath') -> Any:
-        if self._tables is None:
-            self._tables = ply.yacc.yacc(
-                module=self, debug=False, write_tables=False,
-                start=start_symbol,
-                errorlog=logging.getLogger(rw_parser.__name__))
-        return self._tables.parse(
-            lexer=rw_parser.IteratorToTokenStream(token_iterator))
-
-
-_PARSER = _Parser()
-_PARSER_LOCK = threading.Lock()
 _PARSED: dict[str, Any] = {}
 
 
 # ``$.payload.size`` or ``payload.image_meta.base_image_ref``: most paths
 # of the definitions are plain field chains, evaluated without jsonpath.
 _DOTTED = re.compile(r'^(?:\$\.)?([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)$')
-# Words the jsonpath lexer does not read as field names.
+# Words left to jsonpath-ng: ``where`` is an operator there, ``true`` and
+# ``false`` are literals in filters. (``wherenot``, an operator only since
+# jsonpath-ng, stays a field name here, as it was with jsonpath-rw.)
 _NOT_FIELDS = frozenset(['where', 'true', 'false'])
 
 
@@ -138,6 +113,11 @@ class _DottedPath:
     def find(self, obj: Any) -> list[_Match]:
         value = self.get(obj)
         return [] if value is _MISSING else [_Match(self.path, value)]
+
+    def values(self, obj: Any) -> list[Any]:
+        """The value at the path as a list of one, or []."""
+        value = self.get(obj)
+        return [] if value is _MISSING else [value]
 
 
 def _chain_getter(fields: list[str]) -> Callable[[Any], Any]:
@@ -183,9 +163,13 @@ def _chain_getter(fields: list[str]) -> Callable[[Any], Any]:
 
 
 class _FirstOf:
-    """The matches of several paths, in order (jsonpath's union)."""
+    """The matches of several paths, in order: those of the first path,
+    then those of the second... (a list of fields in a definition).
 
-    def __init__(self, paths: list[_DottedPath]) -> None:
+    :meth:`first` is for plain field chains only (:class:`_DottedPath`).
+    """
+
+    def __init__(self, paths: list[Any]) -> None:
         self.paths = paths
 
     def find(self, obj: Any) -> list[Any]:
@@ -212,27 +196,18 @@ def dotted_path(expression: str) -> _DottedPath | None:
 
 
 def parse_jsonpath(expression: str) -> Any:
-    """Parse (once per process) and return a JSONPath expression.
-
-    Raises whatever the parser raises for a bad expression: jsonpath-rw
-    uses plain ``Exception``, lexer errors and even ``AttributeError``.
-    """
+    """Parse (once per process) and return a JSONPath expression: a
+    :class:`_DottedPath` for a plain field chain, else jsonpath-ng's tree
+    (see :func:`.jsonpath_syntax.parse_tree`, which says what is
+    raised)."""
     try:
         return _PARSED[expression]
     except KeyError:
         pass
-    simple = dotted_path(expression)
-    if simple is not None:
-        _PARSED[expression] = simple
-        return simple
-    # The ply parser keeps state while parsing: one parse at a time.
-    with _PARSER_LOCK:
-        if expression not in _PARSED:
-            # jsonpath-rw-ext's `sub()` prints itself to stdout when parsed;
-            # a daemon's journal has no use for it.
-            with contextlib.redirect_stdout(io.StringIO()):
-                _PARSED[expression] = _PARSER.parse(expression)
-    return _PARSED[expression]
+    parsed = dotted_path(expression)
+    if parsed is None:
+        parsed = jsonpath_syntax.parse_tree(expression)
+    return _PARSED.setdefault(expression, parsed)
 
 
 def _is_constant(value: Any) -> bool:
@@ -279,24 +254,24 @@ class Definition:
                 raise DefinitionException(
                     f'The fields of {name} must be a non-empty list of '
                     f'JSONPath strings, not {fields!r}', cfg)
-            simple = [dotted_path(f) for f in fields]
-            if all(path is not None for path in simple):
-                self.getter = _FirstOf(simple)  # type: ignore[arg-type]
-                if self.plugin is None:
+            paths = [self._parse(f) for f in fields]
+            self.getter = _FirstOf(paths)
+            if self.plugin is None:
+                if all(isinstance(p, _DottedPath) for p in paths):
                     self.first = self.getter.first
-                return
-            fields = '|'.join(f'({f})' for f in fields)
-        elif not isinstance(fields, str) or not fields:
+                else:
+                    self.compiled = accessors.compile_concatenation(
+                        [p.values if isinstance(p, _DottedPath)
+                         else accessors.compile_values(p) for p in paths])
+                    if self.compiled is not None:
+                        self.first = accessors.first_value(self.compiled)
+            return
+        if not isinstance(fields, str) or not fields:
             raise DefinitionException(
                 f'The definition of {name} must be a number, a JSONPath '
                 f'string, a list of them or a mapping with fields, not '
                 f'{fields!r}', cfg)
-        try:
-            self.getter = parse_jsonpath(fields)
-        except Exception as err:
-            raise DefinitionException(
-                f"Parse error in JSONPath specification '{fields}' for "
-                f'{name}: {err}', cfg) from err
+        self.getter = self._parse(fields)
         if self.plugin is None:
             if isinstance(self.getter, _DottedPath):
                 self.first = self.getter.first
@@ -304,6 +279,14 @@ class Definition:
                 self.compiled = accessors.compile_values(self.getter)
                 if self.compiled is not None:
                     self.first = accessors.first_value(self.compiled)
+
+    def _parse(self, expression: str) -> Any:
+        try:
+            return parse_jsonpath(expression)
+        except Exception as err:
+            raise DefinitionException(
+                f"Parse error in JSONPath specification '{expression}' for "
+                f'{self.name}: {err}', self.cfg) from err
 
     def _constant(self, obj: Any) -> Any:
         return self.constant
@@ -365,7 +348,8 @@ class Definition:
                 f"Plugin {self.plugin.__class__.__name__} don't allows "
                 f'to return multiple values', self.cfg)
         return list(self.plugin.trait_values(
-            [(str(match.full_path), match.value) for match in matches]))
+            [(jsonpath_syntax.path_text(match.full_path), match.value)
+             for match in matches]))
 
     def _first_of_matches(self, obj: Any) -> Any:
         for value in self._values(obj):

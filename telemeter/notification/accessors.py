@@ -1,30 +1,37 @@
 """JSONPath expressions of the definitions, compiled into plain functions.
 
 The meter and event definitions say where a value is with JSONPath
-(jsonpath-rw-ext). Evaluating its syntax tree for every notification costs
-tens of microseconds per value: objects per match, context chains, full
-paths. Most expressions of real definitions use a small part of the
-language, so :func:`compile_values` turns a parsed expression built only of
+(jsonpath-ng's extended parser). Evaluating its syntax tree for every
+notification costs tens of microseconds per value: objects per match,
+context chains, full paths. Most expressions of real definitions use a
+small part of the language, so :func:`compile_values` turns a parsed
+expression built only of
 
 * the root ``$`` (leading) and ``@``/``this``,
 * child steps ``a.b``, field names (``'quoted.names'``, ``a,b`` lists),
-* indices ``[0]`` and the whole-list slice ``[*]``,
-* jsonpath-rw-ext's `` `split(sep, segment, max_split)` ``,
+* indices ``[0]``, ``[-1]``, ``[0,2]``, ``[*]`` and the wildcard ``*``,
+* the `` `split(chars, segment, max_split)` `` extension,
 * unions ``(a)|(b)`` of such expressions
 
 into one function from a notification to the list of matched values, with
-exactly jsonpath-rw's results (including its quirks: ``[*]`` of a mapping,
-string or integer is that value itself; ``[i]`` past the end matches
-nothing). Anything else gives None and stays with jsonpath.
+exactly the results of evaluating the tree: a field of anything but a
+mapping, an index of anything but a list or past its end, a wildcard of a
+scalar match nothing; a wildcard of a mapping gives its values, and
+``[*]`` of a mapping, string or integer is that value itself (jsonpath-rw's
+reading, see :mod:`.jsonpath_syntax`). Anything else gives None and stays
+with jsonpath-ng.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-from jsonpath_rw import jsonpath
-from jsonpath_rw_ext import _string
+from jsonpath_ng import jsonpath
+from jsonpath_ng.ext import string
+
+from telemeter.notification import jsonpath_syntax
 
 #: A compiled expression: notification -> matched values, in order.
 Values = Callable[[Any], list[Any]]
@@ -58,12 +65,25 @@ def _fields_step(names: tuple[str, ...]) -> Step:
     return some_fields
 
 
-def _index_step(index: int) -> Step:
-    def at_index(values: list[Any]) -> list[Any]:
-        # As jsonpath-rw: len() and [] may raise for odd data; that error
-        # reaches the caller just the same.
-        return [value[index] for value in values if len(value) > index]
-    return at_index
+def _index_step(indices: tuple[int, ...]) -> Step:
+    def at_indices(values: list[Any]) -> list[Any]:
+        found: list[Any] = []
+        for value in values:
+            if isinstance(value, (list, tuple)):
+                size = len(value)
+                found.extend(value[i] for i in indices if -size <= i < size)
+        return found
+    return at_indices
+
+
+def _every_child(values: list[Any]) -> list[Any]:
+    found: list[Any] = []
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            found.extend(value)
+        elif isinstance(value, dict):
+            found.extend(value.values())
+    return found
 
 
 def _every_item(values: list[Any]) -> list[Any]:
@@ -72,19 +92,23 @@ def _every_item(values: list[Any]) -> list[Any]:
         if isinstance(value, (dict, int, str)):
             found.append(value)
         else:
+            # As jsonpath-rw: len() of None or a float raises TypeError.
             found.extend(value[i] for i in range(len(value)))
     return found
 
 
-def _split_step(node: _string.Split) -> Step:
-    separator, segment, max_split = node.char, node.segment, node.max_split
+def _split_step(node: string.Split) -> Step:
+    chars, max_split = node.chars, node.max_split
+    every = node.segment == '*'
+    segment = 0 if every else int(node.segment)
 
     def split(values: list[Any]) -> list[Any]:
         found = []
         for value in values:
             try:
-                found.append(value.split(separator, max_split)[segment])
-            except Exception:  # noqa: S112 (jsonpath-rw-ext: no match)
+                parts = value.split(chars, max_split)
+                found.append(parts if every else parts[segment])
+            except Exception:  # noqa: S112 (jsonpath-ng: no match)
                 continue
         return found
     return split
@@ -107,25 +131,31 @@ def _steps(node: Any, leading: bool) -> list[Step] | None:
             return None
         return [_fields_step(tuple(node.fields))]
     if isinstance(node, jsonpath.Index):
-        return [_index_step(node.index)]
-    if isinstance(node, jsonpath.Slice):
-        if node.start is None and node.end is None and node.step is None:
-            return [_every_item]
-        return None
-    if type(node) is _string.Split:
+        return [_index_step(tuple(node.indices))]
+    if type(node) is jsonpath.Wildcard:
+        if jsonpath.auto_id_field is not None:
+            return None
+        return [_every_child]
+    if type(node) is jsonpath_syntax.EveryItem:
+        return [_every_item]
+    if type(node) is string.Split:
         return [_split_step(node)]
     return None
+
+
+# The node of the ``|`` union, deprecated (with its name) by jsonpath-ng
+# 1.x; ``(a)|(b)`` still parses into it until jsonpath-ng 2.
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore', DeprecationWarning)
+    _UNION: Any = jsonpath.Union
 
 
 def compile_values(node: Any) -> Values | None:
     """A function giving what ``[m.value for m in node.find(obj)]``
     gives, or None when ``node`` uses what is not compiled here."""
-    if isinstance(node, jsonpath.Union):
-        # ``(a)|(b)``: a list of fields in a definition.
-        left, right = compile_values(node.left), compile_values(node.right)
-        if left is None or right is None:
-            return None
-        return lambda obj: left(obj) + right(obj)
+    if isinstance(node, _UNION):
+        return compile_concatenation([compile_values(node.left),
+                                      compile_values(node.right)])
     steps = _steps(node, leading=True)
     if steps is None:
         return None
@@ -138,6 +168,19 @@ def compile_values(node: Any) -> Values | None:
             found = step(found)
         return found
     return values
+
+
+def compile_concatenation(parts: list[Values | None]) -> Values | None:
+    """The values of every part, in order; None if a part is None."""
+    if any(part is None for part in parts):
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        left, right = parts
+        return lambda obj: left(obj) + right(obj)  # type: ignore[misc]
+    return lambda obj: [value for part in parts
+                        for value in part(obj)]  # type: ignore[misc]
 
 
 def first_value(values: Values) -> Callable[[Any], Any]:

@@ -417,6 +417,22 @@ def test_lookup_makes_one_sample_per_name(conf, meters_dir, plugins):
     assert 'x' not in samples[1].resource_metadata
 
 
+
+def test_ceilometers_spelling_of_the_swift_meter_gives_the_same_samples(
+        conf, meters_dir, plugins):
+    # Ceilometer's packaged meters.yaml writes `.[*].metric.[*].name`:
+    # `[*]` of the `metric` mapping is the mapping itself (jsonpath-rw's
+    # reading), not its values.
+    meters_dir('m.yaml', SWIFT.replace(
+        'measurements[*].metric.', 'measurements.[*].metric.[*].').replace(
+        'measurements[*].result', 'measurements.[*].result'))
+    samples = _samples(conf, plugins, payloads.swift_request(
+        incoming=4096, outgoing=0))
+    assert [(s.name, s.unit, s.volume) for s in samples] == [
+        ('storage.objects.incoming.bytes', 'B', 4096),
+        ('storage.objects.outgoing.bytes', 'B', 0),
+        ('storage.api.request', 'request', 1)]
+
 def test_lookup_with_a_missing_value_makes_no_sample(conf, meters_dir,
                                                      plugins, caplog):
     meters_dir('m.yaml', SWIFT)
