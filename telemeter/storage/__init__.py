@@ -213,63 +213,61 @@ class MeterFilter:
     unique: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
 class SampleFilter:
-    """Holds the properties for building a query from a meter/sample filter.
+    """What ``get_samples`` and ``get_meter_statistics`` select: samples
+    of that user, project, resource, meter, source and message id, in the
+    time span, whose resource metadata holds ``metaquery``
+    (``metadata.<dotted key>`` → value).
 
-    Timestamps are normalised to naive UTC datetimes; ``metaquery`` maps
-    ``metadata.<dotted key>`` to the wanted value.
+    Timestamps are normalised to naive UTC datetimes when the filter is
+    made (:func:`telemeter.utils.sanitize_timestamp`); ``metaquery``
+    None is ``{}``.
     """
 
-    def __init__(self, user: str | None = None, project: str | None = None,
-                 start_timestamp: Any = None,
-                 start_timestamp_op: str | None = None,
-                 end_timestamp: Any = None,
-                 end_timestamp_op: str | None = None,
-                 resource: str | None = None, meter: str | None = None,
-                 source: str | None = None, message_id: str | None = None,
-                 metaquery: dict | None = None) -> None:
-        self.user = user
-        self.project = project
-        self.start_timestamp = utils.sanitize_timestamp(start_timestamp)
-        self.start_timestamp_op = start_timestamp_op
-        self.end_timestamp = utils.sanitize_timestamp(end_timestamp)
-        self.end_timestamp_op = end_timestamp_op
-        self.resource = resource
-        self.meter = meter
-        self.source = source
-        self.metaquery = metaquery or {}
-        self.message_id = message_id
+    user: str | None = None
+    project: str | None = None
+    start_timestamp: Any = None
+    start_timestamp_op: str | None = None
+    end_timestamp: Any = None
+    end_timestamp_op: str | None = None
+    resource: str | None = None
+    meter: str | None = None
+    source: str | None = None
+    message_id: str | None = None
+    metaquery: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def __repr__(self) -> str:
-        fields = ('user', 'project', 'start_timestamp', 'start_timestamp_op',
-                  'end_timestamp', 'end_timestamp_op', 'resource', 'meter',
-                  'source', 'metaquery', 'message_id')
-        body = ', '.join(f'{name}: {getattr(self, name)}' for name in fields)
-        return f'<SampleFilter({body})>'
+    def __post_init__(self) -> None:
+        _normalise(self, 'start_timestamp', 'end_timestamp')
+        object.__setattr__(self, 'metaquery', self.metaquery or {})
 
 
+@dataclasses.dataclass(frozen=True)
 class EventFilter:
-    """Properties for building an event query.
+    """What ``get_events`` selects.
 
     ``traits_filter`` is a list of ``{'key': k, '<string|integer|float|
-    datetime>': v, 'op': 'eq|lt|le|gt|ge|ne'}`` dicts; ``admin_proj`` keeps
-    only events without a ``project_id`` trait or with that project.
+    datetime>': v, 'op': 'eq|lt|le|gt|ge|ne'}`` dicts (None is ``[]``);
+    ``admin_proj`` keeps only events without a ``project_id`` trait or
+    with that project. Timestamps are normalised as in
+    :class:`SampleFilter`.
     """
 
-    def __init__(self, start_timestamp: Any = None, end_timestamp: Any = None,
-                 event_type: str | None = None,
-                 message_id: str | None = None,
-                 traits_filter: list[dict] | None = None,
-                 admin_proj: str | None = None) -> None:
-        self.start_timestamp = utils.sanitize_timestamp(start_timestamp)
-        self.end_timestamp = utils.sanitize_timestamp(end_timestamp)
-        self.message_id = message_id
-        self.event_type = event_type
-        self.traits_filter = traits_filter or []
-        self.admin_proj = admin_proj
+    start_timestamp: Any = None
+    end_timestamp: Any = None
+    event_type: str | None = None
+    message_id: str | None = None
+    traits_filter: list[dict[str, Any]] = dataclasses.field(
+        default_factory=list)
+    admin_proj: str | None = None
 
-    def __repr__(self) -> str:
-        return (f'<EventFilter(start_timestamp: {self.start_timestamp}, '
-                f'end_timestamp: {self.end_timestamp}, '
-                f'event_type: {self.event_type}, '
-                f'traits: {self.traits_filter})>')
+    def __post_init__(self) -> None:
+        _normalise(self, 'start_timestamp', 'end_timestamp')
+        object.__setattr__(self, 'traits_filter', self.traits_filter or [])
+
+
+def _normalise(query: Any, *names: str) -> None:
+    """Timestamps of a frozen filter as naive UTC datetimes."""
+    for name in names:
+        object.__setattr__(query, name,
+                           utils.sanitize_timestamp(getattr(query, name)))

@@ -1,5 +1,6 @@
 """MongoDB filters: SampleFilter, resource filters and the complex
-sample query language of ``query_samples``.
+sample query of ``query_samples`` (parsed by
+:mod:`telemeter.storage.complex_query`).
 
 Sample documents carry the metering dict's field names (``counter_name``,
 ``resource_id``, ``user_id``, ``source``, ``timestamp``, ...), so complex
@@ -17,11 +18,12 @@ import pymongo
 
 import telemeter
 from telemeter import utils
+from telemeter.storage import complex_query as storage_query
 
 if TYPE_CHECKING:
     from telemeter.storage import SampleFilter
 
-METADATA_PREFIX = 'resource_metadata.'
+METADATA_PREFIX = storage_query.METADATA_PREFIX
 
 _OPERATORS = {
     '=': None,
@@ -29,19 +31,10 @@ _OPERATORS = {
     '<': '$lt',
     '>': '$gt',
     '<=': '$lte',
-    '=<': '$lte',
     '>=': '$gte',
-    '=>': '$gte',
     'in': '$in',
     '=~': '$regex',
 }
-
-FIELDS = frozenset((
-    'counter_name', 'counter_type', 'counter_unit', 'counter_volume',
-    'resource_id', 'user_id', 'project_id', 'source', 'timestamp',
-    'recorded_at', 'message_id', 'message_signature'))
-_ALIASES = {'source_id': 'source'}
-_TIMESTAMP_FIELDS = frozenset(('timestamp', 'recorded_at'))
 
 
 def equal_or_null(value: str) -> Any:
@@ -115,82 +108,36 @@ def sample_query(sample_filter: SampleFilter) -> dict:
     return query
 
 
-def _value(field: str, value: Any) -> Any:
-    if field in _TIMESTAMP_FIELDS:
-        if isinstance(value, list):
-            return [utils.sanitize_timestamp(item) for item in value]
-        return utils.sanitize_timestamp(value)
-    return value
-
-
-def _simple(op: str, operand: Any) -> dict:
-    if op not in _OPERATORS:
-        raise ValueError(f'Unknown operator {op!r} in a complex query: use '
-                         f'one of {", ".join(sorted(_OPERATORS))}, and, '
-                         f'or, not')
-    if not isinstance(operand, dict) or len(operand) != 1:
-        raise ValueError(f'Operator {op!r} needs exactly one '
-                         f'{{field: value}} pair, got {operand!r}')
-    (field, value), = operand.items()
-    if field.startswith(METADATA_PREFIX):
-        if op == 'in':
-            raise telemeter.NotImplementedError(
-                'Metadata query with in operator is not implemented')
-        field = metadata_path(field)
-    else:
-        field = _ALIASES.get(field, field)
-        if field not in FIELDS:
-            raise ValueError(f'Unknown field {field!r} in a complex query: '
-                             f'use one of {", ".join(sorted(FIELDS))} or '
-                             f'{METADATA_PREFIX}<key>')
-        value = _value(field, value)
-    if op == 'in' and not isinstance(value, (list, tuple)):
-        raise ValueError(f'Operator in needs a list of values for '
-                         f'{field!r}, got {value!r}')
-    mongo_op = _OPERATORS[op]
+def _comparison(node: storage_query.Comparison) -> dict:
+    key = node.metadata_key
+    field = node.field if key is None else METADATA_PREFIX + metadata_path(key)
+    mongo_op = _OPERATORS[node.op]
     if mongo_op is None:
-        return {field: value}
-    if mongo_op == '$in':
-        value = list(value)
-    return {field: {mongo_op: value}}
+        return {field: node.value}
+    return {field: {mongo_op: node.value}}
+
+
+def _compile(node: storage_query.Expression) -> dict:
+    if isinstance(node, storage_query.Junction):
+        return {f'${node.op}': [_compile(part) for part in node.parts]}
+    if isinstance(node, storage_query.Negation):
+        return {'$nor': [_compile(node.part)]}
+    return _comparison(node)
 
 
 def complex_query(expr: dict | None) -> dict:
-    """The ``meter`` collection query of a complex filter expression."""
-    if not expr:
-        return {}
-    if not isinstance(expr, dict) or len(expr) != 1:
-        raise ValueError(f'A complex query expression is a one-key dict, '
-                         f'got {expr!r}')
-    (op, operand), = expr.items()
-    op = op.lower()
-    if op in ('and', 'or'):
-        if not isinstance(operand, list) or not operand:
-            raise ValueError(f'{op!r} needs a non-empty list of '
-                             f'expressions, got {operand!r}')
-        return {f'${op}': [complex_query(item) for item in operand]}
-    if op == 'not':
-        return {'$nor': [complex_query(operand)]}
-    return _simple(op, operand)
+    """The ``meter`` collection query of a complex filter expression
+    (see :mod:`telemeter.storage.complex_query`)."""
+    tree = storage_query.parse_filter(expr)
+    return {} if tree is None else _compile(tree)
 
 
 def sort_spec(orderby: list[dict] | None) -> list[tuple[str, int]]:
     """pymongo sort of ``[{field: 'asc'|'desc'}, ...]``; default newest
     first."""
-    if not orderby:
+    keys = storage_query.parse_orderby(orderby)
+    if not keys:
         return [('timestamp', pymongo.DESCENDING),
                 ('_id', pymongo.DESCENDING)]
-    result = []
-    for item in orderby:
-        for field, direction in item.items():
-            name = _ALIASES.get(field, field)
-            if name not in FIELDS:
-                raise ValueError(f'Unknown field {field!r} in orderby: use '
-                                 f'one of {", ".join(sorted(FIELDS))}')
-            direction = str(direction).lower()
-            if direction not in ('asc', 'desc'):
-                raise ValueError(f'Order of {field!r} must be asc or desc, '
-                                 f'got {direction!r}')
-            result.append((name, pymongo.ASCENDING if direction == 'asc'
-                           else pymongo.DESCENDING))
-    return result
+    return [(key.field, pymongo.DESCENDING if key.descending
+             else pymongo.ASCENDING) for key in keys]

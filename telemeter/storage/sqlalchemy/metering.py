@@ -83,8 +83,8 @@ def query_samples(engine: Engine, filter_expr: dict | None = None,
     first)."""
     if limit == 0:
         return []
-    conditions = ([complex_query.condition(filter_expr)]
-                  if filter_expr else [])
+    where = complex_query.condition(filter_expr)
+    conditions = [] if where is None else [where]
     query = _sample_query(conditions, complex_query.order_by(orderby))
     if limit:
         query = query.limit(limit)

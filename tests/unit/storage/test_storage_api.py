@@ -42,6 +42,31 @@ def test_event_filter_defaults_and_timestamps():
     assert event_filter.message_id is None
 
 
+
+def test_filters_take_the_specs_positional_order():
+    sample_filter = storage.SampleFilter(
+        'u', 'p', '2024-05-01T12:00:00Z', 'gt', None, 'le', 'r', 'm', 's',
+        'id', None)
+    assert (sample_filter.user, sample_filter.project,
+            sample_filter.start_timestamp_op, sample_filter.end_timestamp_op,
+            sample_filter.resource, sample_filter.meter, sample_filter.source,
+            sample_filter.message_id, sample_filter.metaquery) == (
+        'u', 'p', 'gt', 'le', 'r', 'm', 's', 'id', {})
+    event_filter = storage.EventFilter(None, None, 'a.b', 'id', None, 'p')
+    assert (event_filter.event_type, event_filter.message_id,
+            event_filter.traits_filter, event_filter.admin_proj) == (
+        'a.b', 'id', [], 'p')
+
+
+def test_filters_are_values_that_do_not_change():
+    assert storage.SampleFilter(meter='cpu') == storage.SampleFilter(
+        meter='cpu', metaquery=None)
+    assert storage.EventFilter(event_type='a') != storage.EventFilter()
+    with pytest.raises(AttributeError):
+        storage.SampleFilter().meter = 'cpu'
+    with pytest.raises(AttributeError):
+        storage.EventFilter().event_type = 'a.b'
+
 def test_aggregate_namedtuple():
     aggregate = storage.Aggregate('cardinality', 'resource_id')
     assert (aggregate.func, aggregate.param) == ('cardinality',
