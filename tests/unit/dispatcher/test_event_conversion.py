@@ -102,8 +102,10 @@ def test_trait_values_as_before(trait):
     {'traits': None},
     {'generated': 'yesterday'},
     {'generated': None},
+    {'generated': ''},
+    {'traits': [['when', T.DATETIME_TYPE, '']]},
 ], ids=['int-text', 'int-none', 'bad-time', 'short-trait', 'no-traits',
-        'bad-generated', 'no-generated'])
+        'bad-generated', 'no-generated', 'empty-generated', 'empty-time'])
 def test_malformed_dicts_raise_as_before(change):
     data = _serialised(**change)
     with pytest.raises((KeyError, TypeError, ValueError)):
