@@ -15,6 +15,8 @@ receives is untrusted until its signature and shape are checked
 to be stored, with the limits of :data:`MAX_LENGTHS`).
 """
 
+import enum
+import math
 from typing import Any, NotRequired, TypedDict
 
 
@@ -70,3 +72,42 @@ REQUIRED = ('counter_name', 'resource_id')
 #: The fields that describe the resource, and those that name the meter.
 RESOURCE_FIELDS = ('resource_id', 'user_id', 'project_id', 'source')
 METER_FIELDS = ('counter_name', 'counter_type', 'counter_unit')
+
+
+class VolumeProblem(enum.Enum):
+    """Why a value cannot be a sample's volume."""
+
+    MISSING = 'missing'
+    NOT_A_NUMBER = 'not a number'
+    NOT_FINITE = 'not finite'
+
+
+def volume_problem(value: Any, *, finite: bool) -> VolumeProblem | None:
+    """Why ``value`` cannot be a sample's ``counter_volume``, or None.
+
+    The one rule of every stage: a volume is a number (an int, a float, a
+    bool, or anything else ``float()`` converts, such as a Decimal) or the
+    text of one; bytes are not text. With ``finite`` it must also be
+    finite, as storage needs it (MySQL holds no infinity, and no database
+    compares NaN); the pipeline passes infinities on, as Ceilometer's
+    does, and leaves an integer as it is.
+    """
+    if isinstance(value, (int, float)):
+        if not finite:
+            return None
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond a double's range
+            return VolumeProblem.NOT_FINITE
+    elif value is None:
+        return VolumeProblem.MISSING
+    elif isinstance(value, (bytes, bytearray)):
+        return VolumeProblem.NOT_A_NUMBER
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            return VolumeProblem.NOT_A_NUMBER
+    if finite and not math.isfinite(number):
+        return VolumeProblem.NOT_FINITE
+    return None

@@ -8,6 +8,7 @@ from typing import Any
 
 from oslo_log import log
 
+from telemeter import wire
 from telemeter.pipeline import base
 
 LOG = log.getLogger(__name__)
@@ -160,15 +161,11 @@ def _normalise_urls(urls: Iterable[str]) -> list[str]:
     return [url if '://' in url else url + '://' for url in urls]
 
 
-def _volume_problem(volume: Any) -> str | None:
-    if volume is None:
-        return 'has no volume'
-    if isinstance(volume, bool) or not isinstance(volume, (int, float)):
-        try:
-            float(volume)
-        except (TypeError, ValueError):
-            return 'has volume which is not a number'
-    return None
+#: How the pipeline words a volume it drops (Ceilometer's log text).
+_VOLUME_PROBLEMS = {
+    wire.VolumeProblem.MISSING: 'has no volume',
+    wire.VolumeProblem.NOT_A_NUMBER: 'has volume which is not a number',
+}
 
 
 class SamplePipeline:
@@ -189,7 +186,7 @@ class SamplePipeline:
         return self.name
 
     def _validate_volume(self, sample: Any) -> bool:
-        problem = _volume_problem(sample.volume)
+        problem = wire.volume_problem(sample.volume, finite=False)
         if problem is None:
             return True
         self.invalid += 1
@@ -197,7 +194,8 @@ class SamplePipeline:
                     '(volume: %(volume)s), the sample will be dropped',
                     {'name': sample.name, 'rid': sample.resource_id,
                      'ts': sample.timestamp or 'NO TIMESTAMP',
-                     'problem': problem, 'volume': sample.volume})
+                     'problem': _VOLUME_PROBLEMS[problem],
+                     'volume': sample.volume})
         return False
 
     def publish_data(self, samples: Any) -> None:

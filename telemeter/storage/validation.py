@@ -21,14 +21,14 @@ from typing import Any
 
 from oslo_log import log
 
-from telemeter import utils
+from telemeter import utils, wire
 from telemeter.utils import canonical_isotime
 from telemeter.wire import MAX_LENGTHS, METER_FIELDS, REQUIRED, RESOURCE_FIELDS
 
 LOG = log.getLogger(__name__)
 
 _LENGTHS = tuple(MAX_LENGTHS.items())
-_NUMBERS = (int, float, str)
+_isfinite = math.isfinite
 
 
 class InvalidSample(ValueError):
@@ -67,22 +67,15 @@ def text_problem(field: str, value: Any, limit: int) -> str | None:
 def volume(value: Any) -> float | None:
     """``counter_volume`` as a float (None stays None); raises
     :class:`InvalidSample` unless it is a finite number or the text of
-    one."""
+    one (:func:`telemeter.wire.volume_problem`)."""
     if value is None:
         return None
-    if value.__class__ is float:
-        number = value
-    elif isinstance(value, _NUMBERS):
-        try:
-            number = float(value)
-        except (ValueError, OverflowError):
-            raise InvalidSample(
-                f'counter_volume {value!r} is not a number') from None
-    else:
-        raise InvalidSample(f'counter_volume {value!r} is not a number')
-    if not math.isfinite(number):
-        raise InvalidSample(f'counter_volume {value!r} is not finite')
-    return number
+    if value.__class__ is float and _isfinite(value):
+        return value
+    problem = wire.volume_problem(value, finite=True)
+    if problem is not None:
+        raise InvalidSample(f'counter_volume {value!r} is {problem.value}')
+    return float(value)
 
 
 def timestamp(value: Any) -> datetime.datetime | None:

@@ -1,6 +1,7 @@
 """The wire messages' declared fields match what the builders produce."""
 
 import datetime
+import decimal
 
 import pytest
 
@@ -62,3 +63,30 @@ def test_storage_limits_are_the_wire_limits():
     for name in (*wire.MAX_LENGTHS, *wire.REQUIRED, *wire.RESOURCE_FIELDS,
                  *wire.METER_FIELDS):
         assert name in declared, name
+
+
+P = wire.VolumeProblem
+
+
+@pytest.mark.parametrize('value, pipeline, storage', [
+    (1, None, None),
+    (2.5, None, None),
+    (True, None, None),
+    ('3.5', None, None),
+    (' 4 ', None, None),
+    (decimal.Decimal('1.5'), None, None),
+    (None, P.MISSING, P.MISSING),
+    ('abc', P.NOT_A_NUMBER, P.NOT_A_NUMBER),
+    ([1], P.NOT_A_NUMBER, P.NOT_A_NUMBER),
+    ({'v': 1}, P.NOT_A_NUMBER, P.NOT_A_NUMBER),
+    (b'1', P.NOT_A_NUMBER, P.NOT_A_NUMBER),
+    (float('inf'), None, P.NOT_FINITE),
+    ('-inf', None, P.NOT_FINITE),
+    ('1e999', None, P.NOT_FINITE),
+    (float('nan'), None, P.NOT_FINITE),
+    (10 ** 400, None, P.NOT_FINITE),
+])
+def test_one_volume_rule_for_the_pipeline_and_storage(value, pipeline,
+                                                      storage):
+    assert wire.volume_problem(value, finite=False) is pipeline
+    assert wire.volume_problem(value, finite=True) is storage

@@ -5,14 +5,13 @@ with ``direct=True`` (admin only) written straight to storage."""
 from __future__ import annotations
 
 import datetime
-import math
 import threading
 from typing import Any
 
 import webob
 from oslo_utils import strutils
 
-from telemeter import pipeline, sample, utils
+from telemeter import pipeline, sample, utils, wire
 from telemeter.api import context, errors, query, render
 from telemeter.publisher import utils as publisher_utils
 from telemeter.storage import validation
@@ -87,14 +86,11 @@ def _build(ctx: context.Context, meter_name: str, index: int,
     unit = _text(item, 'counter_unit', index, True)
     resource_id = _text(item, 'resource_id', index, True)
     volume = item.get('counter_volume')
-    try:
-        volume = float(volume)
-        if isinstance(item.get('counter_volume'), bool) or \
-                not math.isfinite(volume):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
+    # JSON's true and false are not numbers here, as in Ceilometer's API.
+    if isinstance(volume, bool) or wire.volume_problem(volume, finite=True):
         raise errors.BadRequest(f'[{index}].counter_volume',
-                                'must be a finite number') from None
+                                'must be a finite number')
+    volume = float(volume)
     metadata = item.get('resource_metadata') or {}
     if not isinstance(metadata, dict):
         raise errors.BadRequest(f'[{index}].resource_metadata',
