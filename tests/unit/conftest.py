@@ -22,6 +22,9 @@ def conf(tmp_path):
 def fake_transport_url(conf):
     """Route every transport of ``conf`` to the in-process fake driver."""
     conf.set_override('transport_url', 'fake://')
+    # A transport an earlier test left in the cache (under the default
+    # URL's key) would be the one this test gets.
+    messaging.cleanup()
     yield 'fake://'
     messaging.cleanup()
     # The fake driver keeps its queues in a class attribute: empty them so
