@@ -100,14 +100,12 @@ class Model:
                     param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)}
 
 
-class Connection(abc.ABC):
-    """Base class for metering storage drivers.
+class Driver:
+    """What every storage driver has: built ``cls(conf, url)``, a schema
+    to create or migrate and to drop, connections to close, and the
+    capabilities it declares."""
 
-    A driver must write and expire samples; query methods of a driver that
-    lacks them raise :class:`telemeter.NotImplementedError`.
-    """
-
-    CAPABILITIES = make_capabilities(False)
+    CAPABILITIES: dict = {}
     STORAGE_CAPABILITIES = make_storage_capabilities(False)
 
     def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
@@ -117,11 +115,31 @@ class Connection(abc.ABC):
         """Create or migrate the schema (idempotent)."""
 
     def clear(self) -> None:
-        """Remove all stored data."""
+        """Remove all stored data (the schema's tables with it)."""
 
     def dispose(self) -> None:
         """Close the driver's connections (its pool); nothing to close
         by default."""
+
+    @classmethod
+    def get_capabilities(cls) -> dict:
+        """The driver's query capabilities."""
+        return cls.CAPABILITIES
+
+    @classmethod
+    def get_storage_capabilities(cls) -> dict:
+        """The driver's storage capabilities."""
+        return cls.STORAGE_CAPABILITIES
+
+
+class Connection(Driver, abc.ABC):
+    """Base class for metering storage drivers.
+
+    A driver must write and expire samples; query methods of a driver that
+    lacks them raise :class:`telemeter.NotImplementedError`.
+    """
+
+    CAPABILITIES = make_capabilities(False)
 
     @abc.abstractmethod
     def record_metering_data(self, data: dict) -> None:
@@ -197,18 +215,9 @@ class Connection(abc.ABC):
         """Return Statistics models for the samples matching the filter."""
         raise telemeter.NotImplementedError('Statistics not implemented')
 
-    @classmethod
-    def get_capabilities(cls) -> dict:
-        """The driver's query capabilities."""
-        return cls.CAPABILITIES
-
-    @classmethod
-    def get_storage_capabilities(cls) -> dict:
-        """The driver's storage capabilities."""
-        return cls.STORAGE_CAPABILITIES
 
 
-class EventConnection(abc.ABC):
+class EventConnection(Driver, abc.ABC):
     """Base class for event storage drivers.
 
     A driver must write and expire events; query methods of a driver that
@@ -216,20 +225,6 @@ class EventConnection(abc.ABC):
     """
 
     CAPABILITIES = make_event_capabilities(False)
-    STORAGE_CAPABILITIES = make_storage_capabilities(False)
-
-    def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
-        self.conf = conf
-
-    def upgrade(self) -> None:
-        """Create or migrate the schema (idempotent)."""
-
-    def clear(self) -> None:
-        """Remove all stored events."""
-
-    def dispose(self) -> None:
-        """Close the driver's connections (its pool); nothing to close
-        by default."""
 
     @abc.abstractmethod
     def record_events(self, events: Iterable[models.Event]) -> None:
@@ -257,12 +252,3 @@ class EventConnection(abc.ABC):
     def clear_expired_event_data(self, ttl: int) -> None:
         """Delete events older than ``ttl`` seconds."""
 
-    @classmethod
-    def get_capabilities(cls) -> dict:
-        """The driver's query capabilities."""
-        return cls.CAPABILITIES
-
-    @classmethod
-    def get_storage_capabilities(cls) -> dict:
-        """The driver's storage capabilities."""
-        return cls.STORAGE_CAPABILITIES

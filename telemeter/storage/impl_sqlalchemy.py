@@ -42,16 +42,45 @@ LOG = log.getLogger(__name__)
 # the collector never needs it.
 
 
-def _connect(conf: cfg.ConfigOpts, url: str) -> Engine:
-    engine = db_engine.create_engine(conf, url)
-    # Fail now (and let get_connection_from_config retry) rather than on
-    # the first write.
-    with engine.connect():
-        pass
-    return engine
+class _SQLDatabase(base.Driver):
+    """The engine and the schema's life, shared by both connection
+    classes; ``SCHEMA`` names the schema (``metering`` or ``event``)."""
+
+    SCHEMA: str
+
+    def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
+        super().__init__(conf, url)
+        self._engine = db_engine.create_engine(conf, url)
+        # Fail now (and let get_connection_from_config retry) rather than
+        # on the first write.
+        with self._engine.connect():
+            pass
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for tools and tests)."""
+        return self._engine
+
+    def upgrade(self) -> None:
+        """Create or migrate the schema (idempotent)."""
+        from telemeter.storage.sqlalchemy import migration
+        migration.upgrade(self._engine, migration.SCHEMAS[self.SCHEMA])
+
+    def clear(self) -> None:
+        """Drop every table of the schema."""
+        from telemeter.storage.sqlalchemy import migration
+        migration.drop(self._engine, migration.SCHEMAS[self.SCHEMA])
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop what the connection remembers of rows (ids it cached)."""
+
+    def dispose(self) -> None:
+        """Close the pooled database connections."""
+        self._engine.dispose()
 
 
-class Connection(base.Connection):
+class Connection(_SQLDatabase, base.Connection):
     """Metering storage in a SQL database.
 
     Constructed ``Connection(conf, url)``; ``url`` is any SQLAlchemy URL,
@@ -65,34 +94,18 @@ class Connection(base.Connection):
     MAX_WRITE_ATTEMPTS = 10
     WRITE_RETRY_INTERVAL = 10.0
 
+    SCHEMA = 'metering'
+
     def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
         super().__init__(conf, url)
-        self._engine = _connect(conf, url)
         self._writer = writer.SampleWriter(
             self._engine, max_attempts=self.MAX_WRITE_ATTEMPTS,
             retry_interval=self.WRITE_RETRY_INTERVAL)
         # Samples the database would reject are counted here.
         self.checker = self._writer.checker
 
-    @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine (for tools and tests)."""
-        return self._engine
-
-    def upgrade(self) -> None:
-        """Create or migrate the metering schema (idempotent)."""
-        from telemeter.storage.sqlalchemy import migration
-        migration.upgrade(self._engine, migration.METERING)
-
-    def clear(self) -> None:
-        """Drop every metering table."""
-        from telemeter.storage.sqlalchemy import migration
-        migration.drop(self._engine, migration.METERING)
+    def _forget(self) -> None:
         self._writer.forget_ids()
-
-    def dispose(self) -> None:
-        """Close the pooled database connections."""
-        self._engine.dispose()
 
     def analyse(self) -> None:
         """Refresh the planner statistics (after a bulk load)."""
@@ -171,7 +184,7 @@ class Connection(base.Connection):
             aggregate=aggregate)
 
 
-class EventConnection(base.EventConnection):
+class EventConnection(_SQLDatabase, base.EventConnection):
     """Event storage in a SQL database."""
 
     CAPABILITIES = base.make_event_capabilities(True)
@@ -181,34 +194,18 @@ class EventConnection(base.EventConnection):
     MAX_WRITE_ATTEMPTS = 10
     WRITE_RETRY_INTERVAL = 10.0
 
+    SCHEMA = 'event'
+
     def __init__(self, conf: cfg.ConfigOpts, url: str) -> None:
         super().__init__(conf, url)
-        self._engine = _connect(conf, url)
         self._store = events.EventStore(
             self._engine, max_attempts=self.MAX_WRITE_ATTEMPTS,
             retry_interval=self.WRITE_RETRY_INTERVAL)
         # Events the database would refuse are counted here.
         self.checker = self._store.checker
 
-    @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine (for tools and tests)."""
-        return self._engine
-
-    def upgrade(self) -> None:
-        """Create or migrate the event schema (idempotent)."""
-        from telemeter.storage.sqlalchemy import migration
-        migration.upgrade(self._engine, migration.EVENT)
-
-    def clear(self) -> None:
-        """Drop every event table."""
-        from telemeter.storage.sqlalchemy import migration
-        migration.drop(self._engine, migration.EVENT)
+    def _forget(self) -> None:
         self._store.forget_event_types()
-
-    def dispose(self) -> None:
-        """Close the pooled database connections."""
-        self._engine.dispose()
 
     def record_events(self, events: Iterable[models.Event]) -> None:
         """Store a batch in one transaction; duplicates skipped, events
