@@ -27,7 +27,8 @@ OPTS = [
 ]
 
 
-def _load(conf: cfg.ConfigOpts, namespace: str, names: list[str]) -> Any:
+def _load(conf: cfg.ConfigOpts, namespace: str,
+          names: list[str]) -> named.NamedExtensionManager:
     unique = list(dict.fromkeys(names))
     if len(unique) < len(names):
         LOG.warning('%s lists a dispatcher more than once (%s): each is '
@@ -49,7 +50,8 @@ def _raise_load_failure(manager: Any, entrypoint: Any,
     raise exception
 
 
-def load_dispatcher_manager(conf: cfg.ConfigOpts) -> tuple[Any, Any]:
+def load_dispatcher_manager(conf: cfg.ConfigOpts) -> tuple[
+        named.NamedExtensionManager, named.NamedExtensionManager]:
     """The meter and event dispatcher managers of ``[DEFAULT]``."""
     LOG.debug('loading dispatchers from %s', 'telemeter.dispatcher.meter')
     meter = _load(conf, 'telemeter.dispatcher.meter',

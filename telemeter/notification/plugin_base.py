@@ -61,8 +61,11 @@ class EventTypeFilter:
             event_type='|'.join(patterns))
         self._known: dict[Any, bool] = {}
 
-    def match(self, ctxt: Any, publisher_id: Any, event_type: Any,
-              metadata: Any, payload: Any) -> bool:
+    def match(self, ctxt: dict[str, Any], publisher_id: str | None,
+              event_type: object, metadata: dict[str, Any],
+              payload: Any) -> bool:
+        """True if ``event_type`` matches (it comes off the bus: a
+        malformed notification may carry anything there)."""
         try:
             return self._known[event_type]
         except (KeyError, TypeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import re
 from typing import TYPE_CHECKING, Any
+from urllib import parse as urlparse
 
 from oslo_config import cfg
 from oslo_utils import netutils
@@ -34,7 +35,7 @@ class UnknownPublisher(ValueError):
                          f'({namespace}) are {known}')
 
 
-def split_url(url: str) -> Any:
+def split_url(url: str) -> urlparse.SplitResult:
     """``oslo_utils.netutils.urlsplit`` of ``url``, also accepting schemes
     with an underscore (``file_alt://``, ``http_alt://``), which the
     standard library does not recognise as schemes."""
@@ -47,11 +48,14 @@ def split_url(url: str) -> Any:
     return parse_result
 
 
-def get_publisher(conf: cfg.ConfigOpts, url: str, namespace: str) -> Any:
+def get_publisher(conf: cfg.ConfigOpts, url: str,
+                  namespace: str) -> ConfigPublisherBase:
     """Load and build the publisher for ``url`` from ``namespace``.
 
     An unknown scheme raises :class:`UnknownPublisher`, which lists the
-    known ones.
+    known ones. An entry point that is a factory rather than a
+    :class:`ConfigPublisherBase` subclass is called with the parsed URL
+    alone and must return an object with the same hooks.
     """
     parse_result = split_url(url)
     try:
@@ -69,7 +73,8 @@ def get_publisher(conf: cfg.ConfigOpts, url: str, namespace: str) -> Any:
 class ConfigPublisherBase(metaclass=abc.ABCMeta):
     """Base class of every publisher plugin."""
 
-    def __init__(self, conf: cfg.ConfigOpts, parsed_url: Any) -> None:
+    def __init__(self, conf: cfg.ConfigOpts,
+                 parsed_url: urlparse.SplitResult) -> None:
         self.conf = conf
 
     @abc.abstractmethod

@@ -8,7 +8,10 @@ lives as long as the process.
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
 
 
 class TransformerBase(metaclass=abc.ABCMeta):
@@ -22,10 +25,10 @@ class TransformerBase(metaclass=abc.ABCMeta):
         pass
 
     @abc.abstractmethod
-    def handle_sample(self, sample: Any) -> Any:
+    def handle_sample(self, sample: Sample) -> Sample | None:
         """Return a Sample to pass on, or None to drop or hold it."""
 
-    def flush(self) -> list[Any]:
+    def flush(self) -> list[Sample]:
         """Return the samples held back so far (default: none)."""
         return []
 

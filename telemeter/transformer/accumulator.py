@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telemeter import transformer
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
 
 
 class TransformerAccumulator(transformer.TransformerBase):
@@ -18,13 +21,13 @@ class TransformerAccumulator(transformer.TransformerBase):
         self.size = int(size)
         self.samples: list[Any] = []
 
-    def handle_sample(self, sample: Any) -> Any:
+    def handle_sample(self, sample: Sample) -> Sample | None:
         if self.size >= 1:
             self.samples.append(sample)
             return None
         return sample
 
-    def flush(self) -> list[Any]:
+    def flush(self) -> list[Sample]:
         if self.size >= 1 and len(self.samples) >= self.size:
             released, self.samples = self.samples, []
             return released

@@ -11,12 +11,15 @@ import keyword
 import math
 import re
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_log import log
 
 from telemeter import expression, transformer
 from telemeter import sample as sample_mod
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
 
 LOG = log.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class ArithmeticTransformer(transformer.TransformerBase):
             self.reference_meter = self.required_meters[0]
         return escaped
 
-    def handle_sample(self, s: Any) -> None:
+    def handle_sample(self, s: Sample) -> None:
         if s.name in self.required_meters:
             self.cache[s.resource_id][escape(s.name)] = s
         self.latest_timestamp = s.timestamp
@@ -103,7 +106,7 @@ class ArithmeticTransformer(transformer.TransformerBase):
             timestamp=self.latest_timestamp,
             resource_metadata=reference.resource_metadata)
 
-    def flush(self) -> list[Any]:
+    def flush(self) -> list[Sample]:
         if self.misconfigured:
             return []
         needed = {escape(name) for name in self.required_meters}

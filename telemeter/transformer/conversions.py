@@ -6,13 +6,16 @@ from __future__ import annotations
 import collections
 import datetime
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_log import log
 from oslo_utils import timeutils
 
 from telemeter import expression, transformer, utils
 from telemeter import sample as sample_mod
+
+if TYPE_CHECKING:
+    from telemeter.sample import Sample
 
 LOG = log.getLogger(__name__)
 
@@ -92,7 +95,7 @@ class ScalingTransformer(transformer.TransformerBase):
             timestamp=s.timestamp,
             resource_metadata=s.resource_metadata)
 
-    def handle_sample(self, s: Any) -> Any:
+    def handle_sample(self, s: Sample) -> Sample | None:
         unit = self.source.get('unit')
         if unit and unit != s.unit:
             return s
@@ -114,7 +117,7 @@ class RateOfChangeTransformer(ScalingTransformer):
         # three) of each meter and resource's latest sample
         self.cache: dict[str, tuple[Any, ...]] = {}
 
-    def handle_sample(self, s: Any) -> Any:
+    def handle_sample(self, s: Sample) -> Sample | None:
         key = s.name + s.resource_id
         entry = self.cache.get(key)
         timestamp = _timestamp(s)
@@ -161,7 +164,7 @@ class DeltaTransformer(ScalingTransformer):
         self.growth_only = growth_only
         self.cache: dict[str, tuple[Any, datetime.datetime]] = {}
 
-    def handle_sample(self, s: Any) -> Any:
+    def handle_sample(self, s: Sample) -> Sample | None:
         key = s.name + s.resource_id
         prev = self.cache.get(key)
         timestamp = _timestamp(s)
@@ -244,7 +247,7 @@ class AggregatorTransformer(ScalingTransformer):
                      else str(getattr(s, f)) for f in self.key_fields)
         return '-'.join(parts)
 
-    def handle_sample(self, s: Any) -> None:
+    def handle_sample(self, s: Sample) -> None:
         if not self.samples:
             self.initial_timestamp = _timestamp(s)
         self.total += 1
@@ -276,7 +279,7 @@ class AggregatorTransformer(ScalingTransformer):
             return age.total_seconds() > self.retention_time
         return False
 
-    def flush(self) -> list[Any]:
+    def flush(self) -> list[Sample]:
         if not self.samples or not self._due():
             return []
         released = []
