@@ -1,25 +1,28 @@
-"""Base classes of the storage drivers and their models."""
+"""Base classes of the storage drivers (the models' base, Model, is
+re-exported here from :mod:`.models`, its path in the spec)."""
 
 from __future__ import annotations
 
 import abc
-import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 import telemeter
 from telemeter import storage
+from telemeter.storage import models
 
-if TYPE_CHECKING:  # models imports this module (Model)
+if TYPE_CHECKING:
     from telemeter.storage import (
         EventFilter,
         MeterFilter,
         ResourceFilter,
         SampleFilter,
-        models,
     )
+
+#: The models' base class, at the spec's path (defined with the models).
+Model = models.Model
 
 
 def make_capabilities(supported: bool) -> dict:
@@ -50,54 +53,6 @@ def make_event_capabilities(supported: bool) -> dict:
 def make_storage_capabilities(production_ready: bool) -> dict:
     """The ``{'storage': {'production_ready': B}}`` tree."""
     return {'storage': {'production_ready': production_ready}}
-
-
-class Model:
-    """Base class for storage API models.
-
-    Every keyword argument becomes an attribute; ``as_dict()`` converts
-    nested models (and lists of models) recursively and ``==`` compares
-    those dicts.
-    """
-
-    #: The names of the model's fields, in order.
-    fields: Sequence[str]
-
-    def __init__(self, **kwds: Any) -> None:
-        self.fields = list(kwds)
-        self.__dict__.update(kwds)
-
-    def as_dict(self) -> dict:
-        """Return the fields as a dict, nested models included."""
-        result = {}
-        for name in self.fields:
-            value = getattr(self, name)
-            if isinstance(value, Model):
-                value = value.as_dict()
-            elif (isinstance(value, list) and value
-                  and isinstance(value[0], Model)):
-                value = [item.as_dict() for item in value]
-            result[name] = value
-        return result
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Model):
-            return NotImplemented
-        return self.as_dict() == other.as_dict()
-
-    def __ne__(self, other: object) -> bool:
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
-
-    __hash__ = None  # type: ignore[assignment]
-
-    @classmethod
-    def get_field_names(cls) -> set[str]:
-        """The constructor argument names of this model."""
-        params = inspect.signature(cls.__init__).parameters
-        return {name for name, param in params.items()
-                if name != 'self' and param.kind in (
-                    param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)}
 
 
 class Driver:

@@ -3,15 +3,65 @@
 from __future__ import annotations
 
 import datetime
+import inspect
+from collections.abc import Sequence
 from typing import Any
 
 from telemeter import utils, wire
-from telemeter.storage import base
+
+
+class Model:
+    """Base class for storage API models.
+
+    Every keyword argument becomes an attribute; ``as_dict()`` converts
+    nested models (and lists of models) recursively and ``==`` compares
+    those dicts.
+    """
+
+    #: The names of the model's fields, in order.
+    fields: Sequence[str]
+
+    def __init__(self, **kwds: Any) -> None:
+        self.fields = list(kwds)
+        self.__dict__.update(kwds)
+
+    def as_dict(self) -> dict:
+        """Return the fields as a dict, nested models included."""
+        result = {}
+        for name in self.fields:
+            value = getattr(self, name)
+            if isinstance(value, Model):
+                value = value.as_dict()
+            elif (isinstance(value, list) and value
+                  and isinstance(value[0], Model)):
+                value = [item.as_dict() for item in value]
+            result[name] = value
+        return result
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Model):
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def get_field_names(cls) -> set[str]:
+        """The constructor argument names of this model."""
+        params = inspect.signature(cls.__init__).parameters
+        return {name for name, param in params.items()
+                if name != 'self' and param.kind in (
+                    param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)}
+
 
 TEXT_MAX_LENGTH = 255
 
 
-class Event(base.Model):
+class Event(Model):
     """One event: a notification reduced to typed traits.
 
     ``generated`` is a naive UTC datetime, ``traits`` a list of
@@ -63,7 +113,7 @@ class Event(base.Model):
                 'raw': self.raw}
 
 
-class Trait(base.Model):
+class Trait(Model):
     """A typed name/value pair attached to an event."""
 
     NONE_TYPE = 0
@@ -139,7 +189,7 @@ class Trait(base.Model):
         return str(value)[:TEXT_MAX_LENGTH]
 
 
-class Resource(base.Model):
+class Resource(Model):
     """Something for which sample data has been collected."""
 
     resource_id: str
@@ -155,14 +205,14 @@ class Resource(base.Model):
                  last_sample_timestamp: datetime.datetime | None,
                  source: str | None, user_id: str | None,
                  metadata: dict | None) -> None:
-        base.Model.__init__(self, resource_id=resource_id,
+        Model.__init__(self, resource_id=resource_id,
                             first_sample_timestamp=first_sample_timestamp,
                             last_sample_timestamp=last_sample_timestamp,
                             project_id=project_id, source=source,
                             user_id=user_id, metadata=metadata)
 
 
-class Meter(base.Model):
+class Meter(Model):
     """A meter seen for a resource (or, with ``unique``, overall)."""
 
     name: str
@@ -177,12 +227,12 @@ class Meter(base.Model):
                  unit: str | None, resource_id: str | None,
                  project_id: str | None, source: str | None,
                  user_id: str | None) -> None:
-        base.Model.__init__(self, name=name, type=type, unit=unit,
+        Model.__init__(self, name=name, type=type, unit=unit,
                             resource_id=resource_id, project_id=project_id,
                             source=source, user_id=user_id)
 
 
-class Sample(base.Model):
+class Sample(Model):
     """One stored sample as returned by queries."""
 
     source: str | None
@@ -207,7 +257,7 @@ class Sample(base.Model):
                  resource_metadata: dict | None, message_id: str | None,
                  message_signature: str | None,
                  recorded_at: datetime.datetime | None) -> None:
-        base.Model.__init__(self, source=source, counter_name=counter_name,
+        Model.__init__(self, source=source, counter_name=counter_name,
                             counter_type=counter_type,
                             counter_unit=counter_unit,
                             counter_volume=counter_volume, user_id=user_id,
@@ -219,7 +269,7 @@ class Sample(base.Model):
                             recorded_at=recorded_at)
 
 
-class Statistics(base.Model):
+class Statistics(Model):
     """Computed statistics of a group of samples.
 
     ``data`` holds the aggregates: any of ``min``, ``max``, ``avg``,
@@ -242,7 +292,7 @@ class Statistics(base.Model):
                  duration_start: datetime.datetime | None,
                  duration_end: datetime.datetime | None,
                  groupby: dict | None, **data: Any) -> None:
-        base.Model.__init__(self, unit=unit, period=period,
+        Model.__init__(self, unit=unit, period=period,
                             period_start=period_start,
                             period_end=period_end, duration=duration,
                             duration_start=duration_start,
