@@ -18,6 +18,7 @@ from pymongo import errors as mongo_errors
 
 from telemeter import utils
 from telemeter.storage import models
+from telemeter.storage import trait_filter as trait_filter_mod
 from telemeter.storage.event_checker import EventChecker
 from telemeter.storage.mongo.metering import DUPLICATE_KEY
 
@@ -133,24 +134,11 @@ def _log_duplicate(message_id: Any) -> None:
 
 
 def _trait_condition(trait_filter: dict) -> dict:
-    spec = dict(trait_filter)
-    key = spec.pop('key')
-    op = spec.pop('op', 'eq') or 'eq'
-    if len(spec) != 1:
-        raise ValueError(f'Trait filter {trait_filter!r} must name exactly '
-                         f'one of string, integer, float, datetime')
-    (type_name, value), = spec.items()
-    if type_name not in _TRAIT_TYPES or op not in _OPS:
-        raise ValueError(f'Unsupported trait filter {trait_filter!r}')
-    if type_name == 'datetime':
-        value = utils.sanitize_timestamp(value)
-    elif type_name == 'integer':
-        value = int(value)
-    elif type_name == 'float':
-        value = float(value)
+    condition = trait_filter_mod.parse(trait_filter)
     return {'traits': {'$elemMatch': {
-        'trait_name': key, 'trait_type': _TRAIT_TYPES[type_name],
-        'trait_value': {_OPS[op]: value}}}}
+        'trait_name': condition.key,
+        'trait_type': _TRAIT_TYPES[condition.type_name],
+        'trait_value': {_OPS[condition.op]: condition.value}}}}
 
 
 def event_query(event_filter: EventFilter) -> dict:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 import telemeter
 from telemeter import utils
+from telemeter.storage import trait_filter as trait_filter_mod
 from telemeter.storage.models import Trait
 from telemeter.storage.sqlalchemy import tables
 
@@ -158,27 +159,12 @@ def sample_conditions(sample_filter: SampleFilter) -> list[ColumnElement]:
 
 
 def _trait_filter_condition(trait_filter: dict) -> ColumnElement:
-    spec = dict(trait_filter)
-    key = spec.pop('key')
-    op = spec.pop('op', 'eq') or 'eq'
-    if len(spec) != 1:
-        raise ValueError(f'Trait filter {trait_filter!r} must name exactly '
-                         f'one of string, integer, float, datetime')
-    (type_name, value), = spec.items()
-    try:
-        table = _TRAIT_FILTER_TABLES[type_name]
-        compare = _TRAIT_OPS[op]
-    except KeyError as err:
-        raise ValueError(f'Unsupported trait filter {trait_filter!r}') from err
-    if type_name == 'datetime':
-        value = utils.sanitize_timestamp(value)
-    elif type_name == 'integer':
-        value = int(value)
-    elif type_name == 'float':
-        value = float(value)
+    condition = trait_filter_mod.parse(trait_filter)
+    table = _TRAIT_FILTER_TABLES[condition.type_name]
+    compare = _TRAIT_OPS[condition.op]
     return sa.exists().where(table.c.event_id == tables.event.c.id,
-                             table.c.key == key,
-                             compare(table.c.value, value))
+                             table.c.key == condition.key,
+                             compare(table.c.value, condition.value))
 
 
 def event_conditions(event_filter: EventFilter) -> list[ColumnElement]:
