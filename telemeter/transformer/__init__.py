@@ -10,8 +10,16 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Any
 
+from telemeter import expression
+
 if TYPE_CHECKING:
     from telemeter.sample import Sample
+
+
+#: What the expressions of the transformers (``arithmetic``'s ``expr``,
+#: ``unit_conversion``'s ``scale``) may use: any name, looked up in the
+#: sample's fields and the other meters when evaluated.
+EXPRESSIONS = expression.Policy('transformer')
 
 
 class TransformerBase(metaclass=abc.ABCMeta):

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from oslo_log import log
 
-from telemeter import expression, transformer
 from telemeter import sample as sample_mod
+from telemeter import transformer
 
 if TYPE_CHECKING:
     from telemeter.sample import Sample
@@ -54,7 +54,7 @@ class ArithmeticTransformer(transformer.TransformerBase):
         self.latest_timestamp: str | None = None
         escaped = self._parse_expression()
         self._expression = (None if self.misconfigured
-                            else expression.Expression(escaped))
+                            else transformer.EXPRESSIONS.expression(escaped))
 
     def _parse_expression(self) -> str:
         def substitute(match: re.Match) -> str:

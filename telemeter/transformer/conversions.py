@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from oslo_log import log
 from oslo_utils import timeutils
 
-from telemeter import expression, transformer, utils
 from telemeter import sample as sample_mod
+from telemeter import transformer, utils
 
 if TYPE_CHECKING:
     from telemeter.sample import Sample
@@ -53,7 +53,7 @@ class ScalingTransformer(transformer.TransformerBase):
         if not isinstance(self.max, (int, float, type(None))):
             raise ValueError(f'target.max must be a number, not '
                              f'{self.max!r}')
-        self._scale_expr = (expression.Expression(self.scale)
+        self._scale_expr = (transformer.EXPRESSIONS.expression(self.scale)
                             if isinstance(self.scale, str) else None)
         self._map_from = self.source.get('map_from') or {}
         self._map_to = self.target.get('map_to') or {}

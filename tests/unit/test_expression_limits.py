@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import pytest
 
-from telemeter import expression
+from telemeter import expression, transformer
+from telemeter.polling.dynamic import responses
+from telemeter.polling.hardware import snmp
 from telemeter.transformer import Namespace
 
 
 def _in_a_pollster(text, value):
-    return expression.evaluate(text, value=value)
+    return responses.OPERATIONS.evaluate(text, value=value)
 
 
 def _in_a_transformer(text, value):
-    return expression.Expression(text).evaluate(Namespace({'value': value}))
+    return transformer.EXPRESSIONS.expression(text).evaluate(
+        Namespace({'value': value}))
 
 
 CONTEXTS = pytest.mark.parametrize('run', [_in_a_pollster,
@@ -70,3 +73,30 @@ def test_results_are_bounded_after_every_operation():
     # Each piece is small; the sum is not.
     with pytest.raises(expression.ExpressionError, match='more than'):
         expression.evaluate('value + value', value='x' * 600_000)
+
+
+def test_each_use_names_what_its_expressions_may_use():
+    responses.OPERATIONS.check('value + len(entry)')
+    snmp.CONVERTER_EXPRESSIONS.check('x * 8')
+    transformer.EXPRESSIONS.check('cpu.volume * anything')
+    for policy, text in ((responses.OPERATIONS, 'x * 8'),
+                         (snmp.CONVERTER_EXPRESSIONS, 'value * 8')):
+        with pytest.raises(expression.ExpressionError,
+                           match='unknown name'):
+            policy.check(text)
+
+
+def test_a_policys_own_limits_and_functions():
+    tight = expression.Policy('test', max_size=10, max_exponent=3,
+                              functions={'len': len},
+                              method_types=(str,))
+    assert tight.evaluate('len(x * 2)', x='abcde') == 10
+    for text, message in (('x * 3', 'repetition of more than 10'),
+                          ('2 ** 4', 'exponent 4 is above 3'),
+                          ('x.center(11)', 'padding beyond 10'),
+                          ('[1].copy()', 'attributes of list'),
+                          ('abs(-1)', 'calling abs')):
+        with pytest.raises(expression.ExpressionError, match=message):
+            tight.evaluate(text, x='abcde')
+    # The default policy is not changed by another one's limits.
+    assert expression.evaluate('x * 3', x='abcde') == 'abcde' * 3

@@ -75,7 +75,7 @@ def _check_attribute(definition: dict, key: str, value: Any) -> None:
                           f'{type(value).__name__}')
     for operation in responses.split_operations(value)[1]:
         try:
-            expression.check(operation, names=('value', 'entry'))
+            responses.OPERATIONS.check(operation)
         except expression.ExpressionError as err:
             _fail(definition, f'{key}: {err}')
 

@@ -32,6 +32,11 @@ from telemeter.polling.dynamic import definitions, responses
 LOG = log.getLogger(__name__)
 
 MAX_PAGES = 1000
+#: What an extra metadata's ``url_path`` may use when it is an expression
+#: (text that is not one is formatted with the sample's fields instead).
+URL_PATHS = expression.Policy(
+    'dynamic pollster url_path',
+    names=frozenset({'sample', 'extra_metadata_captured'}))
 
 
 class DynamicPollster(plugin_base.PollsterBase):
@@ -254,7 +259,7 @@ class DynamicPollster(plugin_base.PollsterBase):
                      fields: dict,
                      captured: dict) -> Any:
         try:
-            url_path = str(expression.evaluate(
+            url_path = str(URL_PATHS.evaluate(
                 extra['url_path'], sample=fields,
                 extra_metadata_captured=captured))
         except expression.ExpressionError:

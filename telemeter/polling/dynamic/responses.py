@@ -103,6 +103,12 @@ def walk(data: Any, path: str) -> Any:
     return current
 
 
+#: What the operations of an attribute (``volume | value * 1024``) may
+#: use: the value so far and the whole ``entry`` of the response.
+OPERATIONS = expression.Policy('dynamic pollster operation',
+                               names=frozenset({'value', 'entry'}))
+
+
 def resolve(data: Any, attribute: str, **names: Any) -> Any:
     """Read ``attribute`` (path plus operations) from ``data``.
 
@@ -111,5 +117,5 @@ def resolve(data: Any, attribute: str, **names: Any) -> Any:
     path, operations = split_operations(attribute)
     value = walk(data, path)
     for operation in operations:
-        value = expression.evaluate(operation, value=value, **names)
+        value = OPERATIONS.evaluate(operation, value=value, **names)
     return value

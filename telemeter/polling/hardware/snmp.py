@@ -101,6 +101,11 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+#: What a ``type: lambda x: ...`` of snmp.yaml may use: the value ``x``.
+CONVERTER_EXPRESSIONS = expression.Policy('SNMP type',
+                                          names=frozenset({'x'}))
+
+
 def make_converter(spec: str) -> Callable[[Any], Any]:
     """The function a ``type`` field names (ValueError when invalid)."""
     spec = str(spec).strip()
@@ -113,12 +118,12 @@ def make_converter(spec: str) -> Callable[[Any], Any]:
             raise ValueError(f'type {spec!r}: only "lambda x: ..." is '
                              f'understood')
     try:
-        expression.check(body, names=('x',))
+        CONVERTER_EXPRESSIONS.check(body)
     except expression.ExpressionError as err:
         raise ValueError(f'type {spec!r}: {err}') from err
 
     def convert(value: Any) -> Any:
-        return expression.evaluate(body, x=native(value))
+        return CONVERTER_EXPRESSIONS.evaluate(body, x=native(value))
 
     return convert
 

@@ -104,9 +104,9 @@ def test_response_handlers():
 ])
 def test_static_check_rejects_before_running(text, message):
     with pytest.raises(expression.ExpressionError, match=message):
-        expression.check(text, names=('value', 'entry'))
+        responses.OPERATIONS.check(text)
 
 
 def test_static_check_accepts_builtins_and_bound_names():
-    expression.check('int(value) * 2 + len(entry)', names=('value', 'entry'))
-    expression.check('value.strip().lower() in ("a", "b")', names=('value',))
+    responses.OPERATIONS.check('int(value) * 2 + len(entry)')
+    responses.OPERATIONS.check('value.strip().lower() in ("a", "b")')
