@@ -338,7 +338,9 @@ class _Evaluator:
             raise ExpressionError(f'{ast.unparse(node.func)} is not a '
                                   'function that may be called')
         args = [self.visit(arg) for arg in node.args]
-        kwargs = {kw.arg: self.visit(kw.value) for kw in node.keywords}
+        # ``**`` unpacking (a keyword without a name) is refused at load.
+        kwargs = {kw.arg: self.visit(kw.value) for kw in node.keywords
+                  if kw.arg is not None}
         if getattr(func, '__name__', '') in _PADDING and any(
                 _count(a) > self.max_size
                 for a in (*args, *kwargs.values())):

@@ -117,7 +117,7 @@ def list_keystoneauth_opts() -> OptList:
 
     from telemeter import keystone_client
 
-    options = list(keystone_client.CLI_OPTS)
+    options: list[cfg.Opt] = list(keystone_client.CLI_OPTS)
     options.extend(ka_loading.get_session_conf_options())
     options.extend(ka_loading.get_auth_common_conf_options())
     for plugin in ('password', 'v3password'):

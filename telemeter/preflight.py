@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import oslo_messaging
 from oslo_config import cfg
@@ -94,7 +95,8 @@ def _definitions(conf: cfg.ConfigOpts) -> Iterator[Problem]:
     from telemeter import declarative
     from telemeter.notification import event_converter, meters
 
-    plugins = extension.ExtensionManager(meters.TRAIT_PLUGIN_NAMESPACE)
+    plugins: extension.ExtensionManager[Any] = extension.ExtensionManager(
+        meters.TRAIT_PLUGIN_NAMESPACE)
     _definitions_loaded, errors = meters.load_definitions(conf, plugins)
     for error in errors:
         yield Problem('meter definitions', error)

@@ -149,7 +149,10 @@ def canonical_isotime(text: str) -> datetime.datetime | None:
         if text[local:] in _UTC_SUFFIXES:
             return _fromisoformat(text[:local])
         parsed = _fromisoformat(text)
-        return parsed.replace(tzinfo=None) - parsed.utcoffset()
+        offset = parsed.utcoffset()
+        if offset is None:  # not reached: the text has an offset
+            return parsed
+        return parsed.replace(tzinfo=None) - offset
     except (ValueError, OverflowError):
         return None
 

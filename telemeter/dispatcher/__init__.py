@@ -33,7 +33,7 @@ def _load(conf: cfg.ConfigOpts, namespace: str,
     if len(unique) < len(names):
         LOG.warning('%s lists a dispatcher more than once (%s): each is '
                     'loaded once', namespace, ', '.join(names))
-    manager = named.NamedExtensionManager(
+    manager: named.NamedExtensionManager[Any] = named.NamedExtensionManager(
         namespace=namespace, names=unique, name_order=True,
         invoke_on_load=True,
         invoke_args=(conf,), propagate_map_exceptions=True,
@@ -44,7 +44,7 @@ def _load(conf: cfg.ConfigOpts, namespace: str,
 
 
 def _raise_load_failure(manager: Any, entrypoint: Any,
-                        exception: Exception) -> None:
+                        exception: BaseException) -> None:
     # A dispatcher that cannot be built is a configuration error: fail the
     # worker rather than acknowledge data nobody stores.
     raise exception
