@@ -398,14 +398,20 @@ metric:
 """
 
 
+SWIFT_SAMPLES = [('storage.objects.incoming.bytes', 'B', 4096),
+                 ('storage.objects.outgoing.bytes', 'B', 0),
+                 ('storage.api.request', 'request', 1)]
+
+
+def _swift_samples(conf, plugins):
+    return _samples(conf, plugins, payloads.swift_request(
+        incoming=4096, outgoing=0))
+
+
 def test_lookup_makes_one_sample_per_name(conf, meters_dir, plugins):
     meters_dir('m.yaml', SWIFT)
-    samples = _samples(conf, plugins, payloads.swift_request(
-        incoming=4096, outgoing=0))
-    assert [(s.name, s.unit, s.volume) for s in samples] == [
-        ('storage.objects.incoming.bytes', 'B', 4096),
-        ('storage.objects.outgoing.bytes', 'B', 0),
-        ('storage.api.request', 'request', 1)]
+    samples = _swift_samples(conf, plugins)
+    assert [(s.name, s.unit, s.volume) for s in samples] == SWIFT_SAMPLES
     for sample in samples:
         # Single values repeated for every sample.
         assert (sample.resource_id, sample.user_id, sample.project_id,
@@ -417,7 +423,6 @@ def test_lookup_makes_one_sample_per_name(conf, meters_dir, plugins):
     assert 'x' not in samples[1].resource_metadata
 
 
-
 def test_ceilometers_spelling_of_the_swift_meter_gives_the_same_samples(
         conf, meters_dir, plugins):
     # Ceilometer's packaged meters.yaml writes `.[*].metric.[*].name`:
@@ -426,12 +431,9 @@ def test_ceilometers_spelling_of_the_swift_meter_gives_the_same_samples(
     meters_dir('m.yaml', SWIFT.replace(
         'measurements[*].metric.', 'measurements.[*].metric.[*].').replace(
         'measurements[*].result', 'measurements.[*].result'))
-    samples = _samples(conf, plugins, payloads.swift_request(
-        incoming=4096, outgoing=0))
-    assert [(s.name, s.unit, s.volume) for s in samples] == [
-        ('storage.objects.incoming.bytes', 'B', 4096),
-        ('storage.objects.outgoing.bytes', 'B', 0),
-        ('storage.api.request', 'request', 1)]
+    samples = _swift_samples(conf, plugins)
+    assert [(s.name, s.unit, s.volume) for s in samples] == SWIFT_SAMPLES
+
 
 def test_lookup_with_a_missing_value_makes_no_sample(conf, meters_dir,
                                                      plugins, caplog):
