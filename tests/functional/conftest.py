@@ -11,7 +11,9 @@ Session scope:  rabbit_url, redis_url, postgresql_server_url,
                 mysql_server_url (the server's admin database),
                 snmpd_target (snmp:// URL of a read-only snmpd),
                 mongodb_url (nx-27017, a MongoDB wire-protocol stand-in),
-                gnocchi_service (a real Gnocchi 4.7: API + metricd)
+                gnocchi_service (a real Gnocchi 4.7: API + metricd),
+                redis_sentinel (a Redis primary + replica under three
+                Sentinels, tools/redis-sentinel.sh)
 Module scope:   postgresql_url, mysql_url - a fresh empty database per test
                 module, dropped afterwards
 Function scope: postgresql_function_url, mysql_function_url - the same per
@@ -26,7 +28,7 @@ import urllib.parse
 import pytest
 import sqlalchemy
 
-from tests.functional.fixtures import databases, rabbit, services
+from tests.functional.fixtures import databases, rabbit, sentinel, services
 
 
 def _start(request: pytest.FixtureRequest,
@@ -59,6 +61,28 @@ def redis_url(request) -> str:
     """``redis://127.0.0.1:PORT`` (no persistence; FLUSHALL if you need
     an empty server)."""
     return _start(request, 'redis').url
+
+
+@pytest.fixture(scope='session')
+def redis_sentinel(request) -> sentinel.RedisSentinel:
+    """A Redis primary and replica watched by three Sentinels
+    (``tools/redis-sentinel.sh``); ``.url`` is tooz's sentinel URL,
+    ``.kill_primary()`` makes the sentinels fail over, ``.start(n)`` brings
+    a killed server back as a replica."""
+    session = sentinel.SessionSentinel()
+    try:
+        setup = session.setup()
+    except (sentinel.SentinelError, services.ServiceError, OSError) as exc:
+        message = (f'could not start Redis with Sentinel: {exc}\n'
+                   f'It needs the Debian package redis-server (which brings '
+                   f'redis-cli): `tools/install.sh` (as root), or `apt-get '
+                   f'install -y --no-install-recommends redis-server`; see '
+                   f'tools/redis-sentinel.sh, or point {sentinel.URL_ENV} '
+                   f'at a setup it runs.')
+    else:
+        request.addfinalizer(session.teardown)
+        return setup
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope='session')

@@ -1,0 +1,172 @@
+"""Partition coordination through tooz over Redis Sentinel: the primary
+is SIGKILLed under two members of a group and the sentinels promote the
+replica (issue 15, doc/source/admin/cluster.rst "When the coordinator is
+gone").
+
+The members use ``[coordination] backend_url`` set to the sentinel URL as
+documented, with tooz's defaults (membership and lock timeouts 30 s: a
+member heartbeats every 15 s), and are never restarted.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from oslo_config import cfg
+
+from telemeter import coordination, service
+from tests.functional.fixtures import redis as resp
+
+OBJECTS = [f'resource-{i}' for i in range(100)]
+#: tooz's Redis driver keys (default namespace ``_tooz``).
+GROUP_KEY = '_tooz_group:{}'
+BEAT_KEY = '_tooz_beats:{}'
+LOCK_KEY = '_tooz_{}_lock'
+
+
+@pytest.fixture
+def sentinel_setup(redis_sentinel):
+    """The session's setup; a server the test killed is started again
+    afterwards (as a replica of the then primary)."""
+    yield redis_sentinel
+    redis_sentinel.start_all()
+
+
+@pytest.fixture
+def make_member(sentinel_setup):
+    members = []
+
+    def _make(name):
+        conf = service.prepare_service(argv=['x'], config_files=[],
+                                       conf=cfg.ConfigOpts())
+        conf.set_override('backend_url', sentinel_setup.url,
+                          group='coordination')
+        conf.set_override('check_watchers', 0.2, group='coordination')
+        member = coordination.PartitionCoordinator(conf, name.encode())
+        member.start()
+        members.append(member)
+        return member
+    yield _make
+    for member in members:
+        member.stop()
+
+
+def _owned(member, group):
+    return {o for o in OBJECTS if member.belongs_to_self(group, o)}
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f'{what}: not within {timeout}s')
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def _refreshed(server_url, key, timeout):
+    """Whether ``key``'s TTL on ``server_url`` is set again (above what
+    time alone leaves of it) within ``timeout`` seconds."""
+    ttl = resp.command(server_url, 'PTTL', key)
+    read = time.monotonic()
+    assert ttl > 0, f'{key} has no TTL on {server_url}: {ttl}'
+    deadline = read + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = ttl - (time.monotonic() - read) * 1000
+        if resp.command(server_url, 'PTTL', key) > left + 500:
+            return True
+    return False
+
+
+def _hkeys(server_url, key):
+    return set(resp.command(server_url, 'HKEYS', key) or [])
+
+
+@pytest.mark.timeout(120)
+def test_members_keep_their_split_through_a_sentinel_failover(
+        sentinel_setup, make_member, record_property):
+    run = uuid.uuid4().hex[:8]
+    group = f'test-sentinel-{run}'
+    names = (f'first-{run}', f'second-{run}')
+    first, second = make_member(names[0]), make_member(names[1])
+    first_tooz, second_tooz = first.coordinator, second.coordinator
+    for member in (first, second):
+        member.join_partitioned_group(group)
+    for member in (first, second):
+        member.run_watchers()
+    mine, theirs = _owned(first, group), _owned(second, group)
+    assert mine.isdisjoint(theirs)
+    assert mine | theirs == set(OBJECTS)
+    assert mine and theirs
+    # A queue lock as the notification agents hold (refreshed by the
+    # heartbeat): held by the first, refused to the second.
+    lock_name = f'test-sentinel-lock-{run}'
+    lock = first.get_lock(lock_name)
+    assert lock.acquire(blocking=False)
+    assert not second.get_lock(lock_name).acquire(blocking=False)
+
+    # Replication is asynchronous: wait until the replica has what the
+    # test relies on (writes of the last moment before a primary dies can
+    # be lost, which the sentinels do not prevent).
+    old_primary = sentinel_setup.primary()
+    old_number = sentinel_setup.server_of(old_primary)
+    replica_url = sentinel_setup.server_url(3 - old_number)
+    _wait(lambda: {*names, '__created__'} <= _hkeys(
+        replica_url, GROUP_KEY.format(group))
+        and resp.command(replica_url, 'EXISTS', LOCK_KEY.format(lock_name)),
+        10, 'the group and the lock on the replica')
+
+    start = time.monotonic()
+    killed, address = sentinel_setup.kill_primary()
+    assert (killed, address) == (old_number, old_primary)
+    new_primary = sentinel_setup.wait_primary_other_than(old_primary)
+    failover_s = time.monotonic() - start
+    new_url = f'redis://{new_primary}'
+    # The fail-over really happened: the old primary is dead, the
+    # sentinels name the other server, and it is a primary now.
+    assert new_primary != old_primary
+    assert sentinel_setup.server_of(new_primary) == 3 - old_number
+    with pytest.raises(OSError):
+        resp.ping(f'redis://{old_primary}')
+    assert resp.command(new_url, 'ROLE')[0] == 'master'
+    # Both members reach the backend again, through the sentinels.
+    for member in (first, second):
+        _wait(lambda m=member: set(m.coordinator.get_members(
+            group.encode()).get()) == {n.encode() for n in names},
+            30, 'both members listed by the new primary')
+    outage_s = time.monotonic() - start
+    record_property('failover_s', round(failover_s, 2))
+    record_property('coordination_outage_s', round(outage_s, 2))
+    print(f'fail-over {failover_s:.2f} s (kill to the sentinels naming '
+          f'{new_primary}); members served again after {outage_s:.2f} s')
+
+    # Heartbeats reach the new primary: a beat key's TTL there, only
+    # lowered by time, goes up again (a beat every 15 s).
+    for n in names:
+        assert _refreshed(new_url, BEAT_KEY.format(n), 40), (
+            f'no heartbeat of {n} reached the new primary')
+    # Neither member was restarted, and both rings and the split are
+    # exactly what they were.
+    assert first.coordinator is first_tooz
+    assert second.coordinator is second_tooz
+    for member in (first, second):
+        member.run_watchers()
+        assert member.members(group) == {n.encode() for n in names}
+    assert _owned(first, group) == mine
+    assert _owned(second, group) == theirs
+    # The lock survived with its owner (on the new primary).
+    assert lock.is_still_owner()
+    assert not second.get_lock(lock_name).acquire(blocking=False)
+    assert lock.release()
+
+    # The group works on the new primary: the second leaves, the first
+    # takes everything, and the new primary holds that membership.
+    second.stop()
+    first.run_watchers()
+    assert first.members(group) == {names[0].encode()}
+    assert _owned(first, group) == set(OBJECTS)
+    assert _hkeys(new_url, GROUP_KEY.format(group)) == {
+        names[0], '__created__'}
