@@ -76,7 +76,10 @@ def _refreshed(server_url, key, timeout):
     while time.monotonic() < deadline:
         time.sleep(0.1)
         left = ttl - (time.monotonic() - read) * 1000
-        if resp.command(server_url, 'PTTL', key) > left + 500:
+        now = resp.command(server_url, 'PTTL', key)
+        if now < 0:  # -2: expired, gone (-1: no TTL any more)
+            return False
+        if now > left + 500:
             return True
     return False
 
