@@ -25,7 +25,8 @@
 #                                         all five run, else 3
 #   tools/redis-sentinel.sh env [--export]
 #                                         print TELEMETER_TEST_REDIS_SENTINEL_URL
-#                                         (tooz's sentinel URL, 3 sentinels)
+#                                         (tooz's sentinel URL, 3 sentinels;
+#                                         quoted with --export, for eval)
 #   tools/redis-sentinel.sh cli      N ARGS...   redis-cli against server N
 #   tools/redis-sentinel.sh sentinel K ARGS...   redis-cli against sentinel K
 #
@@ -353,9 +354,16 @@ cmd_status() {
 }
 
 cmd_env() {
-    local prefix=''
-    [ "${1:-}" = --export ] && prefix='export '
-    echo "${prefix}TELEMETER_TEST_REDIS_SENTINEL_URL=redis://127.0.0.1:$(sentinel_port 1)?sentinel=$MASTER&sentinel_fallback=127.0.0.1:$(sentinel_port 2)&sentinel_fallback=127.0.0.1:$(sentinel_port 3)"
+    local url
+    url="redis://127.0.0.1:$(sentinel_port 1)?sentinel=$MASTER"
+    url+="&sentinel_fallback=127.0.0.1:$(sentinel_port 2)"
+    url+="&sentinel_fallback=127.0.0.1:$(sentinel_port 3)"
+    # --export is for eval, where the URL's '&' would start a background job
+    if [ "${1:-}" = --export ]; then
+        echo "export TELEMETER_TEST_REDIS_SENTINEL_URL='$url'"
+    else
+        echo "TELEMETER_TEST_REDIS_SENTINEL_URL=$url"
+    fi
 }
 
 main() {
