@@ -3,13 +3,15 @@ is SIGKILLed under two members of a group and the sentinels promote the
 replica (issue 15, doc/source/admin/cluster.rst "When the coordinator is
 gone").
 
-The members use ``[coordination] backend_url`` set to the sentinel URL as
-documented, with tooz's defaults (membership and lock timeouts 30 s: a
-member heartbeats every 15 s), and are never restarted.
+The members use ``[coordination] backend_url`` set to the sentinel URL with
+the timeouts of cluster.rst's configuration (``membership_timeout=30``,
+``lock_timeout=10``: a member heartbeats every 5 s, its lock then lasts
+10 s), and are never restarted.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -20,6 +22,8 @@ from telemeter import coordination, service
 from tests.functional.fixtures import redis as resp
 
 OBJECTS = [f'resource-{i}' for i in range(100)]
+#: tooz options of doc/source/admin/cluster.rst's [coordination] backend_url
+OPTIONS = 'membership_timeout=30&lock_timeout=10'
 #: tooz's Redis driver keys (default namespace ``_tooz``).
 GROUP_KEY = '_tooz_group:{}'
 BEAT_KEY = '_tooz_beats:{}'
@@ -41,7 +45,7 @@ def make_member(sentinel_setup):
     def _make(name):
         conf = service.prepare_service(argv=['x'], config_files=[],
                                        conf=cfg.ConfigOpts())
-        conf.set_override('backend_url', sentinel_setup.url,
+        conf.set_override('backend_url', f'{sentinel_setup.url}&{OPTIONS}',
                           group='coordination')
         conf.set_override('check_watchers', 0.2, group='coordination')
         member = coordination.PartitionCoordinator(conf, name.encode())
@@ -66,25 +70,52 @@ def _wait(predicate, timeout, what):
     return time.monotonic()
 
 
-def _not_refreshed(server_url, keys, timeout):
-    """Those of ``keys`` whose TTL on ``server_url`` is not set again
-    (above what time alone leaves of it) within ``timeout`` seconds."""
-    ttls = {key: resp.command(server_url, 'PTTL', key) for key in keys}
-    read = time.monotonic()
-    assert all(ttl > 0 for ttl in ttls.values()), (
-        f'keys without a TTL on {server_url}: {ttls}')
-    waiting = set(keys)
-    deadline = read + timeout
-    while waiting and time.monotonic() < deadline:
-        time.sleep(0.1)
-        for key in list(waiting):
-            left = ttls[key] - (time.monotonic() - read) * 1000
-            now = resp.command(server_url, 'PTTL', key)
-            if now < 0:  # -2: expired, gone (-1: no TTL any more)
-                return waiting
-            if now > left + 500:
-                waiting.discard(key)
-    return waiting
+class _Refreshes(threading.Thread):
+    """Watches the TTL of ``keys`` on one server until each is set again:
+    goes above what time alone leaves of it. ``lowest[key]`` is then the
+    lowest TTL seen before (ms: how close the key came to expiring); it
+    stays None if the key expired or was not set again in ``timeout`` s.
+    The TTLs are read at creation, the watching starts with ``start()``.
+    """
+
+    def __init__(self, server_url, keys, timeout):
+        super().__init__(name='ttl-watch', daemon=True)
+        self.server_url, self.timeout = server_url, timeout
+        self.ttls = {key: resp.command(server_url, 'PTTL', key)
+                     for key in keys}
+        self.read = time.monotonic()
+        self.lowest: dict[str, int | None] = dict.fromkeys(keys)
+        self.error: Exception | None = None
+
+    def run(self):
+        try:
+            self._watch()
+        except Exception as exc:  # reported by the test
+            self.error = exc
+
+    def _watch(self):
+        waiting = dict(self.ttls)
+        deadline = self.read + self.timeout
+        while waiting and time.monotonic() < deadline:
+            time.sleep(0.05)
+            for key, seen in list(waiting.items()):
+                left = self.ttls[key] - (time.monotonic() - self.read) * 1000
+                now = resp.command(self.server_url, 'PTTL', key)
+                if now < 0:  # -2: expired, gone (-1: no TTL any more)
+                    del waiting[key]
+                elif now > left + 500:
+                    self.lowest[key] = seen
+                    del waiting[key]
+                else:
+                    waiting[key] = now
+
+
+def _lists_both(member, group, names):
+    try:
+        members = member.coordinator.get_members(group.encode()).get()
+    except Exception:  # the Redis driver lets redis' ConnectionError out
+        return False
+    return set(members) == {n.encode() for n in names}
 
 
 def _hkeys(server_url, key):
@@ -125,8 +156,21 @@ def test_members_keep_their_split_through_a_sentinel_failover(
         and resp.command(replica_url, 'EXISTS', LOCK_KEY.format(lock_name)),
         10, 'the group and the lock on the replica')
 
+    # Kill the primary 0.3-0.8 s before the first member's next heartbeat
+    # (tooz refreshes at half the lock's 10 s, when 5 s are left), so that
+    # the beat falls in the fail-over and goes through tooz's retries.
+    # From then on the replica is watched: nothing replicates to it any
+    # more, so a TTL there goes up only by a write to it as the primary.
+    lock_key = LOCK_KEY.format(lock_name)
+    _wait(lambda: 5300 < resp.command(f'redis://{old_primary}', 'PTTL',
+                                      lock_key) <= 5800,
+          12, 'the lock 0.3-0.8 s before its refresh')
+    refreshes = _Refreshes(
+        replica_url, [*(BEAT_KEY.format(n) for n in names), lock_key], 30)
+    assert all(ttl > 0 for ttl in refreshes.ttls.values()), refreshes.ttls
     start = time.monotonic()
     killed, address = sentinel_setup.kill_primary()
+    refreshes.start()
     assert (killed, address) == (old_number, old_primary)
     new_primary = sentinel_setup.wait_primary_other_than(old_primary)
     failover_s = time.monotonic() - start
@@ -140,19 +184,25 @@ def test_members_keep_their_split_through_a_sentinel_failover(
     assert resp.command(new_url, 'ROLE')[0] == 'master'
     # Both members reach the backend again, through the sentinels.
     for member in (first, second):
-        _wait(lambda m=member: set(m.coordinator.get_members(
-            group.encode()).get()) == {n.encode() for n in names},
-            30, 'both members listed by the new primary')
+        _wait(lambda m=member: _lists_both(m, group, names), 30,
+              'both members listed by the new primary')
     outage_s = time.monotonic() - start
     record_property('failover_s', round(failover_s, 2))
     record_property('coordination_outage_s', round(outage_s, 2))
     print(f'fail-over {failover_s:.2f} s (kill to the sentinels naming '
           f'{new_primary}); members served again after {outage_s:.2f} s')
 
-    # Heartbeats reach the new primary: a beat key's TTL there, only
-    # lowered by time, goes up again (a beat every 15 s).
-    silent = _not_refreshed(new_url, [BEAT_KEY.format(n) for n in names], 40)
-    assert not silent, f'no heartbeat on the new primary: {silent}'
+    # Heartbeats reach the new primary: the TTL of each beat key and of
+    # the lock there went up again before they expired.
+    refreshes.join(35)
+    assert refreshes.error is None, refreshes.error
+    silent = [key for key, ttl in refreshes.lowest.items() if ttl is None]
+    assert not silent, (f'expired, or no heartbeat on the new primary: '
+                        f'{silent} (TTLs before the kill: {refreshes.ttls})')
+    margin_s = refreshes.lowest[lock_key] / 1000
+    record_property('lock_ttl_left_s', margin_s)
+    print(f'heartbeats on the new primary; the lock had {margin_s:.1f} s '
+          f'of its 10 s left when it was refreshed ({refreshes.lowest})')
     # Neither member was restarted, and both rings and the split are
     # exactly what they were.
     assert first.coordinator is first_tooz
