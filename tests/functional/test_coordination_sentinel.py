@@ -122,6 +122,7 @@ def _hkeys(server_url, key):
     return set(resp.command(server_url, 'HKEYS', key) or [])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_members_keep_their_split_through_a_sentinel_failover(
         sentinel_setup, make_member, record_property):
