@@ -7,6 +7,8 @@
 #   tools/run-tests.sh --no-install skip tools/install.sh entirely
 #   tools/run-tests.sh --unit-only  no servers, no functional tests
 #   tools/run-tests.sh --no-faults  skip the fault suite (tox -e faults)
+#   tools/run-tests.sh --no-cluster skip the 3-node broker cluster tier
+#                                   (tox -e cluster)
 #   tools/run-tests.sh --no-docs    skip the documentation builds
 #   tools/run-tests.sh --docs-only  install, then only the documentation builds
 #   tools/run-tests.sh [...] -- ARGS   extra pytest arguments (both runs)
@@ -20,7 +22,9 @@
 # four servers, on free loopback ports, state in a private directory);
 # export their TELEMETER_TEST_*_URL; pytest tests/unit; pytest
 # tests/functional; pytest tests/functional/faults -m 'not faults_slow'
-# (the fault suite of issue 12, its table in var/faults-report.json).
+# (the fault suite of issue 12, its table in var/faults-report.json),
+# after pytest tests/functional/cluster (issue 15: its fixture starts a
+# 3-node RabbitMQ cluster on free ports; ~9 min).
 # The servers are always stopped again (trap), and any
 # failed step - including pytest finding no test (exit code 5) - makes the
 # script exit non-zero.
@@ -34,6 +38,7 @@ INSTALL=1
 APT=1
 FUNCTIONAL=1
 FAULTS=1
+CLUSTER=1
 DOCS=1
 DOCS_ONLY=0
 PYTEST_ARGS=()
@@ -43,7 +48,7 @@ SERVICES_UP=0
 # Every server the functional tests use (tools/services.sh names).
 SERVICES=(rabbitmq postgresql mariadb redis snmpd mongodb gnocchi)
 
-usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 banner() { echo; echo "==> [run-tests] $*"; }
 
@@ -210,6 +215,7 @@ main() {
             --no-apt) APT=0 ;;
             --unit-only) FUNCTIONAL=0 ;;
             --no-faults) FAULTS=0 ;;
+            --no-cluster) CLUSTER=0 ;;
             --no-docs) DOCS=0 ;;
             --docs-only) DOCS_ONLY=1 ;;
             -h|--help) usage; exit 0 ;;
@@ -256,6 +262,9 @@ main() {
     if [ "$FUNCTIONAL" = 1 ]; then
         start_services
         run_pytest functional tests/functional
+        if [ "$CLUSTER" = 1 ]; then
+            run_pytest cluster tests/functional/cluster
+        fi
         if [ "$FAULTS" = 1 ]; then
             # Last: it stops and starts the broker and PostgreSQL.
             mkdir -p var
