@@ -4,30 +4,14 @@ import pytest
 from oslo_config import cfg
 
 from telemeter import coordination, service
-
-OBJECTS = [f'resource-{i}' for i in range(100)]
+from tests.functional.fixtures import coordination as members_fixture
+from tests.functional.fixtures.coordination import OBJECTS, owned
 
 
 @pytest.fixture
 def make_member(redis_url):
-    members = []
-
-    def _make(name):
-        conf = service.prepare_service(argv=['x'], config_files=[],
-                                       conf=cfg.ConfigOpts())
-        conf.set_override('backend_url', redis_url, group='coordination')
-        conf.set_override('check_watchers', 0.2, group='coordination')
-        member = coordination.PartitionCoordinator(conf, name.encode())
-        member.start()
-        members.append(member)
-        return member
-    yield _make
-    for member in members:
-        member.stop()
-
-
-def _owned(member, group):
-    return {o for o in OBJECTS if member.belongs_to_self(group, o)}
+    with members_fixture.members(redis_url) as make:
+        yield make
 
 
 def test_members_split_objects_and_take_over_when_one_leaves(make_member):
@@ -37,14 +21,14 @@ def test_members_split_objects_and_take_over_when_one_leaves(make_member):
     second.join_partitioned_group(group)
     first.run_watchers()
     second.run_watchers()
-    mine, theirs = _owned(first, group), _owned(second, group)
+    mine, theirs = owned(first, group), owned(second, group)
     assert mine.isdisjoint(theirs)
     assert mine | theirs == set(OBJECTS)
     assert mine and theirs
 
     second.stop()
     first.run_watchers()
-    assert _owned(first, group) == set(OBJECTS)
+    assert owned(first, group) == set(OBJECTS)
 
 
 def test_without_backend_everything_belongs_to_self():

@@ -16,12 +16,11 @@ import time
 import uuid
 
 import pytest
-from oslo_config import cfg
 
-from telemeter import coordination, service
+from tests.functional.fixtures import coordination as members_fixture
 from tests.functional.fixtures import redis as resp
+from tests.functional.fixtures.coordination import OBJECTS, owned
 
-OBJECTS = [f'resource-{i}' for i in range(100)]
 #: tooz options of doc/source/admin/cluster.rst's [coordination] backend_url
 OPTIONS = 'membership_timeout=30&lock_timeout=10'
 #: tooz's Redis driver keys (default namespace ``_tooz``).
@@ -40,25 +39,8 @@ def sentinel_setup(redis_sentinel):
 
 @pytest.fixture
 def make_member(sentinel_setup):
-    members = []
-
-    def _make(name):
-        conf = service.prepare_service(argv=['x'], config_files=[],
-                                       conf=cfg.ConfigOpts())
-        conf.set_override('backend_url', f'{sentinel_setup.url}&{OPTIONS}',
-                          group='coordination')
-        conf.set_override('check_watchers', 0.2, group='coordination')
-        member = coordination.PartitionCoordinator(conf, name.encode())
-        member.start()
-        members.append(member)
-        return member
-    yield _make
-    for member in members:
-        member.stop()
-
-
-def _owned(member, group):
-    return {o for o in OBJECTS if member.belongs_to_self(group, o)}
+    with members_fixture.members(f'{sentinel_setup.url}&{OPTIONS}') as make:
+        yield make
 
 
 def _wait(predicate, timeout, what):
@@ -135,7 +117,7 @@ def test_members_keep_their_split_through_a_sentinel_failover(
         member.join_partitioned_group(group)
     for member in (first, second):
         member.run_watchers()
-    mine, theirs = _owned(first, group), _owned(second, group)
+    mine, theirs = owned(first, group), owned(second, group)
     assert mine.isdisjoint(theirs)
     assert mine | theirs == set(OBJECTS)
     assert mine and theirs
@@ -211,8 +193,8 @@ def test_members_keep_their_split_through_a_sentinel_failover(
     for member in (first, second):
         member.run_watchers()
         assert member.members(group) == {n.encode() for n in names}
-    assert _owned(first, group) == mine
-    assert _owned(second, group) == theirs
+    assert owned(first, group) == mine
+    assert owned(second, group) == theirs
     # The lock survived with its owner (on the new primary).
     assert lock.is_still_owner()
     assert not second.get_lock(lock_name).acquire(blocking=False)
@@ -223,6 +205,6 @@ def test_members_keep_their_split_through_a_sentinel_failover(
     second.stop()
     first.run_watchers()
     assert first.members(group) == {names[0].encode()}
-    assert _owned(first, group) == set(OBJECTS)
+    assert owned(first, group) == set(OBJECTS)
     assert _hkeys(new_url, GROUP_KEY.format(group)) == {
         names[0], '__created__'}
