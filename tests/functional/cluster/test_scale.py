@@ -57,6 +57,7 @@ def _finish(scn, takeovers: int = 0, polled_twice: int = 0) -> None:
     print(f'\n{scn.name}: {scn.outcome.as_dict()} cpu_util={cpu} '
           f'polled={polled}')
     scn.assert_nothing_lost_or_doubled()
+    print(f'{scn.name}: notes after the checks: {scn.outcome.notes}')
 
 
 def test_cluster_no_fault(scale_scenario):
