@@ -259,6 +259,14 @@ class Scenario:
         self.outcome.notes += (f'left in queues while running (ready, '
                                f'unacked): {self.queued} ')
         self.running_diagnosis = self.diagnosis()
+        # In the data's order, as tools/run-local.sh stops them: what a
+        # polling agent sent last is consumed before its consumers stop.
+        for name in STOP_ORDER:
+            for daemon in self.dep.daemons:
+                if daemon.name == name and daemon.alive():
+                    daemon.stop()
+            if name == 'telemeter-polling':
+                time.sleep(STATISTICS_INTERVAL)
         for daemon in self.dep.daemons:
             if daemon.alive():
                 daemon.stop()
@@ -303,6 +311,8 @@ QUARANTINE = 'telemeter.quarantine'
 #: Seconds between the queue statistics a RabbitMQ node emits
 #: (``collect_statistics_interval``, 5,000 ms by default).
 STATISTICS_INTERVAL = 5
+#: Daemons stopped in this order when the queues are checked at the end.
+STOP_ORDER = ('telemeter-polling', Scenario.AGENT, Scenario.COLLECTOR)
 
 
 def stop_for(service, seconds: float, scn: Scenario, label: str) -> None:
