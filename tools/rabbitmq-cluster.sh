@@ -55,26 +55,14 @@ case "$BASE" in ''|*[!0-9]*) die "TELEMETER_RABBIT_CLUSTER_PORT is not a number"
 [ "$BASE" -ge 1024 ] && [ "$BASE" -le 35520 ] \
     || die "TELEMETER_RABBIT_CLUSTER_PORT=$BASE must be in 1024..35520"
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_open, pid_alive
+. "$(dirname "${BASH_SOURCE[0]}")/lib/loopback.sh"
 amqp_port() { echo $((BASE + $1 - 1)); }
 node_name() { echo "telemeter-c$BASE-$1@localhost"; }
 node_dir() { echo "$ROOT/node$1"; }
 
 check_node() {
     case "${1:-}" in 1|2|3) ;; *) die "node must be 1, 2 or 3, not '${1:-}'" ;; esac
-}
-
-# PID in file $1 is alive, not a zombie, and runs in our state dir.
-pid_alive() {
-    local pid state cwd
-    [ -f "$1" ] || return 1
-    pid=$(cat "$1" 2>/dev/null) || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    state=$(sed -n 's/^.*) \(.\).*/\1/p' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [ "$state" != Z ] || return 1
-    if cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) && [ -n "$cwd" ]; then
-        case "$cwd" in "$ROOT"|"$ROOT"/*) return 0 ;; *) return 1 ;; esac
-    fi
 }
 
 node_env() {   # the whole environment of node $1's server and CLI

@@ -71,7 +71,8 @@ case "$BASE" in ''|*[!0-9]*) die "TELEMETER_REDIS_SENTINEL_PORT is not a number"
 [ "$BASE" -ge 1024 ] && [ "$BASE" -le 65523 ] \
     || die "TELEMETER_REDIS_SENTINEL_PORT=$BASE must be in 1024..65523"
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_open, pid_alive
+. "$(dirname "${BASH_SOURCE[0]}")/lib/loopback.sh"
 server_port() { echo $((BASE + $1 - 1)); }
 sentinel_port() { echo $((BASE + 9 + $1)); }
 server_dir() { echo "$ROOT/server$1"; }
@@ -82,19 +83,6 @@ check_server() {
 }
 check_sentinel() {
     case "${1:-}" in 1|2|3) ;; *) die "sentinel must be 1, 2 or 3, not '${1:-}'" ;; esac
-}
-
-# PID in file $1 is alive, not a zombie, and runs in our state dir.
-pid_alive() {
-    local pid state cwd
-    [ -f "$1" ] || return 1
-    pid=$(cat "$1" 2>/dev/null) || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    state=$(sed -n 's/^.*) \(.\).*/\1/p' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [ "$state" != Z ] || return 1
-    if cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) && [ -n "$cwd" ]; then
-        case "$cwd" in "$ROOT"|"$ROOT"/*) return 0 ;; *) return 1 ;; esac
-    fi
 }
 
 server_running() { pid_alive "$(server_dir "$1")/launcher.pid"; }
