@@ -41,7 +41,7 @@ def prepare_service(argv: list[str] | None = None,
     for group, options in opts.list_opts():
         conf.register_opts(list(options),
                            group=None if group == 'DEFAULT' else group)
-    keystone_client.register_keystoneauth_opts(conf)
+    keystone_client.register_opts(conf)
     log.register_options(conf)
     log.set_defaults(default_log_levels=(
         log.get_default_log_levels() + _QUIET_LIBRARIES))

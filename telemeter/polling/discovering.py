@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from keystoneauth1 import exceptions as ka_exceptions
 from oslo_config import cfg
 from oslo_log import log
 
@@ -98,6 +97,9 @@ class Discovery:
 
         ``context`` is what the discoverers receive as ``manager``.
         """
+        # keystoneauth1 is imported where it is used (see keystone_client).
+        from keystoneauth1 import exceptions as ka_exceptions
+
         resources: list[Any] = []
         for url in discovery or []:
             if discovery_cache is not None and url in discovery_cache:
