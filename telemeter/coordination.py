@@ -27,6 +27,28 @@ def tooz() -> Any:
 
     return coordination
 
+def _tolerant_ring(partitioner: Any) -> Any:
+    """A copy of ``partitioner``'s hash ring on which removing a member
+    that is not there does nothing.
+
+    :meth:`PartitionCoordinator.reconcile_rings` may remove a member that
+    left before tooz's watchers report it; tooz then removes it again,
+    and its own ring would raise ``UnknownNode`` from every later
+    ``run_watchers`` (tooz keeps the event until its hooks succeed).
+    """
+    from tooz import hashring
+
+    class TolerantHashRing(hashring.HashRing):
+        def remove_node(self, node: Any) -> None:
+            if node in self.nodes:
+                super().remove_node(node)
+
+    ring = TolerantHashRing([], partitions=partitioner.partitions)
+    for node, weight in partitioner.ring.nodes.items():
+        ring.add_node(node, weight)
+    return ring
+
+
 OPTS = [
     cfg.StrOpt('backend_url',
                help='The backend URL to use for distributed coordination. '
@@ -116,8 +138,9 @@ class PartitionCoordinator:
             return None
         key = group_id.encode('utf-8')
         if key not in self.partitioners:
-            self.partitioners[key] = (
-                self.coordinator.join_partitioned_group(key))
+            partitioner = self.coordinator.join_partitioned_group(key)
+            partitioner.ring = _tolerant_ring(partitioner)
+            self.partitioners[key] = partitioner
             LOG.info('Joined partitioned group %s', group_id)
         return self.partitioners[key]
 

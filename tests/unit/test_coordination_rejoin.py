@@ -72,3 +72,23 @@ def test_a_join_the_watchers_missed_is_added_to_the_ring(member, conf):
         other.stop()
     coordinator.run_watchers()
     assert set(partitioner.ring.nodes) == {b'member-a'}
+
+
+def test_a_leave_already_reconciled_is_not_an_error(member, conf):
+    """Seen in CI: the watcher thread's reconcile removed a member that had
+    just left, then tooz reported the leave and its ring raised
+    UnknownNode from run_watchers (and would have for ever)."""
+    coordinator, _ = member
+    partitioner = coordinator.join_partitioned_group('g')
+    other = coordination.PartitionCoordinator(conf, b'member-b')
+    other.start()
+    other.join_partitioned_group('g')
+    coordinator.run_watchers()
+    assert set(partitioner.ring.nodes) == {b'member-a', b'member-b'}
+    other.stop()
+    # the reconcile runs before tooz's watchers see the leave
+    assert coordinator.reconcile_rings() == {b'g': (set(), {b'member-b'})}
+    coordinator.run_watchers()
+    assert set(partitioner.ring.nodes) == {b'member-a'}
+    assert coordinator.belongs_to_self('g', 'anything')
+    coordinator.run_watchers()
