@@ -8,6 +8,7 @@ owns everything.
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from typing import Any
@@ -27,6 +28,21 @@ def tooz() -> Any:
 
     return coordination
 
+
+@functools.cache
+def _tolerant_ring_class() -> type:
+    """tooz's HashRing, except that removing a member that is not there
+    does nothing (defined on first use: tooz is imported lazily)."""
+    from tooz import hashring
+
+    class TolerantHashRing(hashring.HashRing):
+        def remove_node(self, node: Any) -> None:
+            if node in self.nodes:
+                super().remove_node(node)
+
+    return TolerantHashRing
+
+
 def _tolerant_ring(partitioner: Any) -> Any:
     """A copy of ``partitioner``'s hash ring on which removing a member
     that is not there does nothing.
@@ -36,18 +52,10 @@ def _tolerant_ring(partitioner: Any) -> Any:
     and its own ring would raise ``UnknownNode`` from every later
     ``run_watchers`` (tooz keeps the event until its hooks succeed).
     """
-    from tooz import hashring
-
-    class TolerantHashRing(hashring.HashRing):
-        def remove_node(self, node: Any) -> None:
-            if node in self.nodes:
-                super().remove_node(node)
-
-    ring = TolerantHashRing([], partitions=partitioner.partitions)
+    ring = _tolerant_ring_class()([], partitions=partitioner.partitions)
     for node, weight in partitioner.ring.nodes.items():
         ring.add_node(node, weight)
     return ring
-
 
 OPTS = [
     cfg.StrOpt('backend_url',
