@@ -10,17 +10,22 @@ message); other drivers get oslo.messaging's own batch listener.
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import oslo_messaging
 from oslo_config import cfg
 from oslo_messaging.serializer import NoOpSerializer
+from oslo_utils import timeutils
 
 from telemeter.messaging import delivery, rabbit, rabbit_send
 
 DEFAULT_URL = '__default__'
 TRANSPORTS: dict[str, oslo_messaging.Transport] = {}
-
+#: Notifier drivers that put notifications on the transport, and the
+#: message format each writes; :func:`send_notification` serves them.
+WIRE_VERSIONS = {'messagingv2': 2.0, 'messaging': 1.0}
 
 
 def setup() -> None:
@@ -100,6 +105,18 @@ def get_batch_notification_listener(transport: oslo_messaging.Transport,
         transport, targets, endpoints, executor='threading',
         allow_requeue=allow_requeue, batch_size=batch_size,
         batch_timeout=batch_timeout, serializer=NoOpSerializer())
+
+
+def sample_notification(publisher_id: str, event_type: str,
+                        payload: Sequence[Any]) -> dict[str, Any]:
+    """A ``sample``-priority notification dict, as oslo.messaging's
+    Notifier builds it, for :func:`send_notification`."""
+    return {'message_id': str(uuid.uuid4()),
+            'publisher_id': publisher_id,
+            'event_type': event_type,
+            'priority': 'SAMPLE',
+            'payload': payload,
+            'timestamp': str(timeutils.utcnow())}
 
 
 def send_notification(transport: oslo_messaging.Transport,

@@ -8,6 +8,11 @@ pipeline_processing_queues`` where ``key`` joins the datapoint's grouping-key
 values (``resource_id`` by default, ``event_type`` for events). Every
 process computes the same index (MD5, never Python's salted ``hash()``), so
 all samples of one resource reach whichever agent owns that queue.
+
+A batch the bus does not take raises :class:`~telemeter.pipeline.
+PublishError`, so the handler leaves the source notifications
+unacknowledged and the broker delivers them again (oslo.messaging's
+Notifier would log the failure and drop the batch).
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log
 
 from telemeter import messaging, wire
+from telemeter.pipeline import PublishError
 from telemeter.publisher import utils
 
 LOG = log.getLogger(__name__)
@@ -135,6 +142,8 @@ class PipePublisher:
         return PipeContext(self)
 
     def _notifier(self, pipeline_name: str, topic: str) -> Any:
+        """The Notifier of a driver that does not write to the bus
+        (``noop``, ``log``, ...): it never fails."""
         with self._lock:
             notifier = self._notifiers.get(topic)
             if notifier is None:
@@ -144,6 +153,21 @@ class PipePublisher:
                     topics=[topic])
                 self._notifiers[topic] = notifier
             return notifier
+
+    def _send(self, pipeline_name: str, topic: str,
+              messages: list[wire.Message]) -> None:
+        """Put one batch on ``topic``; raises what the transport raised."""
+        driver = self.conf.publisher_notifier.telemetry_driver
+        version = messaging.WIRE_VERSIONS.get(driver)
+        if version is None:
+            self._notifier(pipeline_name, topic).sample(
+                {}, event_type=self.kind.event_type, payload=messages)
+            return
+        messaging.send_notification(
+            self.transport, oslo_messaging.Target(topic=f'{topic}.sample'),
+            messaging.sample_notification(pipeline_name,
+                                          self.kind.event_type, messages),
+            version=version)
 
     def route(self, data: Any
               ) -> dict[tuple[str, int], list[wire.Message]]:
@@ -167,8 +191,19 @@ class PipePublisher:
         return routed
 
     def send(self, data: Any) -> None:
-        """Send ``data`` (a datapoint or a list) to the pipeline queues."""
+        """Send ``data`` (a datapoint or a list) to the pipeline queues.
+
+        Stops at the first batch the bus does not take and raises
+        :class:`~telemeter.pipeline.PublishError`: the caller requeues the
+        source notifications, and their datapoints are routed again (those
+        already sent keep their ids, so storage keeps them once).
+        """
         for (name, index), messages in self.route(data).items():
             topic = queue_topic(name, index)
-            self._notifier(name, topic).sample(
-                {}, event_type=self.kind.event_type, payload=messages)
+            try:
+                self._send(name, topic, messages)
+            except Exception as err:
+                LOG.warning('Could not send %d datapoint(s) to %s: %s',
+                            len(messages), topic, err)
+                raise PublishError(
+                    [f'{topic}: {type(err).__name__}: {err}']) from err

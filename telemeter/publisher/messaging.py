@@ -11,14 +11,12 @@ from __future__ import annotations
 import collections
 import threading
 import urllib.parse
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log
-from oslo_utils import timeutils
 
 import telemeter
 from telemeter import messaging, publisher, wire
@@ -48,8 +46,6 @@ NOTIFIER_OPTS = [
 ]
 
 POLICIES = ('default', 'drop', 'queue')
-# Notifier drivers that put messages on the transport, and their format.
-_WIRE_VERSIONS = {'messagingv2': 2.0, 'messaging': 1.0}
 _OWN_PARAMS = ('topic', 'driver', 'policy', 'max_queue_length', 'max_retry',
                'per_meter_topic', 'max_per_message')
 #: Datapoints one bus message carries at most (``max_per_message``): the
@@ -129,16 +125,12 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
         :class:`DeliveryFailure`. Other drivers (``log``, ``noop``, ...)
         go through the Notifier and never fail.
         """
-        version = _WIRE_VERSIONS.get(self.driver)
+        version = messaging.WIRE_VERSIONS.get(self.driver)
         if version is None:
             self.notifier.sample({}, event_type=event_type, payload=payload)
             return
-        message = {'message_id': str(uuid.uuid4()),
-                   'publisher_id': self.publisher_id,
-                   'event_type': event_type,
-                   'priority': 'SAMPLE',
-                   'payload': payload,
-                   'timestamp': str(timeutils.utcnow())}
+        message = messaging.sample_notification(self.publisher_id,
+                                                event_type, payload)
         for topic in self.topics:
             try:
                 messaging.send_notification(
