@@ -98,7 +98,12 @@ What is measured, and how
   and with every figure, and the cores the whole machine, the bench's
   processes and everything else used in the window (from /proc/stat):
   the box is shared, so the "others" figure says how much the run was
-  disturbed.
+  disturbed;
+* in polling mode, the CPU microseconds each of those processes spent in
+  the window per sample stored in it, and what the daemons and servers
+  alone cost per sample: the number of cores divided by that cost is the
+  stored rate at which they would keep the whole machine busy, i.e. this
+  machine's ceiling for the data path whatever the senders could offer.
 
 Profiling a daemon during a run: the worker PIDs are printed once the
 daemons are up; ``py-spy record --pid <worker pid> -d 30 -o worker.svg``
