@@ -85,7 +85,8 @@ class CollectorService(cotyledon.Service):
             transport, [oslo_messaging.Target(topic=topic)], [endpoint],
             allow_requeue=True,
             batch_size=self.conf.collector.batch_size,
-            batch_timeout=self.conf.collector.batch_timeout)
+            batch_timeout=self.conf.collector.batch_timeout,
+            batch_bytes=self.conf.collector.batch_max_bytes)
         listener.start()
         self.listeners.append(listener)
         self.endpoints.append(endpoint)

@@ -87,19 +87,20 @@ def get_batch_notification_listener(transport: oslo_messaging.Transport,
                                     endpoints: list[Any],
                                     allow_requeue: bool = False,
                                     batch_size: int = 1,
-                                    batch_timeout: float | None = None
-                                    ) -> Any:
+                                    batch_timeout: float | None = None,
+                                    batch_bytes: int = 0) -> Any:
     """A batch listener that hands raw notification dicts to the endpoints.
 
     With ``allow_requeue`` on RabbitMQ this is the project's own batch
     consumer (see :mod:`telemeter.messaging.rabbit`); otherwise
     oslo.messaging's threading batch listener. Both follow the same
-    endpoint contract.
+    endpoint contract; ``batch_bytes`` (a bound on a batch's body bytes,
+    0 for none) applies to the former only.
     """
     if allow_requeue and rabbit.supports(transport):
         return rabbit.RabbitBatchListener(
             transport, targets, endpoints, batch_size=batch_size,
-            batch_timeout=batch_timeout,
+            batch_timeout=batch_timeout, batch_bytes=batch_bytes,
             policy=delivery.DeliveryPolicy.from_conf(transport.conf))
     return oslo_messaging.get_batch_notification_listener(
         transport, targets, endpoints, executor='threading',

@@ -14,9 +14,12 @@ queues and bindings it declares, reconnection - by using the driver's own
 connection and consumer classes. What it replaces is the per-message path:
 
 * one thread per listener drains the socket and fills a batch until
-  ``batch_size`` messages, ``batch_timeout`` seconds since the first one,
-  or a pause in the flow (:data:`IDLE_GAP`), so a short tail is never left
-  waiting;
+  ``batch_size`` messages, ``batch_bytes`` bytes of message bodies (when
+  set), ``batch_timeout`` seconds since the first one, or a pause in the
+  flow (:data:`IDLE_GAP`), so a short tail is never left waiting; the
+  byte bound keeps a batch of large messages (50-sample polling
+  notifications, 100-sample metering messages) from holding thousands of
+  decoded samples at once, while small ones still batch by the hundred;
 * bodies are decoded once with :mod:`json` (:mod:`.envelope`);
 * the batch goes through :class:`~telemeter.messaging.dispatch.
   BatchDispatcher` (oslo.messaging's rules) in that thread;
@@ -112,6 +115,7 @@ class RabbitBatchListener:
     def __init__(self, transport: Any, targets: list[Any],
                  endpoints: list[Any], batch_size: int = 1,
                  batch_timeout: float | None = None,
+                 batch_bytes: int = 0,
                  pool: str | None = None,
                  policy: delivery.DeliveryPolicy | None = None) -> None:
         self.transport = transport
@@ -121,6 +125,8 @@ class RabbitBatchListener:
             dispatch.BatchDispatcher(endpoints, reload=_notification))
         self.batch_size = max(1, batch_size)
         self.batch_timeout = batch_timeout
+        #: Body bytes after which a batch is handed on (0: no bound).
+        self.batch_bytes = max(0, batch_bytes)
         self.pool = pool
         self.policy = policy or delivery.DeliveryPolicy()
         self.backoff = delivery.Backoff(self.policy)
@@ -279,8 +285,12 @@ class RabbitBatchListener:
         deadline = (None if self.batch_timeout is None
                     else time.monotonic() + self.batch_timeout)
         drain = conn.connection.drain_events
+        limit = self.batch_bytes
+        size = sum(len(m.body) for m in received) if limit else 0
         try:
-            while len(received) < self.batch_size:
+            while len(received) < self.batch_size and not (
+                    limit and size >= limit):
+                seen = len(received)
                 wait = IDLE_GAP
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
@@ -290,15 +300,19 @@ class RabbitBatchListener:
                     drain(timeout=wait)
                 except TimeoutError:
                     break
+                if limit:
+                    size += sum(len(m.body) for m in received[seen:])
         except conn.connection.connection_errors + \
                 conn.connection.channel_errors as err:
             self._restart_consumers(f'connection or channel lost while '
                                     f'filling a batch: {err!r}')
             return []
-        # Deliveries are in tag order: the first batch_size have the lowest
+        # Deliveries are in tag order: the first of them have the lowest
         # tags, so acknowledging up to the last of them settles only them.
-        batch = received[:self.batch_size]
-        del received[:self.batch_size]
+        end = batch_end([len(m.body) for m in received[:self.batch_size]],
+                        limit)
+        batch = received[:end]
+        del received[:end]
         # Only what the current channel delivered can be acknowledged.
         channel = conn.channel
         return [m for m in batch if m.channel is channel]
@@ -437,6 +451,21 @@ class RabbitBatchListener:
         except Exception:
             LOG.debug('Dropping the connection failed', exc_info=True)
         conn._new_tags = set(conn._consumers.values())
+
+
+def batch_end(sizes: list[int], limit: int) -> int:
+    """How many of the leading messages (body sizes ``sizes``, at most a
+    batch's count) make the batch: all of them, or up to the first whose
+    body brings the total to ``limit`` bytes (0: no bound). Never 0 for a
+    non-empty list, so a single message larger than the bound still
+    goes through."""
+    if limit:
+        total = 0
+        for count, size in enumerate(sizes, 1):
+            total += size
+            if total >= limit:
+                return count
+    return len(sizes)
 
 
 def _body(message: Any) -> bytes | str:

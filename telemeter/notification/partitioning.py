@@ -177,7 +177,8 @@ class QueueOwnership:
                 pipe_endpoints.endpoints(self.conf, self.sample_pipelines,
                                          self.event_pipelines, self.states),
                 allow_requeue=True, batch_size=batch_size,
-                batch_timeout=self.conf.notification.batch_timeout)
+                batch_timeout=self.conf.notification.batch_timeout,
+                batch_bytes=self.conf.notification.batch_max_bytes)
             pool = (1 if batch_size > 1
                     else self.conf.max_parallel_requests)
             listener.start(override_pool_size=pool)

@@ -124,7 +124,8 @@ class NotificationService(cotyledon.Service):
                 listener = messaging.get_batch_notification_listener(
                     messaging.get_transport(self.conf, url), targets,
                     endpoints, allow_requeue=True, batch_size=batch_size,
-                    batch_timeout=self.conf.notification.batch_timeout)
+                    batch_timeout=self.conf.notification.batch_timeout,
+                    batch_bytes=self.conf.notification.batch_max_bytes)
                 listener.start(override_pool_size=pool)
                 self.listeners.append(listener)
             if partitioned:

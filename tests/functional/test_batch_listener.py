@@ -182,6 +182,32 @@ def test_prefetch_does_not_cap_a_batch(bus):
     assert max(len(b) for b in endpoint.batches) == 200
 
 
+def test_large_messages_batch_by_bytes_small_ones_by_count(bus,
+                                                          rabbit_admin):
+    notifier = oslo_messaging.Notifier(
+        bus.transport, publisher_id='test.host', driver='messagingv2',
+        topics=[bus.topic])
+    pad = 'x' * 10_000
+    for n in range(60):
+        notifier.info({}, 'test.event', {'n': n, 'pad': pad})
+    for n in range(60, 260):
+        bus.send(n)
+    endpoint = Endpoint()
+    listener = bus.listen(endpoint, batch_size=100, batch_timeout=5,
+                          batch_bytes=50_000)
+    assert _wait(lambda: len(endpoint.seen()) == 260)
+    assert endpoint.seen() == list(range(260))
+    large = [b for b in endpoint.batches if b[0] < 60]
+    # ~10 KB bodies: the fifth reaches 50,000 bytes and closes the batch.
+    assert max(len(b) for b in large) == 5
+    assert len(large) >= 12
+    # Bodies of ~200 bytes: the count closes the batch first.
+    assert max(len(b) for b in endpoint.batches) == 100
+    assert listener.stats.received == 260
+    assert _wait(lambda: rabbit_admin.list_queues()[
+        f'{bus.topic}.info'] == 0), 'messages left unacknowledged'
+
+
 def test_requeued_batches_come_back_and_are_not_lost(bus, rabbit_admin):
     endpoint = Endpoint(requeue=2)
     bus.listen(endpoint, batch_size=50, batch_timeout=1)

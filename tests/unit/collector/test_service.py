@@ -78,3 +78,26 @@ def test_terminate_before_run_starts_nothing(conf, fake_transport_url):
     svc.terminate()
     svc.run()
     assert svc.listeners == [] and svc.udp_receiver is None
+
+
+def test_listeners_get_the_batch_options(conf, fake_transport_url,
+                                         monkeypatch):
+    conf.set_override('udp_address', '', group='collector')
+    conf.set_override('meter_dispatchers', ['file'])
+    conf.set_override('event_dispatchers', ['file'])
+    conf.set_override('batch_size', 30, group='collector')
+    conf.set_override('batch_timeout', 3, group='collector')
+    conf.set_override('batch_max_bytes', 262144, group='collector')
+    calls = []
+    real = messaging.get_batch_notification_listener
+
+    def recording(transport, targets, endpoints, **kwargs):
+        calls.append(kwargs)
+        return real(transport, targets, endpoints, **kwargs)
+    monkeypatch.setattr(messaging, 'get_batch_notification_listener',
+                        recording)
+    svc = _service(conf)
+    svc.run()
+    svc.terminate()
+    assert calls == [{'allow_requeue': True, 'batch_size': 30,
+                      'batch_timeout': 3, 'batch_bytes': 262144}] * 2

@@ -178,10 +178,12 @@ def test_listener_options(run_agent, agent_conf, listener_calls):
     agent_conf.set_override('max_parallel_requests', 7)
     agent_conf.set_override('batch_size', 50, group='notification')
     agent_conf.set_override('batch_timeout', 2, group='notification')
+    agent_conf.set_override('batch_max_bytes', 65536, group='notification')
     run_agent()
     # Batches are handled one at a time, in order.
     assert listener_calls == [{'allow_requeue': True, 'batch_size': 50,
-                               'batch_timeout': 2, 'pool': 1}]
+                               'batch_timeout': 2, 'batch_bytes': 65536,
+                               'pool': 1}]
 
 
 def test_listener_without_batches_uses_the_request_pool(
