@@ -99,11 +99,13 @@ What is measured, and how
   processes and everything else used in the window (from /proc/stat):
   the box is shared, so the "others" figure says how much the run was
   disturbed;
-* in polling mode, the CPU microseconds each of those processes spent in
-  the window per sample stored in it, and what the daemons and servers
-  alone cost per sample: the number of cores divided by that cost is the
-  stored rate at which they would keep the whole machine busy, i.e. this
-  machine's ceiling for the data path whatever the senders could offer.
+* the CPU microseconds each of those processes spent in the window per
+  sample stored in it (polling mode) or per notification offered in it
+  (notifications mode; meaningful when the queues stayed flat), and what
+  the daemons and servers alone cost per item: the number of cores
+  divided by that cost is the rate at which they would keep the whole
+  machine busy, i.e. this machine's ceiling for the data path whatever
+  the senders could offer.
 
 Profiling a daemon during a run: the worker PIDs are printed once the
 daemons are up; ``py-spy record --pid <worker pid> -d 30 -o worker.svg``

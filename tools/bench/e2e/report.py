@@ -83,8 +83,9 @@ def build_report(run: Run, scan: StorageScan) -> dict[str, Any]:
         report['delivery'] = polling_delivery(final, scan)
         report['stored']['polled_samples_per_s_window'] = round(
             window_rate(scan.own_recorded, *window), 1)
-        report['cpu_per_stored_sample'] = cpu_per_stored_sample(
-            report, times.window_end - times.window_start)
+        report['cpu_per_item'] = cpu_per_item(
+            report, 'stored sample', report['stored']['samples_per_s_window']
+            * (times.window_end - times.window_start))
     else:
         delivery = notification_delivery(run, final, scan)
         report['delivery'] = delivery
@@ -95,6 +96,9 @@ def build_report(run: Run, scan: StorageScan) -> dict[str, Any]:
             expected['samples'] / send_seconds, 1)
         offered['expected_events_per_s_whole_send'] = round(
             expected['events'] / send_seconds, 1)
+        report['cpu_per_item'] = cpu_per_item(
+            report, 'notification offered', offered_msgs
+            * (times.window_end - times.window_start))
     return report
 
 
@@ -115,24 +119,24 @@ def machine_share(run: Run) -> dict[str, float] | None:
             'other_cores': round(busy - ours, 2)}
 
 
-def cpu_per_stored_sample(report: dict[str, Any], window_s: float
-                          ) -> dict[str, Any] | None:
+def cpu_per_item(report: dict[str, Any], item: str, count: float
+                 ) -> dict[str, Any] | None:
     """CPU microseconds each watched process spent in the window per
-    sample stored in it (polled and derived rows), and the stored rate at
-    which the daemons and servers alone would keep every core busy: the
-    machine's ceiling for this data path, whatever the sender offers."""
-    stored = report['stored']['samples_per_s_window'] * window_s
-    if stored <= 0:
+    ``item`` (a sample stored in it, polled and derived rows; or a
+    notification the senders offered in it, meaningful when the queues
+    stayed flat), and the rate at which the daemons and servers alone
+    would keep every core busy: the machine's ceiling for this data path,
+    whatever the senders could offer."""
+    if count <= 0:
         return None
-    per_process = {name: round(d['cpu_s_window'] / stored * 1e6, 1)
+    per_process = {name: round(d['cpu_s_window'] / count * 1e6, 1)
                    for name, d in report['daemons'].items()}
     path = sum(us for name, us in per_process.items()
                if not name.startswith('sender-'))
     cores = os.cpu_count() or 1
-    return {'us': per_process, 'us_without_senders': round(path, 1),
-            'cores': cores,
-            'ceiling_samples_per_s': round(cores * 1e6 / path) if path
-            else None}
+    return {'item': item, 'us': per_process,
+            'us_without_senders': round(path, 1), 'cores': cores,
+            'ceiling_per_s': round(cores * 1e6 / path) if path else None}
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -58,13 +58,13 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"CPU in the window: {share['busy_cores']} of "
               f"{share['cores']} cores busy, {share['bench_processes_cores']}"
               f" by the processes below, {share['other_cores']} by others")
-    budget = report.get('cpu_per_stored_sample')
+    budget = report.get('cpu_per_item')
     if budget:
         parts = ', '.join(f'{name} {us}' for name, us in
                           budget['us'].items())
-        print(f"CPU per sample stored in the window (us): {parts}; without "
-              f"the senders {budget['us_without_senders']} us, i.e. at most "
-              f"{fmt_int(budget['ceiling_samples_per_s'])} samples/s on "
+        print(f"CPU per {budget['item']} in the window (us): {parts}; "
+              f"without the senders {budget['us_without_senders']} us, i.e."
+              f" at most {fmt_int(budget['ceiling_per_s'])}/s on "
               f"{budget['cores']} cores")
     print(f'processes (daemons, senders, servers) [load {load.get("end")}]'
           f':')
