@@ -13,6 +13,17 @@ sources: [{name: s, meters: ["*"], sinks: [k]}]
 sinks: [{name: k, publishers: [test://]}]
 """
 
+#: Meter definitions: ``memory`` from nova's instance create notifications.
+MEMORY_METER = """
+metric:
+  - name: memory
+    event_type: compute.instance.create.end
+    type: gauge
+    unit: MiB
+    volume: $.payload.memory_mb
+    resource_id: $.payload.instance_id
+"""
+
 EVENT_PIPELINE = """
 sources: [{name: s, events: ["*"], sinks: [k]}]
 sinks: [{name: k, publishers: [test://]}]

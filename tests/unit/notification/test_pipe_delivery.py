@@ -12,10 +12,14 @@ from __future__ import annotations
 import oslo_messaging
 import pytest
 
-from telemeter import messaging
+from telemeter import messaging, pipeline
 from telemeter.notification import events, meters, pipe
 from tests.unit.notification import payloads
-from tests.unit.notification.conftest import EVENT_PIPELINE, SAMPLE_PIPELINE
+from tests.unit.notification.conftest import (
+    EVENT_PIPELINE,
+    MEMORY_METER,
+    SAMPLE_PIPELINE,
+)
 
 REQUEUE = oslo_messaging.NotificationResult.REQUEUE
 
@@ -46,16 +50,7 @@ def broken_bus(conf, fake_transport_url, monkeypatch):
 
 
 def _meter_handler(conf, write_yaml, meters_dir, transport):
-    meters_dir('m.yaml', """
-        metric:
-          - name: memory
-            event_type: compute.instance.create.end
-            type: gauge
-            unit: MiB
-            volume: $.payload.memory_mb
-            resource_id: $.payload.instance_id
-        """)
-    from telemeter import pipeline
+    meters_dir('m.yaml', MEMORY_METER)
     conf.set_override('pipeline_cfg_file',
                       write_yaml('pipeline.yaml', SAMPLE_PIPELINE))
     publisher = pipe.PipePublisher(
@@ -89,7 +84,6 @@ def test_samples_the_bus_refuses_are_requeued(conf, write_yaml, meters_dir,
 
 def test_events_the_bus_refuses_are_requeued(conf, write_yaml, broken_bus):
     transport, state = broken_bus
-    from telemeter import pipeline
     conf.set_override('event_pipeline_cfg_file',
                       write_yaml('event_pipeline.yaml', EVENT_PIPELINE))
     publisher = pipe.PipePublisher(

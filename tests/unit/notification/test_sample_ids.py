@@ -7,6 +7,7 @@ from telemeter import pipeline
 from telemeter.messaging import dispatch
 from telemeter.notification import ipc, meters
 from tests.unit.notification import payloads
+from tests.unit.notification.conftest import MEMORY_METER
 
 
 class _Manager:
@@ -27,14 +28,7 @@ class _Manager:
 
 
 def _handler(conf, meters_dir):
-    meters_dir('m.yaml', """
-metric:
-  - name: memory
-    event_type: compute.instance.create.end
-    type: gauge
-    unit: MiB
-    volume: $.payload.memory_mb
-    resource_id: $.payload.instance_id
+    meters_dir('m.yaml', MEMORY_METER + """
   - name: vcpus
     event_type: compute.instance.create.end
     type: gauge
