@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import oslo_messaging
@@ -134,6 +134,32 @@ def send_notification(transport: oslo_messaging.Transport,
         return
     transport._send_notification(target, {}, message, version=version,
                                  retry=retry)
+
+
+def send_sample(transport: oslo_messaging.Transport, topics: Sequence[str],
+                publisher_id: str, event_type: str, payload: Sequence[Any],
+                *, driver: str,
+                notifier: Callable[[], oslo_messaging.Notifier],
+                retry: int | None = None) -> None:
+    """Send ``payload`` as one ``sample``-priority notification to
+    ``<topic>.sample`` of every topic, as a Notifier of ``driver`` would.
+
+    A driver that writes to the bus (:data:`WIRE_VERSIONS`) goes through
+    :func:`send_notification`, so a failure raises
+    ``MessageDeliveryFailure`` (no topic after the one that failed is
+    tried). The others (``noop``, ``log``, ...) put nothing on the bus:
+    the notification goes through ``notifier()``, with its own topics,
+    and never fails; it is only asked for then.
+    """
+    version = WIRE_VERSIONS.get(driver)
+    if version is None:
+        notifier().sample({}, event_type=event_type, payload=payload)
+        return
+    message = sample_notification(publisher_id, event_type, payload)
+    for topic in topics:
+        send_notification(
+            transport, oslo_messaging.Target(topic=f'{topic}.sample'),
+            message, version=version, retry=retry)
 
 
 def consuming(listener: Any) -> threading.Event:

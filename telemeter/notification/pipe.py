@@ -18,12 +18,12 @@ Notifier would log the failure and drop the batch).
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import threading
 from collections.abc import Mapping
 from typing import Any
 
-import oslo_messaging
 from oslo_config import cfg
 from oslo_log import log
 
@@ -157,17 +157,10 @@ class PipePublisher:
     def _send(self, pipeline_name: str, topic: str,
               messages: list[wire.Message]) -> None:
         """Put one batch on ``topic``; raises what the transport raised."""
-        driver = self.conf.publisher_notifier.telemetry_driver
-        version = messaging.WIRE_VERSIONS.get(driver)
-        if version is None:
-            self._notifier(pipeline_name, topic).sample(
-                {}, event_type=self.kind.event_type, payload=messages)
-            return
-        messaging.send_notification(
-            self.transport, oslo_messaging.Target(topic=f'{topic}.sample'),
-            messaging.sample_notification(pipeline_name,
-                                          self.kind.event_type, messages),
-            version=version)
+        messaging.send_sample(
+            self.transport, [topic], pipeline_name, self.kind.event_type,
+            messages, driver=self.conf.publisher_notifier.telemetry_driver,
+            notifier=functools.partial(self._notifier, pipeline_name, topic))
 
     def route(self, data: Any
               ) -> dict[tuple[str, int], list[wire.Message]]:

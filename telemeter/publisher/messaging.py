@@ -125,20 +125,13 @@ class NotifierPublisher(publisher.ConfigPublisherBase):
         :class:`DeliveryFailure`. Other drivers (``log``, ``noop``, ...)
         go through the Notifier and never fail.
         """
-        version = messaging.WIRE_VERSIONS.get(self.driver)
-        if version is None:
-            self.notifier.sample({}, event_type=event_type, payload=payload)
-            return
-        message = messaging.sample_notification(self.publisher_id,
-                                                event_type, payload)
-        for topic in self.topics:
-            try:
-                messaging.send_notification(
-                    self.transport,
-                    oslo_messaging.Target(topic=f'{topic}.sample'), message,
-                    version=version, retry=self.retry)
-            except oslo_messaging.MessageDeliveryFailure as err:
-                raise DeliveryFailure(str(err), err) from err
+        try:
+            messaging.send_sample(
+                self.transport, self.topics, self.publisher_id, event_type,
+                payload, driver=self.driver, notifier=lambda: self.notifier,
+                retry=self.retry)
+        except oslo_messaging.MessageDeliveryFailure as err:
+            raise DeliveryFailure(str(err), err) from err
 
     def queued(self) -> int:
         """Datapoints held for a later attempt."""
