@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 LOG = log.getLogger(__name__)
 
+#: Mapped names and units remembered per transformer.
+_MAPPED_VALUES_MAX = 1024
+
 
 def output_id(source: Any, name: str) -> str:
     """The id of what a transformer makes of sample ``source`` under the
@@ -57,6 +60,7 @@ class ScalingTransformer(transformer.TransformerBase):
                             if isinstance(self.scale, str) else None)
         self._map_from = self.source.get('map_from') or {}
         self._map_to = self.target.get('map_to') or {}
+        self._mapped_values: dict[tuple[str, Any], Any] = {}
 
     def _scaled(self, s: Any) -> Any:
         if self._scale_expr is not None:
@@ -67,6 +71,23 @@ class ScalingTransformer(transformer.TransformerBase):
         return s.volume
 
     def _mapped(self, attr: str, current: Any) -> Any:
+        """``target[attr]`` or ``current`` mapped by ``map_from`` /
+        ``map_to``; remembered per value (names and units repeat, and the
+        regular expression's replacement is parsed on every ``re.sub``)."""
+        key = (attr, current)
+        try:
+            return self._mapped_values[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: mapped every time
+            return self._map(attr, current)
+        value = self._map(attr, current)
+        if len(self._mapped_values) >= _MAPPED_VALUES_MAX:
+            self._mapped_values.clear()
+        self._mapped_values[key] = value
+        return value
+
+    def _map(self, attr: str, current: Any) -> Any:
         pattern, replacement = self._map_from.get(attr), self._map_to.get(
             attr)
         if pattern is not None and replacement is not None:

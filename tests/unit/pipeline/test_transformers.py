@@ -5,6 +5,7 @@ Every numeric case states its arithmetic in a comment.
 
 import datetime
 import logging
+import re
 
 import pytest
 from oslo_utils import timeutils
@@ -90,6 +91,28 @@ def test_map_from_map_to_with_fallbacks():
         source={'map_from': {'name': r'.*'}}, target={'map_to': {'name': ''}})
     # An empty result falls back to the unchanged name.
     assert empty.handle_sample(_s('kept', 1)).name == 'kept'
+
+
+
+def test_mapping_stays_right_for_interleaved_and_many_names(monkeypatch):
+    # Mapped values are remembered per (attribute, value); interleaving
+    # names, units and a bound that is passed must not mix them up.
+    monkeypatch.setattr(conversions, '_MAPPED_VALUES_MAX', 3)
+    t = conversions.ScalingTransformer(
+        source={'map_from': {'name': r'net\.(in|out)\.(\w+)',
+                             'unit': r'(B|packet)'}},
+        target={'map_to': {'name': r'net.\1.\2.rate', 'unit': r'\1/s'}})
+    cases = [('net.in.bytes', 'B'), ('net.out.packets', 'packet'),
+             ('net.in.bytes', 'packet'), ('other', 'B'), ('packet', 'packet')]
+    cases += [(f'net.out.m{number}', 'B') for number in range(5)]
+    for _round in range(2):
+        for name, unit in cases:
+            out = t.handle_sample(_s(name, 1, unit=unit))
+            expected = (re.sub(r'net\.(in|out)\.(\w+)', r'net.\1.\2.rate',
+                               name),
+                        re.sub(r'(B|packet)', r'\1/s', unit))
+            assert (out.name, out.unit) == expected
+    assert len(t._mapped_values) <= 3
 
 
 # -- rate_of_change ----------------------------------------------------------
