@@ -66,8 +66,9 @@ TRANSIENT_QUEUES = pytest.mark.xfail(strict=True, reason=(
 # messages counted in metering.sample / <topic>.sample after the drain.
 # Since the listener releases deliveries it holds neither handled nor
 # settled (messaging/settlement.py) and restarts consumers the driver lost
-# (messaging/rabbit.py), no run has (every local and CI run since, 2026-12-02
-# to 2026-12-03), so the scenario is held to the same rule as the others;
+# (messaging/rabbit_consumers.py), no run has (every local and CI run
+# since, 2026-12-02 to 2026-12-03), so the scenario is held to the same
+# rule as the others;
 # the runner reports ready/unacknowledged per queue if it happens again.
 OPTIONS = ['defaults',
            pytest.param('transient', marks=TRANSIENT_QUEUES),
