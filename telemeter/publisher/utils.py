@@ -7,9 +7,14 @@ the top-level ``message_signature``, the MAC is fed ``str(name)`` then
 ``str(value)``, both UTF-8 encoded.
 
 Signing is on the hot path (once per sample in the notification agent, once
-per sample in the collector): the message is rendered by
-:mod:`telemeter.publisher.rendering` (one pass, resource metadata
-remembered) for a MAC keyed once per secret and copied per message.
+per sample in the collector), so the message is rendered in one pass into
+one string for a MAC keyed once per secret and copied per message. That
+fast path takes plain dicts with ``str`` keys whose values are ``str``,
+``int``, ``float``, ``bool``, ``None``, plain lists and tuples, plain dicts
+(recursively) or any other non-container object; anything else (another
+key type, a subclass of dict, list or tuple, a ``message_signature`` that
+is neither text nor bytes) goes through the generic path, a direct
+transcription of the rule.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
-from telemeter.publisher import rendering
+from telemeter import utils
 from telemeter.wire import EventMessage, MeteringMessage
 
 if TYPE_CHECKING:
@@ -44,12 +49,22 @@ OPTS = [
 ]
 
 
-_SIGNATURE_KEY = rendering.SIGNATURE_KEY
+_SIGNATURE_KEY = 'message_signature'
+
+#: The exact types of the usual leaf values (rendered by ``str()``).
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_STR_TYPE = frozenset({str})
+#: The types of a ``message_signature`` the fast path skips.
+_SIGNATURE_TYPES = frozenset({str, bytes})
 
 #: A MAC keyed with each secret, copied for every message (a process has
 #: one or two secrets; the bound only guards against a caller cycling them).
 _KEYED: dict[str | bytes, Any] = {}
 _KEYED_MAX = 16
+
+
+class _Unusual(Exception):
+    """The message holds something the fast path does not render."""
 
 
 def _keyed(secret: str | bytes | bytearray) -> Any:
@@ -73,6 +88,85 @@ def _hexdigest(keyed: Any, data: bytes) -> str:
     return mac.hexdigest()
 
 
+def _render_sequence(value: list | tuple) -> str:
+    """Return the rule's rendering of a list or tuple value.
+
+    That is ``str(decode_unicode(value))``; a sequence of plain strings,
+    the usual case, skips the generic conversion.
+    """
+    if _STR_TYPE.issuperset(map(type, value)):
+        return repr(list(map(str.encode, value)))
+    return str(utils.decode_unicode(value))
+
+
+def _add_pairs(mapping: dict, keys: Iterable[Any], prefix: str,
+               parts: list[str]) -> None:
+    """Append ``name + value`` for each leaf under ``keys`` to ``parts``.
+
+    ``keys`` are keys of ``mapping`` in sorted order; ``prefix`` is the
+    names of the enclosing dicts, each followed by ':'. Raises
+    :class:`_Unusual` for a key that is not a ``str`` or a value that
+    subclasses dict, list or tuple.
+    """
+    append = parts.append
+    for key in keys:
+        value = mapping[key]
+        kind = type(value)
+        if kind in _SCALAR_TYPES and type(key) is str:
+            append(f'{prefix}{key}{value!s}')
+        elif type(key) is not str:
+            raise _Unusual(key)
+        elif kind is dict:
+            _add_pairs(value, sorted(value), f'{prefix}{key}:', parts)
+        elif kind is list or kind is tuple:
+            append(f'{prefix}{key}{_render_sequence(value)}')
+        elif isinstance(value, (dict, list, tuple)):
+            raise _Unusual(value)
+        else:
+            append(f'{prefix}{key}{value!s}')
+
+
+def _fast_payload(message: Mapping) -> bytes:
+    """Return the bytes the rule feeds to the MAC, for a usual message.
+
+    Raises :class:`_Unusual`, or the ``TypeError`` of keys that do not
+    sort, for a message the fast path does not take.
+    """
+    if type(message) is not dict:
+        raise _Unusual(message)
+    keys = sorted(message)
+    if _SIGNATURE_KEY in message:
+        # The rule renders (and may fail on) a signature that is a dict,
+        # list or tuple: only a text or bytes one is skipped here.
+        index = keys.index(_SIGNATURE_KEY)
+        if (type(keys[index]) is not str
+                or type(message[_SIGNATURE_KEY]) not in _SIGNATURE_TYPES):
+            raise _Unusual(_SIGNATURE_KEY)
+        del keys[index]
+    parts: list[str] = []
+    _add_pairs(message, keys, '', parts)
+    return ''.join(parts).encode('utf-8')
+
+
+def _generic_payload(message: Mapping) -> bytes:
+    """Return the bytes the rule feeds to the MAC, for any message."""
+    chunks = []
+    for name, value in utils.recursive_keypairs(message):
+        if name == _SIGNATURE_KEY:
+            continue
+        chunks.append(str(name).encode('utf-8'))
+        chunks.append(str(value).encode('utf-8'))
+    return b''.join(chunks)
+
+
+def _payload(message: Mapping) -> bytes:
+    """Return the bytes to sign: the fast rendering, else the generic one."""
+    try:
+        return _fast_payload(message)
+    except (_Unusual, TypeError):
+        return _generic_payload(message)
+
+
 def _matches(message: Mapping, keyed: Any) -> bool:
     """Check ``message['message_signature']`` against the ``keyed`` MAC.
 
@@ -85,7 +179,7 @@ def _matches(message: Mapping, keyed: Any) -> bool:
         old_sig = old_sig.encode('ascii')
     elif not isinstance(old_sig, bytes):
         return False
-    new_sig = _hexdigest(keyed, rendering.payload(message)).encode('ascii')
+    new_sig = _hexdigest(keyed, _payload(message)).encode('ascii')
     return hmac.compare_digest(new_sig, old_sig)
 
 
@@ -98,7 +192,7 @@ def compute_signature(message: Mapping[str, Any],
     """
     if not secret:
         return ''
-    return _hexdigest(_keyed(secret), rendering.payload(message))
+    return _hexdigest(_keyed(secret), _payload(message))
 
 
 def compute_signatures(messages: Iterable[Mapping[str, Any]],
@@ -107,8 +201,7 @@ def compute_signatures(messages: Iterable[Mapping[str, Any]],
     if not secret:
         return ['' for _ in messages]
     keyed = _keyed(secret)
-    return [_hexdigest(keyed, rendering.payload(message))
-            for message in messages]
+    return [_hexdigest(keyed, _payload(message)) for message in messages]
 
 
 def verify_signature(message: dict, secret: str | bytes | None) -> bool:

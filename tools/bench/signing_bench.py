@@ -23,13 +23,6 @@ HMAC against copied SHA-256 states keyed once (the fastest); one
 f-string per leaf against separate name and value chunks; a Python loop
 against ``map`` over C callables (no faster here); ``sorted`` keys against
 a cache of sorted key tuples (no faster for a dozen keys).
-
-The new path remembers the rendering of a ``resource_metadata`` it has
-seen (``telemeter.publisher.rendering``): "sign new" and "verify new"
-sign the same metadata again and again, as the agent and the collector
-do for every meter of a resource; "metadata unseen" forgets it before
-every signature (the cost of a resource's first sample, or of metadata
-that never repeats).
 """
 
 from __future__ import annotations
@@ -48,7 +41,6 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
 from telemeter import utils
-from telemeter.publisher import rendering
 from telemeter.publisher import utils as signing
 
 SECRET = 'a benchmark telemetry secret'  # noqa: S105
@@ -134,14 +126,9 @@ def run(count: int, rounds: int, batch: int) -> None:
     assert signing.verify_signature(message, SECRET)
     messages = [dict(message) for _ in range(batch)]
     print(f'load average before: {load()}  ({os.cpu_count()} CPUs)')
-    def sign_unseen() -> str:
-        rendering.remembered.clear()
-        return signing.compute_signature(message, SECRET)
-
     rows = [
         ('sign   old', lambda: reference_signature(message, SECRET), 1),
         ('sign   new', lambda: signing.compute_signature(message, SECRET), 1),
-        ('sign   new, metadata unseen', sign_unseen, 1),
         ('verify old', lambda: reference_verify(message, SECRET), 1),
         ('verify new', lambda: signing.verify_signature(message, SECRET), 1),
         (f'verify new, batches of {batch}',
